@@ -1,0 +1,343 @@
+"""The task engine: turns domain events into open/closed tasks, assigns them, keeps history.
+
+Which events open or close which tasks is decided by the category table
+(``taskplanner.domain.categories``); this module stores the outcome, resolves assignees
+through the mirror and the configuration, and appends history for every change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from taskplanner.clock import Clock, system_clock
+from taskplanner.domain import assignment
+from taskplanner.domain import events as ev
+from taskplanner.domain.categories import (
+    CATEGORY_BY_NAME,
+    CloseTasks,
+    OpenTask,
+    Resolution,
+    Role,
+    TaskRefs,
+    intents_for,
+)
+from taskplanner.domain.events import DomainEvent
+from taskplanner.store import models as m
+
+OPEN = "open"
+COMPLETED = "completed"
+
+
+class TaskNotFound(LookupError):
+    pass
+
+
+class TaskAlreadyCompleted(RuntimeError):
+    pass
+
+
+@dataclass
+class EngineResult:
+    opened: list[m.Task] = field(default_factory=list)
+    closed: list[m.Task] = field(default_factory=list)
+    reassigned: int = 0
+
+
+class TaskEngine:
+    def __init__(self, rules: assignment.OrgRules, clock: Clock = system_clock) -> None:
+        self.rules = rules
+        self.clock = clock
+
+    # --- events -------------------------------------------------------------------------
+
+    def handle(
+        self, session: Session, events: Sequence[DomainEvent], *, allow_open: bool = True
+    ) -> EngineResult:
+        """Apply the category table to each event.
+
+        ``allow_open`` is False while a connector takes its first (baseline) sync: what
+        already existed before taskplanner was connected is not a transition anyone saw.
+        """
+        result = EngineResult()
+        for event in events:
+            actor = f"event:{event.name}"
+            for intent in intents_for(event):
+                if isinstance(intent, OpenTask):
+                    if allow_open:
+                        task = self.open(session, intent, actor=actor)
+                        if task is not None:
+                            result.opened.append(task)
+                elif isinstance(intent, CloseTasks):
+                    result.closed.extend(self.close(session, intent, actor=actor))
+            if isinstance(event, ev.JobOwnerChanged):
+                result.reassigned += self.refresh_assignments(session, job_id=event.job_id)
+            elif isinstance(event, ev.CandidateCoordinatorChanged):
+                result.reassigned += self.refresh_assignments(
+                    session, candidate_id=event.candidate_id
+                )
+        return result
+
+    def open(self, session: Session, intent: OpenTask, *, actor: str) -> m.Task | None:
+        """Open a task unless one is already open for the same situation."""
+        existing = session.scalars(
+            select(m.Task.id).where(m.Task.key == intent.key, m.Task.status == OPEN)
+        ).first()
+        if existing is not None:
+            return None
+        category = CATEGORY_BY_NAME[intent.category]
+        now = self.clock()
+        assignee = self.assignee_for(session, category.assignee, intent.refs)
+        task = m.Task(
+            key=intent.key,
+            category=intent.category,
+            title=intent.title,
+            recommended_action=category.recommended_action,
+            action_url=intent.action_url,
+            detail=intent.detail,
+            assignee=assignee,
+            assigned_via=category.assignee.value,
+            status=OPEN,
+            created_at=now,
+            due_at=intent.due_at,
+            updated_at=now,
+            **_refs(intent.refs),
+        )
+        try:
+            # A savepoint: another replica may open the same situation at the same moment,
+            # and the partial unique index on open keys decides who wins.
+            with session.begin_nested():
+                session.add(task)
+                session.flush()
+        except IntegrityError:
+            return None
+        assert task.id is not None
+        self._history(session, task.id, "opened", f"opened for {assignee}", actor, now)
+        return task
+
+    def open_many(
+        self, session: Session, intents: Iterable[OpenTask], *, actor: str
+    ) -> list[m.Task]:
+        """Open many tasks at once (the sweep); callers have excluded existing situations."""
+        now = self.clock()
+        owners: dict[tuple[object, ...], str] = {}
+        pending = list(intents)
+        tasks = []
+        for intent in pending:
+            category = CATEGORY_BY_NAME[intent.category]
+            role, refs = category.assignee, intent.refs
+            per_candidate = role is Role.CANDIDATE_COORDINATOR
+            cache_key = (
+                role,
+                refs.job_id,
+                refs.stage_id,
+                refs.application_id if per_candidate else None,
+                refs.candidate_id if per_candidate else None,
+            )
+            if cache_key not in owners:
+                owners[cache_key] = self.assignee_for(session, role, refs)
+            tasks.append(
+                m.Task(
+                    key=intent.key,
+                    category=intent.category,
+                    title=intent.title,
+                    recommended_action=category.recommended_action,
+                    action_url=intent.action_url,
+                    detail=intent.detail,
+                    assignee=owners[cache_key],
+                    assigned_via=role.value,
+                    status=OPEN,
+                    created_at=now,
+                    due_at=intent.due_at,
+                    updated_at=now,
+                    **_refs(refs),
+                )
+            )
+        if not tasks:
+            return []
+        try:
+            with session.begin_nested():
+                session.add_all(tasks)
+                session.flush()
+        except IntegrityError:
+            # Someone opened one of these meanwhile (another replica): go one by one.
+            return [t for t in (self.open(session, i, actor=actor) for i in pending) if t]
+        session.add_all(
+            m.TaskHistory(
+                task_id=t.id,
+                at=now,
+                action="opened",
+                detail=f"opened for {t.assignee}",
+                actor=actor,
+            )
+            for t in tasks
+        )
+        return tasks
+
+    def finish(
+        self, session: Session, task: m.Task, resolution: Resolution, reason: str, actor: str
+    ) -> None:
+        """Complete one open task automatically (``action_taken`` or ``obsolete``)."""
+        self._complete(session, task, resolution, None, reason, actor, self.clock())
+
+    def close(self, session: Session, intent: CloseTasks, *, actor: str) -> list[m.Task]:
+        query = select(m.Task).where(m.Task.category == intent.category, m.Task.status == OPEN)
+        for column, value in intent.match.items():
+            query = query.where(getattr(m.Task, column) == value)
+        closed = []
+        now = self.clock()
+        for task in session.scalars(query.with_for_update()):
+            self._complete(session, task, intent.resolution, None, intent.reason, actor, now)
+            closed.append(task)
+        return closed
+
+    # --- people ---------------------------------------------------------------------------
+
+    def complete(self, session: Session, task_id: int, *, by: str) -> m.Task:
+        """Complete a task by hand (``manual``), recording who did it."""
+        task = self._get_for_update(session, task_id)
+        if task.status != OPEN:
+            raise TaskAlreadyCompleted(f"task {task_id} is already completed")
+        by = by.lower()
+        self._complete(session, task, Resolution.MANUAL, by, f"completed by {by}", by, self.clock())
+        return task
+
+    def assign(self, session: Session, task_id: int, *, to: str, by: str) -> m.Task:
+        """Reassign one task by hand; it stays there when owners change later."""
+        task = self._get_for_update(session, task_id)
+        if task.status != OPEN:
+            raise TaskAlreadyCompleted(f"task {task_id} is already completed")
+        self._reassign(session, task, to.lower(), assignment.MANUAL, by.lower(), "by hand")
+        return task
+
+    def hand_over(self, session: Session, *, from_: str, to: str, by: str) -> int:
+        """Move every open task of one person to another (someone leaves)."""
+        query = select(m.Task).where(m.Task.assignee == from_.lower(), m.Task.status == OPEN)
+        count = 0
+        for task in session.scalars(query.with_for_update()):
+            self._reassign(session, task, to.lower(), assignment.MANUAL, by, "hand-over")
+            count += 1
+        return count
+
+    def refresh_assignments(
+        self,
+        session: Session,
+        *,
+        job_id: str | None = None,
+        candidate_id: str | None = None,
+        everything: bool = False,
+    ) -> int:
+        """Re-resolve open tasks assigned through a role (owner changes follow; hand stays)."""
+        query = select(m.Task).where(
+            m.Task.status == OPEN, m.Task.assigned_via != assignment.MANUAL
+        )
+        if job_id is not None:
+            query = query.where(m.Task.job_id == job_id)
+        elif candidate_id is not None:
+            query = query.where(m.Task.candidate_id == candidate_id)
+        elif not everything:
+            return 0
+        count = 0
+        for task in session.scalars(query):
+            role = Role(task.assigned_via)
+            assignee = self.assignee_for(session, role, _task_refs(task))
+            if assignee != task.assignee:
+                self._reassign(session, task, assignee, role.value, "taskplanner", "owner changed")
+                count += 1
+        return count
+
+    def assignee_for(self, session: Session, role: Role, refs: TaskRefs) -> str:
+        return assignment.resolve(role, self.ownership(session, refs, role))
+
+    def ownership(
+        self, session: Session, refs: TaskRefs, role: Role = Role.STAGE_OWNER
+    ) -> assignment.Ownership:
+        rules = self.rules
+        job = session.get(m.Job, refs.job_id) if refs.job_id else None
+        coordinator = assignment.job_coordinator(
+            rules,
+            refs.job_id,
+            job.coordinator_email if job else None,
+            job.recruiter_email if job else None,
+        )
+        stage_id = refs.stage_id
+        if role is Role.CANDIDATE_COORDINATOR and refs.application_id:
+            # "else the SO of the application's current stage" (SPEC §3)
+            application = session.get(m.Application, refs.application_id)
+            if application is not None and application.stage_id:
+                stage_id = application.stage_id
+        stage = session.get(m.Stage, stage_id) if stage_id else None
+        owner = assignment.stage_owner(
+            rules, refs.job_id, stage.name if stage else None, coordinator
+        )
+        candidate = session.get(m.Candidate, refs.candidate_id) if refs.candidate_id else None
+        return assignment.Ownership(
+            account_owner=rules.account_owner,
+            job_coordinator=coordinator,
+            stage_owner=owner,
+            candidate_coordinator=candidate.coordinator_email if candidate else None,
+        )
+
+    # --- internals --------------------------------------------------------------------------
+
+    def _get_for_update(self, session: Session, task_id: int) -> m.Task:
+        task = session.scalars(select(m.Task).where(m.Task.id == task_id).with_for_update()).first()
+        if task is None:
+            raise TaskNotFound(f"no task {task_id}")
+        return task
+
+    def _complete(
+        self,
+        session: Session,
+        task: m.Task,
+        resolution: Resolution,
+        by: str | None,
+        reason: str,
+        actor: str,
+        now: Any,
+    ) -> None:
+        task.status, task.resolution = COMPLETED, resolution.value
+        task.completed_by, task.completion_reason = by, reason
+        task.completed_at = task.updated_at = now
+        session.add(task)
+        assert task.id is not None
+        self._history(session, task.id, "completed", f"{resolution.value}: {reason}", actor, now)
+
+    def _reassign(
+        self, session: Session, task: m.Task, to: str, via: str, actor: str, why: str
+    ) -> None:
+        now = self.clock()
+        before = task.assignee
+        task.assignee, task.assigned_via, task.updated_at = to, via, now
+        session.add(task)
+        assert task.id is not None
+        self._history(session, task.id, "reassigned", f"{before} → {to} ({why})", actor, now)
+
+    def _history(
+        self, session: Session, task_id: int, action: str, detail: str, actor: str, at: Any
+    ) -> None:
+        session.add(
+            m.TaskHistory(task_id=task_id, at=at, action=action, detail=detail, actor=actor)
+        )
+
+
+_REF_FIELDS = tuple(TaskRefs.__dataclass_fields__)
+
+
+def _refs(refs: TaskRefs) -> dict[str, str | None]:
+    return {name: getattr(refs, name) for name in _REF_FIELDS}
+
+
+def _task_refs(task: m.Task) -> TaskRefs:
+    return TaskRefs(**{name: getattr(task, name) for name in _REF_FIELDS})
+
+
+def history_of(session: Session, task_id: int) -> Iterable[m.TaskHistory]:
+    return session.scalars(
+        select(m.TaskHistory).where(m.TaskHistory.task_id == task_id).order_by(m.TaskHistory.id)  # type: ignore[arg-type]
+    )

@@ -1,0 +1,71 @@
+"""Integration health as a state machine: ok → failing → broken → ok.
+
+Logged once per transition, not on every failed poll. Turning broken (a fatal error, or
+``threshold`` failures in a row) emits ``integration_failed``, which opens the
+``broken_integration`` task; the first success afterwards emits ``integration_recovered``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import structlog
+from sqlmodel import Session
+
+from taskplanner.domain import events as ev
+from taskplanner.domain.events import DomainEvent
+from taskplanner.store import models as m
+
+log = structlog.get_logger("taskplanner.health")
+
+OK, FAILING, BROKEN = "ok", "failing", "broken"
+
+
+def record_success(session: Session, connector: str, now: datetime) -> list[DomainEvent]:
+    row = _row(session, connector, now)
+    before = row.state
+    row.state, row.consecutive_failures, row.last_success_at = OK, 0, now
+    out: list[DomainEvent] = []
+    if before != OK:
+        row.changed_at = now
+        log.info("integration_recovered", connector=connector, previous_state=before)
+        out.append(ev.IntegrationRecovered(at=now, integration=connector))
+    session.add(row)
+    return out
+
+
+def record_failure(
+    session: Session,
+    connector: str,
+    error: str,
+    now: datetime,
+    *,
+    fatal: bool,
+    threshold: int,
+) -> list[DomainEvent]:
+    row = _row(session, connector, now)
+    before = row.state
+    row.consecutive_failures += 1
+    row.last_error, row.last_failure_at = error, now
+    broken = fatal or row.consecutive_failures >= threshold
+    row.state = BROKEN if broken else FAILING
+    out: list[DomainEvent] = []
+    if row.state != before:
+        row.changed_at = now
+        log.warning(
+            "integration_" + row.state,
+            connector=connector,
+            error=error,
+            failures=row.consecutive_failures,
+            fatal=fatal,
+        )
+        if row.state == BROKEN:
+            out.append(ev.IntegrationFailed(at=now, integration=connector, error=error))
+    session.add(row)
+    return out
+
+
+def _row(session: Session, connector: str, now: datetime) -> m.IntegrationHealth:
+    return session.get(m.IntegrationHealth, connector) or m.IntegrationHealth(
+        connector=connector, changed_at=now
+    )

@@ -1,0 +1,789 @@
+"""The normalizer: compares canonical snapshots with the mirror, stores them, emits events.
+
+Level-triggered: a snapshot is the whole state of an entity at the provider's
+``updated_at``. An older snapshot never overwrites a newer one, a duplicate changes
+nothing, and the events are the differences, so replays and re-orderings are harmless.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, or_, select, update
+from sqlmodel import Session
+
+from taskplanner.clock import Clock, system_clock
+from taskplanner.domain import events as ev
+from taskplanner.domain import snapshots as sn
+from taskplanner.domain.assignment import OrgRules
+from taskplanner.domain.events import AttendeeRole, DomainEvent
+from taskplanner.store import models as m
+
+DELETED = "deleted"
+
+
+def content_hash(snapshot: Any, *, ignore: tuple[str, ...] = ("updated_at",)) -> str:
+    """A digest of what a snapshot says, apart from when it says it."""
+    data = {k: v for k, v in dataclasses.asdict(snapshot).items() if k not in ignore}
+    text = json.dumps(data, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def _is_stale(
+    stored_at: datetime | None, stored_hash: str | None, at: datetime, digest: str
+) -> bool:
+    """True when the snapshot is older than the mirror or says nothing new."""
+    if stored_at is None:
+        return False
+    return at < stored_at or digest == stored_hash
+
+
+class Normalizer:
+    def __init__(self, rules: OrgRules, clock: Clock = system_clock) -> None:
+        self.rules = rules
+        self.clock = clock
+
+    def apply(self, session: Session, snapshots: Iterable[sn.Snapshot]) -> list[DomainEvent]:
+        """Store every snapshot and return the domain events they cause, in order."""
+        out: list[DomainEvent] = []
+        for snapshot in snapshots:
+            out.extend(self._apply_one(session, snapshot))
+            session.flush()
+        return out
+
+    def _apply_one(self, session: Session, s: sn.Snapshot) -> list[DomainEvent]:
+        match s:
+            case sn.UserSnapshot():
+                return self._user(session, s)
+            case sn.JobSnapshot():
+                return self._job(session, s)
+            case sn.CandidateSnapshot():
+                return self._candidate(session, s)
+            case sn.ApplicationSnapshot():
+                return self._application(session, s)
+            case sn.ScheduleSnapshot():
+                return self._schedule(session, s)
+            case sn.ScorecardSnapshot():
+                return self._scorecard(session, s)
+            case sn.CalendarEventSnapshot():
+                return self._calendar_event(session, s)
+            case sn.Deletion():
+                return self._deletion(session, s)
+        raise TypeError(f"not a snapshot: {type(s).__name__}")
+
+    # --- users and candidates ---------------------------------------------------------
+
+    def _user(self, session: Session, s: sn.UserSnapshot) -> list[DomainEvent]:
+        row = session.get(m.User, s.id)
+        digest = content_hash(s)
+        if row is not None and _is_stale(row.updated_at, row.content_hash, s.updated_at, digest):
+            return []
+        row = row or m.User(id=s.id, email="", name="", updated_at=s.updated_at, content_hash="")
+        row.email, row.name, row.role = s.email.lower(), s.name, s.role
+        row.deactivated, row.updated_at, row.content_hash = s.deactivated, s.updated_at, digest
+        session.add(row)
+        return []
+
+    def _candidate(self, session: Session, s: sn.CandidateSnapshot) -> list[DomainEvent]:
+        row = session.get(m.Candidate, s.id)
+        digest = content_hash(s)
+        if row is not None and _is_stale(row.updated_at, row.content_hash, s.updated_at, digest):
+            return []
+        out: list[DomainEvent] = []
+        coordinator = s.coordinator_email.lower() if s.coordinator_email else None
+        if row is None:
+            row = m.Candidate(id=s.id, name=s.name, updated_at=s.updated_at, content_hash="")
+        elif row.coordinator_email != coordinator:
+            out.append(ev.CandidateCoordinatorChanged(at=s.updated_at, candidate_id=s.id))
+        row.name, row.email, row.url = s.name, s.email.lower() if s.email else None, s.url
+        row.coordinator_email, row.updated_at, row.content_hash = coordinator, s.updated_at, digest
+        session.add(row)
+        return out
+
+    # --- jobs, stages, interview kinds ------------------------------------------------
+
+    def _job(self, session: Session, s: sn.JobSnapshot) -> list[DomainEvent]:
+        row = session.get(m.Job, s.id)
+        digest = content_hash(s)
+        if row is not None and _is_stale(row.updated_at, row.content_hash, s.updated_at, digest):
+            return []
+        out: list[DomainEvent] = []
+        coordinator = s.coordinator_email.lower() if s.coordinator_email else None
+        recruiter = s.recruiter_email.lower() if s.recruiter_email else None
+        is_new = row is None
+        if row is None:
+            row = m.Job(
+                id=s.id,
+                name=s.name,
+                status=s.status.value,
+                created_at=s.created_at,
+                updated_at=s.updated_at,
+                first_seen_at=self.clock(),
+                content_hash=digest,
+            )
+            if s.status is not sn.JobStatus.CLOSED:
+                out.append(ev.JobCreated(at=s.updated_at, job_id=s.id, job_name=s.name, url=s.url))
+        else:
+            if row.status == DELETED:
+                return []
+            if s.status is sn.JobStatus.CLOSED and row.status != sn.JobStatus.CLOSED:
+                out.append(ev.JobClosed(at=s.updated_at, job_id=s.id))
+            if s.published and not row.published:
+                out.append(ev.JobPublished(at=s.updated_at, job_id=s.id))
+            if (row.coordinator_email, row.recruiter_email) != (coordinator, recruiter):
+                out.append(ev.JobOwnerChanged(at=s.updated_at, job_id=s.id))
+        row.name, row.status, row.url = s.name, s.status.value, s.url
+        if s.published is not None:
+            row.published = s.published
+        row.coordinator_email, row.recruiter_email = coordinator, recruiter
+        row.created_at, row.updated_at, row.content_hash = s.created_at, s.updated_at, digest
+        session.add(row)
+        if s.stages is not None:
+            out.extend(self._stages(session, row, s.stages, announce=not is_new))
+        return out
+
+    def _stages(
+        self,
+        session: Session,
+        job: m.Job,
+        stages: tuple[sn.StageSnapshot, ...],
+        *,
+        announce: bool,
+    ) -> list[DomainEvent]:
+        """Diff a job's stages and interview kinds; a new job's own stages announce nothing."""
+        out: list[DomainEvent] = []
+        at = job.updated_at
+        known = {
+            st.id: st for st in session.scalars(select(m.Stage).where(m.Stage.job_id == job.id))
+        }
+        seen: set[str] = set()
+        for snap in stages:
+            seen.add(snap.id)
+            stage = known.get(snap.id)
+            if stage is None:
+                stage = m.Stage(id=snap.id, job_id=job.id, name=snap.name, position=snap.position)
+                if announce:
+                    out.append(
+                        ev.StageCreated(
+                            at=at,
+                            job_id=job.id,
+                            job_name=job.name,
+                            stage_id=snap.id,
+                            stage_name=snap.name,
+                            scheduling_enabled=self.rules.stage_enabled_by_default(snap.name),
+                        )
+                    )
+            stage.name, stage.position = snap.name, snap.position
+            session.add(stage)
+            if snap.interview_kinds is not None:
+                out.extend(self._interview_kinds(session, job, stage, snap, announce=announce))
+        for stage_id in known.keys() - seen:
+            out.extend(self._remove_stage(session, job.id, stage_id, at))
+        return out
+
+    def _interview_kinds(
+        self,
+        session: Session,
+        job: m.Job,
+        stage: m.Stage,
+        snap: sn.StageSnapshot,
+        *,
+        announce: bool,
+    ) -> list[DomainEvent]:
+        out: list[DomainEvent] = []
+        query = select(m.InterviewKind).where(m.InterviewKind.stage_id == stage.id)
+        known = {k.id: k for k in session.scalars(query)}
+        seen = set()
+        for kind in snap.interview_kinds or ():
+            seen.add(kind.id)
+            row = known.get(kind.id)
+            if row is None:
+                row = m.InterviewKind(id=kind.id, job_id=job.id, stage_id=stage.id, name=kind.name)
+                if announce:
+                    out.append(
+                        ev.InterviewKindCreated(
+                            at=job.updated_at,
+                            job_id=job.id,
+                            job_name=job.name,
+                            stage_id=stage.id,
+                            stage_name=stage.name,
+                            interview_kind_id=kind.id,
+                            interview_name=kind.name,
+                        )
+                    )
+            row.name = kind.name
+            session.add(row)
+        for kind_id in known.keys() - seen:
+            session.delete(known[kind_id])
+            out.append(
+                ev.InterviewKindRemoved(at=job.updated_at, job_id=job.id, interview_kind_id=kind_id)
+            )
+        return out
+
+    def _remove_stage(
+        self, session: Session, job_id: str, stage_id: str, at: datetime
+    ) -> list[DomainEvent]:
+        session.execute(delete(m.InterviewKind).where(m.InterviewKind.stage_id == stage_id))
+        session.execute(delete(m.Stage).where(m.Stage.id == stage_id))
+        return [ev.StageRemoved(at=at, job_id=job_id, stage_id=stage_id)]
+
+    def scheduling_enabled(self, session: Session, stage: m.Stage | None) -> bool:
+        """A coordinator's explicit set-up wins; else the organisation's stage names."""
+        if stage is None:
+            return False
+        setup = session.get(m.StageSetup, stage.id)
+        if setup is not None and setup.scheduling_enabled is not None:
+            return setup.scheduling_enabled
+        return self.rules.stage_enabled_by_default(stage.name)
+
+    # --- applications -----------------------------------------------------------------
+
+    def app_context(
+        self, session: Session, application: m.Application, stage_id: str | None = None
+    ) -> ev.ApplicationContext:
+        candidate = session.get(m.Candidate, application.candidate_id)
+        job = session.get(m.Job, application.job_id)
+        stage_id = stage_id or application.stage_id
+        stage = session.get(m.Stage, stage_id) if stage_id else None
+        return ev.ApplicationContext(
+            application_id=application.id,
+            candidate_id=application.candidate_id,
+            candidate_name=candidate.name if candidate else f"candidate {application.candidate_id}",
+            job_id=application.job_id,
+            job_name=job.name if job else f"job {application.job_id}",
+            stage_id=stage_id,
+            stage_name=stage.name if stage else None,
+            url=application.url or (candidate.url if candidate else None),
+        )
+
+    def _application(self, session: Session, s: sn.ApplicationSnapshot) -> list[DomainEvent]:
+        out: list[DomainEvent] = []
+        if s.candidate is not None:
+            out.extend(self._candidate(session, s.candidate))
+        row = session.get(m.Application, s.id)
+        digest = content_hash(s, ignore=("updated_at", "candidate"))
+        if row is not None and (
+            row.status == DELETED
+            or _is_stale(row.updated_at, row.content_hash, s.updated_at, digest)
+        ):
+            return out
+        active = s.status is sn.ApplicationStatus.ACTIVE
+        if row is None:
+            row = m.Application(
+                id=s.id,
+                candidate_id=s.candidate_id,
+                job_id=s.job_id,
+                stage_id=s.stage_id,
+                status=s.status.value,
+                stage_entered_at=s.stage_entered_at or s.updated_at,
+                url=s.url,
+                updated_at=s.updated_at,
+                content_hash=digest,
+            )
+            session.add(row)
+            session.flush()
+            entered = active and s.stage_id is not None
+        else:
+            was_active = row.status == sn.ApplicationStatus.ACTIVE
+            moved = row.stage_id != s.stage_id
+            if moved and row.stage_id is not None:
+                out.append(
+                    ev.ApplicationLeftStage(
+                        at=s.updated_at, application_id=s.id, stage_id=row.stage_id
+                    )
+                )
+            if was_active and not active:
+                out.append(
+                    ev.ApplicationClosed(
+                        at=s.updated_at, application_id=s.id, status=s.status.value
+                    )
+                )
+            entered = active and s.stage_id is not None and (moved or not was_active)
+            # The entry time only changes with the stage: a later, more precise report of
+            # the same entry must not look like a second entry.
+            if moved or row.stage_entered_at is None:
+                row.stage_entered_at = s.stage_entered_at or s.updated_at
+            elif entered:  # re-opened (unrejected) in the same stage: a fresh entry
+                row.stage_entered_at = s.updated_at
+            row.candidate_id, row.job_id, row.stage_id = s.candidate_id, s.job_id, s.stage_id
+            row.status, row.url = s.status.value, s.url
+            row.updated_at, row.content_hash = s.updated_at, digest
+            session.add(row)
+        if entered:
+            stage = session.get(m.Stage, s.stage_id) if s.stage_id else None
+            assert row.stage_entered_at is not None
+            out.append(
+                ev.ApplicationEnteredStage(
+                    at=s.updated_at,
+                    app=self.app_context(session, row),
+                    entered_at=row.stage_entered_at,
+                    scheduling_enabled=self.scheduling_enabled(session, stage),
+                )
+            )
+        return out
+
+    # --- schedules (ATS interviews) ----------------------------------------------------
+
+    def _schedule(self, session: Session, s: sn.ScheduleSnapshot) -> list[DomainEvent]:
+        row = session.get(m.Schedule, s.id)
+        digest = content_hash(s)
+        if row is not None and (
+            row.status == DELETED
+            or _is_stale(row.updated_at, row.content_hash, s.updated_at, digest)
+        ):
+            return []
+        application = session.get(m.Application, s.application_id)
+        stage_id = s.stage_id or self._stage_of_kind(session, s.interview_kind_id)
+        if stage_id is None and application is not None:
+            stage_id = row.stage_id if row is not None else application.stage_id
+        out: list[DomainEvent] = []
+        was_scheduled = row is not None and row.status != sn.ScheduleStatus.CANCELLED
+        moved = row is not None and (row.starts_at, row.ends_at) != (s.starts_at, s.ends_at)
+        if row is None:
+            row = m.Schedule(
+                id=s.id,
+                application_id=s.application_id,
+                status=s.status.value,
+                updated_at=s.updated_at,
+                content_hash=digest,
+            )
+        row.application_id, row.stage_id, row.interview_kind_id = (
+            s.application_id,
+            stage_id,
+            s.interview_kind_id,
+        )
+        row.status, row.starts_at, row.ends_at = s.status.value, s.starts_at, s.ends_at
+        row.external_event_id, row.updated_at, row.content_hash = (
+            s.external_event_id,
+            s.updated_at,
+            digest,
+        )
+        session.add(row)
+        session.flush()
+        if application is None:
+            # The application arrives later (another partition): nothing to say yet.
+            self._link_events(session, row)
+            return out
+        app = self.app_context(session, application, stage_id)
+        scheduled = s.status is not sn.ScheduleStatus.CANCELLED
+        if scheduled and not was_scheduled:
+            out.append(ev.ScheduleCreated(at=s.updated_at, schedule_id=s.id, app=app))
+        elif was_scheduled and not scheduled:
+            out.append(self._cancelled(s.id, app, application, s.updated_at))
+        if moved and scheduled:
+            out.append(
+                ev.EventMoved(
+                    at=s.updated_at, schedule_id=s.id, starts_at=s.starts_at, ends_at=s.ends_at
+                )
+            )
+        if s.interviewers is not None:
+            out.extend(self._interviewers(session, row, app, s))
+        out.extend(self._link_events(session, row, app))
+        return out
+
+    def _stage_of_kind(self, session: Session, kind_id: str | None) -> str | None:
+        kind = session.get(m.InterviewKind, kind_id) if kind_id else None
+        return kind.stage_id if kind else None
+
+    def _cancelled(
+        self, schedule_id: str, app: ev.ApplicationContext, application: m.Application, at: datetime
+    ) -> ev.ScheduleCancelled:
+        return ev.ScheduleCancelled(
+            at=at,
+            schedule_id=schedule_id,
+            app=app,
+            application_active=application.status == sn.ApplicationStatus.ACTIVE,
+        )
+
+    def _interviewers(
+        self, session: Session, row: m.Schedule, app: ev.ApplicationContext, s: sn.ScheduleSnapshot
+    ) -> list[DomainEvent]:
+        """The ATS's own record of interviewer responses (Greenhouse keeps RSVPs too)."""
+        out: list[DomainEvent] = []
+        query = select(m.ScheduleInterviewer).where(m.ScheduleInterviewer.schedule_id == row.id)
+        known = {i.email: i for i in session.scalars(query)}
+        seen = set()
+        for person in s.interviewers or ():
+            email = person.email.lower()
+            seen.add(email)
+            before = known.get(email)
+            previous = before.response if before else None
+            if previous != person.response.value:
+                out.append(
+                    ev.AttendeeResponded(
+                        at=s.updated_at,
+                        schedule_id=row.id,
+                        app=app,
+                        role=AttendeeRole.INTERVIEWER,
+                        email=email,
+                        response=person.response.value,
+                        previous=previous,
+                        starts_at=row.starts_at,
+                        is_future=self._is_future(row.starts_at),
+                        attendee_name=person.name,
+                    )
+                )
+            item = before or m.ScheduleInterviewer(schedule_id=row.id, email=email, response="")
+            item.response, item.name = person.response.value, person.name
+            session.add(item)
+        for email in known.keys() - seen:
+            session.delete(known[email])
+            out.append(
+                ev.AttendeeRemoved(
+                    at=s.updated_at, schedule_id=row.id, role=AttendeeRole.INTERVIEWER, email=email
+                )
+            )
+        return out
+
+    def _is_future(self, starts_at: datetime | None) -> bool:
+        return starts_at is not None and starts_at > self.clock()
+
+    def _link_events(
+        self, session: Session, schedule: m.Schedule, app: ev.ApplicationContext | None = None
+    ) -> list[DomainEvent]:
+        """Link calendar events that name this schedule and replay their declines."""
+        ids = [schedule.external_event_id] if schedule.external_event_id else []
+        conditions = [m.CalendarEvent.schedule_tag == schedule.id]
+        if ids:
+            conditions += [m.CalendarEvent.event_id.in_(ids), m.CalendarEvent.ical_uid.in_(ids)]  # type: ignore[attr-defined]
+        query = select(m.CalendarEvent).where(
+            or_(*conditions),
+            m.CalendarEvent.schedule_id.is_(None),  # type: ignore[union-attr]
+        )
+        out: list[DomainEvent] = []
+        for event in session.scalars(query):
+            event.schedule_id = schedule.id
+            session.add(event)
+            if app is None or event.status == sn.EventStatus.CANCELLED:
+                continue
+            for attendee in self._attendees(session, event):
+                if attendee.response == sn.Response.DECLINED:
+                    out.append(self._responded(session, event, attendee, app, previous=None))
+        return out
+
+    # --- scorecards ---------------------------------------------------------------------
+
+    def _scorecard(self, session: Session, s: sn.ScorecardSnapshot) -> list[DomainEvent]:
+        row = session.get(m.Scorecard, s.id)
+        digest = content_hash(s)
+        if row is not None and _is_stale(row.updated_at, row.content_hash, s.updated_at, digest):
+            return []
+        was_submitted = row is not None and row.submitted
+        row = row or m.Scorecard(
+            id=s.id,
+            application_id=s.application_id,
+            interviewer_email="",
+            submitted=False,
+            updated_at=s.updated_at,
+            content_hash=digest,
+        )
+        row.application_id, row.schedule_id = s.application_id, s.schedule_id
+        row.interviewer_email, row.submitted = s.interviewer_email.lower(), s.submitted
+        row.submitted_at, row.updated_at, row.content_hash = s.submitted_at, s.updated_at, digest
+        session.add(row)
+        if s.submitted and not was_submitted:
+            return [
+                ev.ScorecardSubmitted(
+                    at=s.updated_at,
+                    application_id=s.application_id,
+                    schedule_id=s.schedule_id,
+                    interviewer_email=row.interviewer_email,
+                )
+            ]
+        return []
+
+    # --- calendar events ---------------------------------------------------------------
+
+    def _calendar_event(self, session: Session, s: sn.CalendarEventSnapshot) -> list[DomainEvent]:
+        key = (s.connector, s.calendar_id, s.event_id)
+        row = session.get(m.CalendarEvent, key)
+        digest = content_hash(s)
+        if row is not None and _is_stale(row.updated_at, row.content_hash, s.updated_at, digest):
+            return []
+        before_attendees = {a.email: a for a in self._attendees(session, row)} if row else {}
+        before_status = row.status if row else None
+        before_times = (row.starts_at, row.ends_at) if row else None
+        if row is None:
+            row = m.CalendarEvent(
+                connector=s.connector,
+                calendar_id=s.calendar_id,
+                event_id=s.event_id,
+                status=s.status.value,
+                updated_at=s.updated_at,
+                content_hash=digest,
+            )
+        row.ical_uid, row.status, row.starts_at, row.ends_at = (
+            s.ical_uid,
+            s.status.value,
+            s.starts_at,
+            s.ends_at,
+        )
+        row.organizer_email = s.organizer_email.lower() if s.organizer_email else None
+        row.title, row.schedule_tag, row.updated_at, row.content_hash = (
+            s.title,
+            s.schedule_tag,
+            s.updated_at,
+            digest,
+        )
+        newly_linked = False
+        if row.schedule_id is None:
+            row.schedule_id = self._find_schedule(session, s)
+            newly_linked = row.schedule_id is not None
+        session.add(row)
+        session.execute(delete(m.CalendarAttendee).where(*_attendee_key(row)))
+        for a in s.attendees:
+            session.add(
+                m.CalendarAttendee(
+                    connector=s.connector,
+                    calendar_id=s.calendar_id,
+                    event_id=s.event_id,
+                    email=a.email.lower(),
+                    response=a.response.value,
+                    is_resource=a.is_resource,
+                    is_organizer=a.is_organizer,
+                    name=a.name,
+                )
+            )
+        session.flush()
+        schedule = session.get(m.Schedule, row.schedule_id) if row.schedule_id else None
+        application = session.get(m.Application, schedule.application_id) if schedule else None
+        if schedule is None or application is None:
+            return []  # unlinked events are kept but open nothing
+        app = self.app_context(session, application, schedule.stage_id)
+        if newly_linked:
+            before_attendees, before_times = {}, (row.starts_at, row.ends_at)
+        return self._event_changes(
+            session, row, schedule, application, app, before_status, before_times, before_attendees
+        )
+
+    def _event_changes(
+        self,
+        session: Session,
+        row: m.CalendarEvent,
+        schedule: m.Schedule,
+        application: m.Application,
+        app: ev.ApplicationContext,
+        before_status: str | None,
+        before_times: tuple[datetime | None, datetime | None] | None,
+        before_attendees: dict[str, m.CalendarAttendee],
+    ) -> list[DomainEvent]:
+        out: list[DomainEvent] = []
+        cancelled = row.status == sn.EventStatus.CANCELLED
+        was_cancelled = before_status == sn.EventStatus.CANCELLED
+        if cancelled:
+            if (
+                not was_cancelled
+                and before_status is not None
+                and self._all_events_cancelled(session, schedule.id)
+            ):
+                out.append(self._cancelled(schedule.id, app, application, row.updated_at))
+            return out
+        if was_cancelled:
+            # The schedule's events came back: for the coordinator that is a new schedule.
+            out.append(ev.ScheduleCreated(at=row.updated_at, schedule_id=schedule.id, app=app))
+        if before_times is not None and before_times != (row.starts_at, row.ends_at):
+            out.append(
+                ev.EventMoved(
+                    at=row.updated_at,
+                    schedule_id=schedule.id,
+                    starts_at=row.starts_at,
+                    ends_at=row.ends_at,
+                )
+            )
+        now_attendees = {a.email: a for a in self._attendees(session, row)}
+        for email, attendee in now_attendees.items():
+            previous = before_attendees.get(email)
+            if previous is None and attendee.response != sn.Response.DECLINED:
+                continue
+            if previous is not None and previous.response == attendee.response:
+                continue
+            out.append(
+                self._responded(
+                    session, row, attendee, app, previous=previous.response if previous else None
+                )
+            )
+        for email in before_attendees.keys() - now_attendees.keys():
+            role = self._role(session, before_attendees[email], app)
+            out.append(
+                ev.AttendeeRemoved(
+                    at=row.updated_at, schedule_id=schedule.id, role=role, email=email
+                )
+            )
+        return out
+
+    def _responded(
+        self,
+        session: Session,
+        event: m.CalendarEvent,
+        attendee: m.CalendarAttendee,
+        app: ev.ApplicationContext,
+        *,
+        previous: str | None,
+    ) -> ev.AttendeeResponded:
+        assert event.schedule_id is not None
+        return ev.AttendeeResponded(
+            at=event.updated_at,
+            schedule_id=event.schedule_id,
+            app=app,
+            role=self._role(session, attendee, app),
+            email=attendee.email,
+            response=attendee.response,
+            previous=previous,
+            starts_at=event.starts_at,
+            is_future=self._is_future(event.starts_at),
+            event_id=f"{event.connector}:{event.calendar_id}/{event.event_id}",
+            attendee_name=attendee.name,
+        )
+
+    def _role(
+        self, session: Session, attendee: m.CalendarAttendee, app: ev.ApplicationContext
+    ) -> AttendeeRole:
+        if attendee.is_resource:
+            return AttendeeRole.ROOM
+        candidate = session.get(m.Candidate, app.candidate_id)
+        if candidate is not None and candidate.email and candidate.email == attendee.email:
+            return AttendeeRole.CANDIDATE
+        return AttendeeRole.INTERVIEWER
+
+    def _attendees(self, session: Session, row: m.CalendarEvent | None) -> list[m.CalendarAttendee]:
+        if row is None:
+            return []
+        return list(session.scalars(select(m.CalendarAttendee).where(*_attendee_key(row))))
+
+    def _all_events_cancelled(self, session: Session, schedule_id: str) -> bool:
+        query = select(m.CalendarEvent.status).where(m.CalendarEvent.schedule_id == schedule_id)
+        return all(status == sn.EventStatus.CANCELLED for status in session.scalars(query))
+
+    def _find_schedule(self, session: Session, s: sn.CalendarEventSnapshot) -> str | None:
+        """ATS-recorded event id, else our tag, else the candidate among the attendees."""
+        ids = [i for i in (s.event_id, s.ical_uid) if i]
+        found = session.scalars(
+            select(m.Schedule.id).where(m.Schedule.external_event_id.in_(ids))  # type: ignore[union-attr]
+        ).first()
+        if found:
+            return found
+        if s.schedule_tag and session.get(m.Schedule, s.schedule_tag) is not None:
+            return s.schedule_tag
+        if s.starts_at is None or s.ends_at is None:
+            return None
+        emails = [a.email.lower() for a in s.attendees if not a.is_resource]
+        if not emails:
+            return None
+        query = (
+            select(m.Schedule.id)
+            .join(m.Application, m.Application.id == m.Schedule.application_id)  # type: ignore[arg-type]
+            .join(m.Candidate, m.Candidate.id == m.Application.candidate_id)  # type: ignore[arg-type]
+            .where(
+                m.Candidate.email.in_(emails),  # type: ignore[union-attr]
+                m.Schedule.starts_at < s.ends_at,  # type: ignore[operator]
+                m.Schedule.ends_at > s.starts_at,  # type: ignore[operator]
+                m.Schedule.status.not_in([sn.ScheduleStatus.CANCELLED.value, DELETED]),  # type: ignore[attr-defined]
+            )
+            .order_by(m.Schedule.starts_at)
+        )
+        return session.scalars(query).first()
+
+    # --- deletions ------------------------------------------------------------------------
+
+    def _deletion(self, session: Session, d: sn.Deletion) -> list[DomainEvent]:
+        kind = d.kind
+        if kind is sn.EntityKind.APPLICATION:
+            app_row = session.get(m.Application, d.id)
+            if app_row is None or app_row.status == DELETED:
+                return []
+            out: list[DomainEvent] = []
+            if app_row.status == sn.ApplicationStatus.ACTIVE:
+                out.append(ev.ApplicationClosed(at=d.at, application_id=d.id, status=DELETED))
+            app_row.status, app_row.updated_at = DELETED, max(app_row.updated_at, d.at)
+            session.add(app_row)
+            return out
+        if kind is sn.EntityKind.SCHEDULE:
+            schedule = session.get(m.Schedule, d.id)
+            if schedule is None or schedule.status == DELETED:
+                return []
+            was_cancelled = schedule.status == sn.ScheduleStatus.CANCELLED
+            application = session.get(m.Application, schedule.application_id)
+            schedule.status, schedule.updated_at = DELETED, max(schedule.updated_at, d.at)
+            session.add(schedule)
+            if application is None or was_cancelled:
+                return []
+            app = self.app_context(session, application, schedule.stage_id)
+            return [self._cancelled(schedule.id, app, application, d.at)]
+        if kind is sn.EntityKind.JOB:
+            job = session.get(m.Job, d.id)
+            if job is None or job.status == DELETED:
+                return []
+            was_closed = job.status == sn.JobStatus.CLOSED
+            job.status, job.updated_at = DELETED, max(job.updated_at, d.at)
+            session.add(job)
+            return [] if was_closed else [ev.JobClosed(at=d.at, job_id=d.id)]
+        if kind is sn.EntityKind.STAGE:
+            stage = session.get(m.Stage, d.id)
+            if stage is None:
+                return []
+            return self._remove_stage(session, stage.job_id, stage.id, d.at)
+        if kind is sn.EntityKind.INTERVIEW_KIND:
+            interview = session.get(m.InterviewKind, d.id)
+            if interview is None:
+                return []
+            session.delete(interview)
+            return [
+                ev.InterviewKindRemoved(at=d.at, job_id=interview.job_id, interview_kind_id=d.id)
+            ]
+        if kind is sn.EntityKind.CALENDAR_EVENT:
+            return self._delete_calendar_event(session, d)
+        if kind is sn.EntityKind.SCORECARD:
+            session.execute(delete(m.Scorecard).where(m.Scorecard.id == d.id))  # type: ignore[arg-type]
+        elif kind is sn.EntityKind.CANDIDATE:
+            session.execute(
+                update(m.Application)
+                .where(m.Application.candidate_id == d.id)  # type: ignore[arg-type]
+                .values(status=DELETED)
+            )
+        elif kind is sn.EntityKind.USER:
+            session.execute(update(m.User).where(m.User.id == d.id).values(deactivated=True))  # type: ignore[arg-type]
+        return []
+
+    def _delete_calendar_event(self, session: Session, d: sn.Deletion) -> list[DomainEvent]:
+        calendar_id, _, event_id = d.id.rpartition("/")
+        row = session.get(m.CalendarEvent, (d.connector or "", calendar_id, event_id))
+        if row is None or row.status == sn.EventStatus.CANCELLED:
+            return []
+        # A deleted event is a cancelled one; keeping the row keeps its link and history.
+        snapshot = sn.CalendarEventSnapshot(
+            connector=row.connector,
+            calendar_id=row.calendar_id,
+            event_id=row.event_id,
+            status=sn.EventStatus.CANCELLED,
+            updated_at=max(row.updated_at, d.at),
+            starts_at=row.starts_at,
+            ends_at=row.ends_at,
+            ical_uid=row.ical_uid,
+            organizer_email=row.organizer_email,
+            schedule_tag=row.schedule_tag,
+            title=row.title,
+            attendees=tuple(
+                sn.AttendeeSnapshot(
+                    email=a.email,
+                    response=sn.Response(a.response),
+                    is_resource=a.is_resource,
+                    is_organizer=a.is_organizer,
+                    name=a.name,
+                )
+                for a in self._attendees(session, row)
+            ),
+        )
+        return self._calendar_event(session, snapshot)
+
+
+def _attendee_key(row: m.CalendarEvent) -> tuple[Any, ...]:
+    return (
+        m.CalendarAttendee.connector == row.connector,
+        m.CalendarAttendee.calendar_id == row.calendar_id,
+        m.CalendarAttendee.event_id == row.event_id,
+    )

@@ -1,0 +1,45 @@
+"""One place where snapshots become tasks: normalizer then engine, in the caller's transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from taskplanner.clock import Clock, system_clock
+from taskplanner.domain.assignment import OrgRules
+from taskplanner.domain.events import DomainEvent
+from taskplanner.domain.snapshots import Snapshot
+from taskplanner.engine import EngineResult, TaskEngine
+from taskplanner.normalizer import Normalizer
+from taskplanner.store.database import transaction
+from taskplanner.sweep import Sweeper, SweepResult
+
+
+class Pipeline:
+    def __init__(self, db: Engine, rules: OrgRules, clock: Clock = system_clock) -> None:
+        self.db = db
+        self.rules = rules
+        self.clock = clock
+        self.normalizer = Normalizer(rules, clock)
+        self.tasks = TaskEngine(rules, clock)
+        self.sweeper = Sweeper(self.tasks)
+
+    def ingest(
+        self, session: Session, snapshots: Iterable[Snapshot], *, baseline: bool = False
+    ) -> EngineResult:
+        events = self.normalizer.apply(session, snapshots)
+        return self.tasks.handle(session, events, allow_open=not baseline)
+
+    def handle(self, session: Session, events: list[DomainEvent]) -> EngineResult:
+        return self.tasks.handle(session, events)
+
+    def ingest_now(self, snapshots: Iterable[Snapshot], *, baseline: bool = False) -> EngineResult:
+        """Ingest in a transaction of its own."""
+        with transaction(self.db) as session:
+            return self.ingest(session, snapshots, baseline=baseline)
+
+    def sweep_now(self) -> SweepResult:
+        with transaction(self.db) as session:
+            return self.sweeper.run(session)

@@ -1,0 +1,244 @@
+"""The periodic sweep: time-based categories, found in SQL rather than in Python loops.
+
+Opens ``pending_evaluation``, ``inactive_candidate`` and ``job_not_live`` when their
+condition has held long enough (``due_at`` is the moment it began), and retires decline
+tasks whose interview has passed. Each situation is opened once: a task completed by hand
+is not reopened by the next sweep.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TypeVar
+
+from sqlalchemy import and_, exists, literal, or_, select
+from sqlmodel import Session
+
+from taskplanner.domain.categories import OpenTask, Resolution, TaskRefs
+from taskplanner.domain.snapshots import ApplicationStatus, JobStatus, Response, ScheduleStatus
+from taskplanner.engine import OPEN, TaskEngine
+from taskplanner.store import models as m
+
+T = TypeVar("T")
+CHUNK = 500
+ACTOR = "sweep"
+
+
+@dataclass
+class SweepResult:
+    opened: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    closed: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+
+class Sweeper:
+    def __init__(self, engine: TaskEngine) -> None:
+        self.engine = engine
+        self.rules = engine.rules
+
+    def run(self, session: Session, now: datetime | None = None) -> SweepResult:
+        now = now or self.engine.clock()
+        result = SweepResult()
+        for intents in (
+            self.overdue_evaluations(session, now),
+            self.inactive_applications(session, now),
+            self.unpublished_jobs(session, now),
+        ):
+            for task in self.engine.open_many(session, list(intents), actor=ACTOR):
+                result.opened[task.category] += 1
+        for category, count in self.passed_declines(session, now).items():
+            result.closed[category] += count
+        return result
+
+    def overdue_evaluations(self, session: Session, now: datetime) -> list[OpenTask]:
+        s, i, a = m.Schedule, m.ScheduleInterviewer, m.Application
+        due_after = self.rules.evaluation_due_after
+        key = literal("pending_evaluation:") + s.id + literal(":") + i.email
+        submitted = exists().where(
+            m.Scorecard.submitted.is_(True),  # type: ignore[attr-defined]
+            m.Scorecard.interviewer_email == i.email,
+            or_(
+                m.Scorecard.schedule_id == s.id,
+                and_(
+                    m.Scorecard.schedule_id.is_(None),  # type: ignore[union-attr]
+                    m.Scorecard.application_id == s.application_id,
+                ),
+            ),
+        )
+        query = (
+            select(
+                s.id,
+                s.application_id,
+                s.stage_id,
+                s.ends_at,
+                i.email,
+                i.name,
+                a.candidate_id,
+                a.job_id,
+                m.Candidate.name,
+                m.Job.name,
+                m.Stage.name,
+            )
+            .join(i, i.schedule_id == s.id)  # type: ignore[arg-type]
+            .join(a, a.id == s.application_id)  # type: ignore[arg-type]
+            .outerjoin(m.Candidate, m.Candidate.id == a.candidate_id)  # type: ignore[arg-type]
+            .outerjoin(m.Job, m.Job.id == a.job_id)  # type: ignore[arg-type]
+            .outerjoin(m.Stage, m.Stage.id == s.stage_id)  # type: ignore[arg-type]
+            .where(
+                s.status.in_([ScheduleStatus.SCHEDULED.value, ScheduleStatus.COMPLETE.value]),  # type: ignore[attr-defined]
+                s.ends_at < now - due_after,  # type: ignore[operator]
+                a.status == ApplicationStatus.ACTIVE.value,
+                i.response != Response.DECLINED.value,
+                ~submitted,
+                ~exists().where(m.Task.key == key),
+            )
+        )
+        intents = []
+        for row in session.execute(query):
+            (
+                sid,
+                app_id,
+                stage_id,
+                ends_at,
+                email,
+                name,
+                cand_id,
+                job_id,
+                cand_name,
+                job_name,
+                stage_name,
+            ) = row
+            intents.append(
+                OpenTask(
+                    "pending_evaluation",
+                    key=f"pending_evaluation:{sid}:{email}",
+                    title=(
+                        f"Scorecard missing from {name or email} for {cand_name or cand_id} "
+                        f"({stage_name or 'interview'}, {job_name or job_id})"
+                    ),
+                    refs=TaskRefs(
+                        job_id=job_id,
+                        stage_id=stage_id,
+                        application_id=app_id,
+                        candidate_id=cand_id,
+                        schedule_id=sid,
+                        attendee=email,
+                    ),
+                    due_at=ends_at + due_after,
+                )
+            )
+        return intents
+
+    def inactivity_thresholds(self, session: Session) -> dict[timedelta, list[str]]:
+        """Stage ids grouped by how long an application may sit there (alerts on only)."""
+        explicit = dict(
+            session.execute(
+                select(m.StageSetup.stage_id, m.StageSetup.inactivity_alerts).where(
+                    m.StageSetup.inactivity_alerts.is_not(None)  # type: ignore[union-attr]
+                )
+            ).tuples()
+        )
+        groups: dict[timedelta, list[str]] = defaultdict(list)
+        for stage_id, job_id, name in session.execute(
+            select(m.Stage.id, m.Stage.job_id, m.Stage.name)
+        ):
+            threshold = self.rules.stage_inactivity(job_id, name)
+            alerts = explicit.get(stage_id)
+            if alerts is False:
+                continue
+            if alerts is True and threshold is None:
+                threshold = self.rules.inactivity_after
+            if threshold is not None:
+                groups[threshold].append(stage_id)
+        return groups
+
+    def inactive_applications(self, session: Session, now: datetime) -> Iterator[OpenTask]:
+        a = m.Application
+        already = exists().where(
+            m.Task.category == "inactive_candidate",
+            m.Task.application_id == a.id,
+            m.Task.stage_id == a.stage_id,
+            m.Task.created_at >= a.stage_entered_at,
+        )
+        for threshold, stage_ids in self.inactivity_thresholds(session).items():
+            for chunk in _chunks(stage_ids, CHUNK):
+                query = (
+                    select(
+                        a.id,
+                        a.stage_id,
+                        a.stage_entered_at,
+                        a.candidate_id,
+                        a.job_id,
+                        m.Candidate.name,
+                        m.Job.name,
+                        m.Stage.name,
+                    )
+                    .outerjoin(m.Candidate, m.Candidate.id == a.candidate_id)  # type: ignore[arg-type]
+                    .outerjoin(m.Job, m.Job.id == a.job_id)  # type: ignore[arg-type]
+                    .outerjoin(m.Stage, m.Stage.id == a.stage_id)  # type: ignore[arg-type]
+                    .where(
+                        a.status == ApplicationStatus.ACTIVE.value,
+                        a.stage_id.in_(chunk),  # type: ignore[union-attr]
+                        a.stage_entered_at < now - threshold,  # type: ignore[operator]
+                        ~already,
+                    )
+                )
+                for app_id, stage_id, entered, cand_id, job_id, cand, job, stage in session.execute(
+                    query
+                ):
+                    days = max(1, (now - entered).days)
+                    yield OpenTask(
+                        "inactive_candidate",
+                        key=f"inactive_candidate:{app_id}:{stage_id}:{entered.isoformat()}",
+                        title=f"{cand or cand_id} has sat in {stage or 'a stage'} for {days} days ({job or job_id})",
+                        refs=TaskRefs(
+                            job_id=job_id,
+                            stage_id=stage_id,
+                            application_id=app_id,
+                            candidate_id=cand_id,
+                        ),
+                        due_at=entered + threshold,
+                    )
+
+    def unpublished_jobs(self, session: Session, now: datetime) -> list[OpenTask]:
+        within = self.rules.job_live_within
+        key = literal("job_not_live:") + m.Job.id
+        query = select(m.Job).where(
+            m.Job.status == JobStatus.OPEN.value,
+            m.Job.published.is_(False),  # type: ignore[union-attr]
+            m.Job.created_at < now - within,  # type: ignore[operator]
+            ~exists().where(m.Task.key == key),
+        )
+        return [
+            OpenTask(
+                "job_not_live",
+                key=f"job_not_live:{job.id}",
+                title=f"{job.name} is not published yet",
+                refs=TaskRefs(job_id=job.id),
+                action_url=job.url,
+                due_at=job.created_at + within,
+            )
+            for job in session.scalars(query)
+        ]
+
+    def passed_declines(self, session: Session, now: datetime) -> dict[str, int]:
+        """A decline on an interview that has already started needs nothing any more."""
+        query = select(m.Task).where(
+            m.Task.status == OPEN,
+            m.Task.category.in_(["interviewer_declined", "room_declined"]),  # type: ignore[attr-defined]
+            m.Task.due_at < now,  # type: ignore[operator]
+        )
+        closed: dict[str, int] = defaultdict(int)
+        for task in session.scalars(query.with_for_update()):
+            self.engine.finish(
+                session, task, Resolution.OBSOLETE, "the interview has passed", ACTOR
+            )
+            closed[task.category] += 1
+        return closed
+
+
+def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
