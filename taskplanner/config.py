@@ -1,0 +1,747 @@
+"""The organisation's TOML configuration, validated into typed, immutable-by-convention models.
+
+Every problem (unknown key, bad value, missing secret) becomes one `ConfigError` line that
+names the dotted key and the file, so `taskplanner config check` and start-up can stop cleanly.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import re
+import tomllib
+from collections.abc import Iterator, Mapping
+from datetime import time, timedelta
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+__all__ = [
+    "ATS_CONNECTOR_TYPES",
+    "CALENDAR_CONNECTOR_TYPES",
+    "CONFIG_ENV_VAR",
+    "DEFAULT_CONFIG_FILE",
+    "AshbyConfig",
+    "Config",
+    "ConfigError",
+    "ConnectorConfig",
+    "DatabaseConfig",
+    "DigestConfig",
+    "Duration",
+    "Email",
+    "GoogleCalendarConfig",
+    "GreenhouseConfig",
+    "JobOverride",
+    "LeverConfig",
+    "MicrosoftCalendarConfig",
+    "OrganisationConfig",
+    "PersonConfig",
+    "Role",
+    "RulesConfig",
+    "ServerConfig",
+    "format_duration",
+    "load_config",
+    "parse_config",
+    "parse_duration",
+    "resolve_config_path",
+]
+
+CONFIG_ENV_VAR = "TASKPLANNER_CONFIG"
+DEFAULT_CONFIG_FILE = "taskplanner.toml"
+MEMORY_SOURCE = "<memory>"
+
+ATS_CONNECTOR_TYPES: frozenset[str] = frozenset({"greenhouse", "lever", "ashby"})
+CALENDAR_CONNECTOR_TYPES: frozenset[str] = frozenset({"google_calendar", "microsoft_calendar"})
+
+_CONNECTOR_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+# Deliberately simple: catches typos like a missing "@" without pulling in email-validator.
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
+_ENV_VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_DURATION = re.compile(r"^(?:(?P<d>\d+)d)?(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m)?(?:(?P<s>\d+)s)?$")
+_HH_MM = re.compile(r"^(?P<h>[01]\d|2[0-3]):(?P<m>[0-5]\d)$")
+_TOML_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+class ConfigError(Exception):
+    """A configuration problem, rendered as one line: ``<dotted.key>: <problem> (<file>)``."""
+
+    def __init__(self, key: str, problem: str, source: str = MEMORY_SOURCE) -> None:
+        self.key = key
+        self.problem = " ".join(problem.split())
+        self.source = source
+        super().__init__(f"{self.key}: {self.problem} ({self.source})")
+
+
+class _KeyedValueError(ValueError):
+    """A validator's error that points below the field it was raised for.
+
+    Pydantic keeps the raised exception in the error's ``ctx``; `_explain` appends `subkey`
+    to the location so e.g. a bad connector name is reported as ``connectors.<name>``.
+    """
+
+    def __init__(self, subkey: tuple[str | int, ...], problem: str) -> None:
+        self.subkey = subkey
+        self.problem = problem
+        super().__init__(f"{_dotted(subkey)}: {problem}" if subkey else problem)
+
+
+# --------------------------------------------------------------------------- durations
+
+
+def parse_duration(text: str) -> timedelta:
+    """Parse ``"90s"``, ``"15m"``, ``"24h"``, ``"3d"`` or combinations like ``"1h30m"``."""
+    match = _DURATION.fullmatch(text.strip()) if isinstance(text, str) else None
+    if match is None or not any(match.groupdict().values()):
+        raise ValueError(
+            f"invalid duration {text!r}: use a number with a unit d, h, m or s "
+            f'(e.g. "90s", "15m", "24h", "3d", "1h30m")'
+        )
+    parts = {unit: int(value or 0) for unit, value in match.groupdict().items()}
+    return timedelta(days=parts["d"], hours=parts["h"], minutes=parts["m"], seconds=parts["s"])
+
+
+def format_duration(value: timedelta) -> str:
+    """Render a duration the way the config file spells it (inverse of `parse_duration`)."""
+    seconds = int(value.total_seconds())
+    if seconds == 0:
+        return "0s"
+    sign = "-" if seconds < 0 else ""
+    seconds = abs(seconds)
+    out = []
+    # "24h" and "36h" read better than "1d" and "1d12h"; days from 48 hours on.
+    units = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
+    for unit, size in units if seconds >= 2 * 86400 else units[1:]:
+        amount, seconds = divmod(seconds, size)
+        if amount:
+            out.append(f"{amount}{unit}")
+    return sign + "".join(out)
+
+
+def _to_duration(value: object) -> timedelta:
+    if isinstance(value, timedelta):
+        duration = value
+    elif isinstance(value, str):
+        duration = parse_duration(value)
+    else:
+        raise ValueError(f'expected a duration string like "15m", got {_show(value)}')
+    if duration <= timedelta(0):
+        raise ValueError("duration must be greater than zero")
+    return duration
+
+
+def _to_time(value: object) -> time:
+    # TOML has a native local-time type (08:00:00) which tomllib returns as datetime.time.
+    if isinstance(value, time):
+        return value
+    if isinstance(value, str) and (match := _HH_MM.fullmatch(value.strip())):
+        return time(int(match["h"]), int(match["m"]))
+    raise ValueError(f'expected a time "HH:MM" (24-hour), got {_show(value)}')
+
+
+def _check_email(value: str) -> str:
+    value = value.strip()
+    if not _EMAIL.fullmatch(value):
+        raise ValueError(f"not an email address: {value!r}")
+    # Providers differ in case (Google lower-cases, Greenhouse keeps what was typed).
+    return value.lower()
+
+
+def _check_env_var_name(value: str | None) -> str | None:
+    # Refuse to echo the value: a secret pasted here by mistake must not reach the logs.
+    if value is not None and not _ENV_VAR_NAME.fullmatch(value):
+        raise ValueError("must name an environment variable (letters, digits and _), not a value")
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(_to_duration)]
+Email = Annotated[str, AfterValidator(_check_email)]
+EnvVarName = Annotated[str, AfterValidator(_check_env_var_name)]
+OptionalEnvVarName = Annotated[str | None, AfterValidator(_check_env_var_name)]
+Role = Literal["coordinator", "recruiter", "admin", "hiring_manager", "interviewer"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+# --------------------------------------------------------------------------- secrets
+
+
+class _SecretHolder(_Model):
+    """A section whose ``*_env`` / ``*_file`` keys name secrets resolved at load time.
+
+    Values are kept as `SecretStr` in a private attribute, so they never appear in
+    ``repr()``, ``model_dump()`` or error messages; ``secret("client_secret")`` returns
+    the value behind ``client_secret_env``, ``secret("credentials")`` the contents of
+    ``credentials_file``.
+    """
+
+    _secrets: dict[str, SecretStr] = PrivateAttr(default_factory=dict)
+
+    def secret_keys(self) -> Iterator[tuple[str, str]]:
+        """Yield ``(secret name, config key)`` for every configured ``*_env``/``*_file`` key."""
+        for key in type(self).model_fields:
+            if key.endswith(("_env", "_file")) and getattr(self, key) is not None:
+                yield key.rsplit("_", 1)[0], key
+
+    def secret(self, name: str) -> str:
+        """The resolved value of secret `name`; `KeyError` if it is not configured."""
+        value = self.optional_secret(name)
+        if value is None:
+            raise KeyError(f"secret {name!r} is not configured (no {name}_env / {name}_file key)")
+        return value
+
+    def optional_secret(self, name: str) -> str | None:
+        """The resolved value of secret `name`, or None when its key is not set."""
+        if name in self._secrets:
+            return self._secrets[name].get_secret_value()
+        if not any(secret == name for secret, _ in self.secret_keys()):
+            return None
+        raise KeyError(f"secret {name!r} has not been resolved: call Config.resolve_secrets()")
+
+    def set_secret(self, name: str, value: str) -> None:
+        """Provide a secret directly (for configurations built in Python, e.g. the sandbox)."""
+        self._secrets[name] = SecretStr(value)
+
+    def _resolve(self, key: str, environ: Mapping[str, str], base_dir: Path, source: str) -> None:
+        for name, field in self.secret_keys():
+            dotted = f"{key}.{field}"
+            reference = getattr(self, field)
+            if field.endswith("_env"):
+                value = environ.get(reference)
+                if value is None or not value.strip():
+                    state = "is not set" if value is None else "is empty"
+                    raise ConfigError(dotted, f"environment variable {reference} {state}", source)
+                self._secrets[name] = SecretStr(value)
+            else:
+                path = Path(reference).expanduser()
+                if not path.is_absolute():
+                    path = base_dir / path
+                self._secrets[name] = SecretStr(_read_secret_file(path, dotted, source))
+                setattr(self, field, path)
+
+
+def _read_secret_file(path: Path, key: str, source: str) -> str:
+    if not path.exists():
+        raise ConfigError(key, f"file {path} does not exist", source)
+    if not path.is_file():
+        raise ConfigError(key, f"{path} is not a file", source)
+    try:
+        return path.read_text(encoding="utf-8")
+    except PermissionError:
+        raise ConfigError(key, f"file {path} is not readable (permission denied)", source) from None
+    except UnicodeDecodeError:
+        raise ConfigError(key, f"file {path} is not UTF-8 text", source) from None
+    except OSError as exc:
+        raise ConfigError(key, f"file {path} cannot be read ({exc.strerror})", source) from None
+
+
+# --------------------------------------------------------------------------- sections
+
+
+class OrganisationConfig(_Model):
+    name: str = Field(min_length=1)
+    account_owner: Email
+    timezone: str = "UTC"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError, OSError):
+            raise ValueError(
+                f'unknown time zone {value!r} (use an IANA name like "Europe/Berlin")'
+            ) from None
+        return value
+
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+class DatabaseConfig(_Model):
+    url: str = "sqlite:///taskplanner.db"
+
+    @field_validator("url")
+    @classmethod
+    def _has_scheme(cls, value: str) -> str:
+        if "://" not in value:
+            raise ValueError(
+                'expected a database URL like "sqlite:///taskplanner.db" or '
+                '"postgresql+psycopg://user@host/db"'
+            )
+        return value
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.url.startswith("sqlite")
+
+
+class ServerConfig(_SecretHolder):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    # Comma-separated bearer tokens; without any, the API only answers loopback clients.
+    api_tokens_env: OptionalEnvVarName = None
+    # Header set by a signing-in reverse proxy (e.g. "X-Forwarded-Email") naming the user.
+    trusted_user_header: str | None = None
+    max_body_bytes: int = Field(default=1_048_576, gt=0)
+    # Where users reach the page (links in the digest); defaults to http://host:port.
+    public_url: str | None = None
+
+    def api_tokens(self) -> list[str]:
+        raw = self.optional_secret("api_tokens")
+        return [token.strip() for token in (raw or "").split(",") if token.strip()]
+
+
+class RulesConfig(_Model):
+    evaluation_due_after: Duration = timedelta(hours=24)
+    job_live_within: Duration = timedelta(hours=24)
+    inactivity_after: Duration = timedelta(days=15)
+    scheduling_stages: list[str] = Field(
+        default_factory=lambda: ["Phone Screen", "Technical Interview", "Onsite"]
+    )
+    # Stages whose inactivity alerts are on by default (sourcing and in-conversation stages).
+    inactivity_stages: list[str] = Field(
+        default_factory=lambda: ["Application Review", "Sourced", "In Conversation"]
+    )
+    integration_failure_threshold: int = Field(default=3, ge=1)
+    inbox_max_attempts: int = Field(default=8, ge=1)
+
+
+class PersonConfig(_Model):
+    model_config = ConfigDict(coerce_numbers_to_str=True)
+
+    email: Email
+    name: str | None = None
+    role: Role
+    ats_user_id: str | None = None
+
+
+class JobOverride(_Model):
+    model_config = ConfigDict(coerce_numbers_to_str=True)
+
+    ats_job_id: str = Field(min_length=1)
+    coordinator: Email | None = None
+    stage_owners: dict[str, Email] = Field(default_factory=dict)
+    inactivity_after: dict[str, Duration] = Field(default_factory=dict)
+
+
+class DigestConfig(_SecretHolder):
+    send_at: Annotated[time, BeforeValidator(_to_time)] = time(8, 0)
+    smtp_url_env: EnvVarName
+    from_: Email = Field(alias="from")
+    page_url: str | None = None
+
+    def smtp_url(self) -> str:
+        return self.secret("smtp_url")
+
+
+# --------------------------------------------------------------------------- connectors
+
+
+class _ConnectorBase(_SecretHolder):
+    is_ats: ClassVar[bool] = False
+    enabled: bool = True
+    poll_interval: Duration = timedelta(minutes=5)
+    _name: str = PrivateAttr(default="")
+
+    @property
+    def name(self) -> str:
+        """The connector's key under ``[connectors]`` (webhook path, logs, task references)."""
+        return self._name
+
+
+class GreenhouseConfig(_ConnectorBase):
+    is_ats: ClassVar[bool] = True
+    type: Literal["greenhouse"]
+    base_url: str = "https://harvest.greenhouse.io"
+    auth_url: str = "https://auth.greenhouse.io"
+    client_id_env: EnvVarName
+    client_secret_env: EnvVarName
+    webhook_secret_env: OptionalEnvVarName = None
+    # The Harvest OAuth `sub`: the Greenhouse user the API acts as.
+    user_id: str | None = None
+
+
+class LeverConfig(_ConnectorBase):
+    is_ats: ClassVar[bool] = True
+    type: Literal["lever"]
+    base_url: str = "https://api.lever.co/v1"
+    api_key_env: EnvVarName
+    webhook_secret_env: OptionalEnvVarName = None
+
+
+class AshbyConfig(_ConnectorBase):
+    is_ats: ClassVar[bool] = True
+    type: Literal["ashby"]
+    base_url: str = "https://api.ashbyhq.com"
+    api_key_env: EnvVarName
+    webhook_secret_env: OptionalEnvVarName = None
+
+
+class GoogleCalendarConfig(_ConnectorBase):
+    type: Literal["google_calendar"]
+    # Service-account JSON key with domain-wide delegation; relative to the config file.
+    credentials_file: Path
+    calendars: list[str]
+    poll_interval: Duration = timedelta(minutes=2)
+    base_url: str | None = None
+    token_url: str | None = None
+
+
+class MicrosoftCalendarConfig(_ConnectorBase):
+    type: Literal["microsoft_calendar"]
+    tenant_id: str = Field(min_length=1)
+    client_id_env: EnvVarName
+    client_secret_env: EnvVarName
+    calendars: list[str]
+    poll_interval: Duration = timedelta(minutes=2)
+    base_url: str = "https://graph.microsoft.com/v1.0"
+    authority_url: str = "https://login.microsoftonline.com"
+    # Graph change-notification clientState, compared on every notification.
+    client_state_env: OptionalEnvVarName = None
+
+
+ConnectorConfig = Annotated[
+    GreenhouseConfig | LeverConfig | AshbyConfig | GoogleCalendarConfig | MicrosoftCalendarConfig,
+    Field(discriminator="type"),
+]
+_CONNECTOR_TYPES = ("greenhouse", "lever", "ashby", "google_calendar", "microsoft_calendar")
+
+
+# --------------------------------------------------------------------------- the whole file
+
+
+class Config(_Model):
+    organisation: OrganisationConfig
+    database: DatabaseConfig = Field(default_factory=DatabaseConfig)
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    rules: RulesConfig = Field(default_factory=RulesConfig)
+    people: list[PersonConfig] = Field(default_factory=list)
+    jobs: list[JobOverride] = Field(default_factory=list)
+    connectors: dict[str, ConnectorConfig] = Field(default_factory=dict)
+    digest: DigestConfig | None = None
+    # Where this configuration came from; error messages name it.
+    source: str = MEMORY_SOURCE
+
+    @field_validator("connectors")
+    @classmethod
+    def _valid_connector_names(
+        cls, connectors: dict[str, ConnectorConfig]
+    ) -> dict[str, ConnectorConfig]:
+        ats_names: list[str] = []
+        for name, connector in connectors.items():
+            if not _CONNECTOR_NAME.fullmatch(name):
+                raise _KeyedValueError(
+                    (name,),
+                    "connector name must match ^[a-z0-9][a-z0-9_-]*$ "
+                    "(lower-case letters, digits, _ and -)",
+                )
+            if connector.is_ats and connector.enabled:
+                ats_names.append(name)
+        if len(ats_names) > 1:
+            raise _KeyedValueError(
+                (ats_names[1],),
+                f"only one ATS connector may be enabled, connectors.{ats_names[0]} is one already",
+            )
+        return connectors
+
+    @field_validator("people")
+    @classmethod
+    def _unique_people(cls, people: list[PersonConfig]) -> list[PersonConfig]:
+        seen: set[str] = set()
+        for index, person in enumerate(people):
+            if person.email in seen:
+                raise _KeyedValueError((index, "email"), f"{person.email} is listed twice")
+            seen.add(person.email)
+        return people
+
+    @field_validator("jobs")
+    @classmethod
+    def _unique_jobs(cls, jobs: list[JobOverride]) -> list[JobOverride]:
+        seen: set[str] = set()
+        for index, job in enumerate(jobs):
+            if job.ats_job_id in seen:
+                raise _KeyedValueError(
+                    (index, "ats_job_id"), f"job {job.ats_job_id} is listed twice"
+                )
+            seen.add(job.ats_job_id)
+        return jobs
+
+    @model_validator(mode="after")
+    def _name_connectors(self) -> Config:
+        # Connectors built in Python and assigned later still learn their name.
+        for name, connector in self.connectors.items():
+            connector._name = name
+        return self
+
+    # ---- queries
+
+    def people_by_email(self) -> dict[str, PersonConfig]:
+        return {person.email: person for person in self.people}
+
+    def job_override(self, ats_job_id: str) -> JobOverride | None:
+        for job in self.jobs:
+            if job.ats_job_id == str(ats_job_id):
+                return job
+        return None
+
+    def stage_inactivity(self, ats_job_id: str, stage_name: str) -> timedelta | None:
+        """How long an application may sit in a stage before `inactive_candidate` opens.
+
+        A per-job override wins; otherwise stages listed in ``rules.inactivity_stages`` use
+        ``rules.inactivity_after``; other stages have no inactivity alert (None).
+        Stage names compare case-insensitively.
+        """
+        wanted = stage_name.casefold()
+        override = self.job_override(ats_job_id)
+        if override is not None:
+            for name, duration in override.inactivity_after.items():
+                if name.casefold() == wanted:
+                    return duration
+        if any(name.casefold() == wanted for name in self.rules.inactivity_stages):
+            return self.rules.inactivity_after
+        return None
+
+    def enabled_connectors(self) -> dict[str, ConnectorConfig]:
+        return {name: c for name, c in self.connectors.items() if c.enabled}
+
+    def ats_connector(self) -> GreenhouseConfig | LeverConfig | AshbyConfig | None:
+        for connector in self.connectors.values():
+            if (
+                isinstance(connector, GreenhouseConfig | LeverConfig | AshbyConfig)
+                and connector.enabled
+            ):
+                return connector
+        return None
+
+    @property
+    def base_dir(self) -> Path:
+        """Directory that relative ``*_file`` paths are resolved against."""
+        if self.source == MEMORY_SOURCE:
+            return Path.cwd()
+        return Path(self.source).parent
+
+    def resolve_secrets(self, environ: Mapping[str, str] | None = None) -> None:
+        """Read every ``*_env`` variable and ``*_file`` file; raise `ConfigError` on a gap.
+
+        Disabled connectors are skipped so an admin can keep a block without its secrets.
+        """
+        env = os.environ if environ is None else environ
+        sections: list[tuple[str, _SecretHolder]] = [("server", self.server)]
+        if self.digest is not None:
+            sections.append(("digest", self.digest))
+        sections += [
+            (f"connectors.{_toml_key(name)}", connector)
+            for name, connector in self.connectors.items()
+            if connector.enabled
+        ]
+        for key, section in sections:
+            section._resolve(key, env, self.base_dir, self.source)
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def resolve_config_path(
+    path: str | Path | None = None, environ: Mapping[str, str] | None = None
+) -> Path:
+    """``--config PATH``, else ``$TASKPLANNER_CONFIG``, else ``./taskplanner.toml``."""
+    env = os.environ if environ is None else environ
+    if path is not None and str(path):
+        return Path(path)
+    if env.get(CONFIG_ENV_VAR):
+        return Path(env[CONFIG_ENV_VAR])
+    return Path(DEFAULT_CONFIG_FILE)
+
+
+def load_config(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Config:
+    """Read, validate and resolve the secrets of the configuration file.
+
+    Raises `ConfigError` (one line naming the key and the file) on any problem.
+    """
+    env = os.environ if environ is None else environ
+    file = resolve_config_path(path, env)
+    source = str(file)
+    try:
+        text = file.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        how = "--config" if path else (CONFIG_ENV_VAR if env.get(CONFIG_ENV_VAR) else "config")
+        raise ConfigError(
+            how, "file not found (pass --config PATH or set TASKPLANNER_CONFIG)", source
+        ) from None
+    except IsADirectoryError:
+        raise ConfigError("config", "is a directory, not a TOML file", source) from None
+    except PermissionError:
+        raise ConfigError("config", "file is not readable (permission denied)", source) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError("config", f"file is not UTF-8 text (byte {exc.start})", source) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise _toml_error(exc, text, source) from None
+    return parse_config(data, source=source, environ=env)
+
+
+def parse_config(
+    data: Mapping[str, Any],
+    *,
+    source: str = MEMORY_SOURCE,
+    environ: Mapping[str, str] | None = None,
+) -> Config:
+    """Validate already-parsed TOML data and resolve secrets; `ConfigError` on any problem."""
+    if "source" in data:
+        raise ConfigError("source", "unknown key", source)
+    try:
+        config = Config.model_validate({**data, "source": source})
+    except ValidationError as exc:
+        key, problem = _explain(exc)
+        raise ConfigError(key, problem, source) from None
+    config.resolve_secrets(environ)
+    return config
+
+
+# --------------------------------------------------------------------------- error rendering
+
+_PROBLEMS = {
+    "missing": "missing required key",
+    "extra_forbidden": "unknown key",
+    "int_type": "expected an integer",
+    "int_parsing": "expected an integer",
+    "int_from_float": "expected an integer",
+    "string_type": "expected a string",
+    "bool_type": "expected true or false",
+    "bool_parsing": "expected true or false",
+    "list_type": "expected a list",
+    "dict_type": "expected a table",
+    "model_type": "expected a table",
+    "model_attributes_type": "expected a table",
+    "path_type": "expected a file path string",
+}
+
+
+_SECTIONS = ("organisation", "database", "server", "rules", "digest")
+
+
+def _explain(exc: ValidationError) -> tuple[str, str]:
+    """Turn the first pydantic error into (dotted key, problem)."""
+    error = exc.errors(include_url=False)[0]
+    loc: list[str | int] = list(error["loc"])
+    # Discriminated unions add the tag after the connector name: connectors.gh.greenhouse.x
+    if len(loc) >= 3 and loc[0] == "connectors" and loc[2] in _CONNECTOR_TYPES:
+        del loc[2]
+    kind = error["type"]
+    ctx = error.get("ctx") or {}
+    value = error.get("input")
+    if kind == "value_error":
+        cause = ctx.get("error")
+        if isinstance(cause, _KeyedValueError):
+            loc += list(cause.subkey)
+            problem = cause.problem
+        else:
+            problem = str(cause)
+    elif kind in ("union_tag_invalid", "union_tag_not_found"):
+        loc.append("type")
+        expected = ", ".join(_CONNECTOR_TYPES)
+        if kind == "union_tag_invalid":
+            problem = f"unknown connector type {ctx.get('tag')!r} (expected one of: {expected})"
+        else:
+            problem = f"missing required key (one of: {expected})"
+    elif kind == "literal_error":
+        problem = f"expected one of {ctx.get('expected')}, got {_show(value)}"
+    elif kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+        problem = error["msg"].replace("Input should be", "must be") + f", got {_show(value)}"
+    elif kind in ("too_short", "string_too_short"):
+        problem = "must not be empty"
+    elif kind == "missing" and len(loc) == 1 and loc[0] in _SECTIONS:
+        problem = f"missing required section [{loc[0]}]"
+    elif kind in _PROBLEMS:
+        problem = _PROBLEMS[kind]
+        if kind != "missing" and kind != "extra_forbidden":
+            problem += f", got {_show(value)}"
+    else:
+        problem = error["msg"]
+    return _dotted(tuple(loc)) or "config", problem
+
+
+def _dotted(loc: tuple[str | int, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + _toml_key(part)
+    return out
+
+
+def _toml_key(part: str) -> str:
+    return part if _TOML_BARE_KEY.fullmatch(part) else '"' + part.replace('"', '\\"') + '"'
+
+
+def _show(value: object) -> str:
+    """A short, one-line rendering of a user-supplied (never secret) value."""
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "a list"
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+_TOML_POSITION = re.compile(
+    r"^(?P<msg>.*?) \(at (?:line (?P<line>\d+), column (?P<col>\d+)|end of document)\)$"
+)
+_TOML_DUPLICATE_TABLE = re.compile(r"^Cannot declare (?P<key>\(.*\)) twice$")
+_HEADER_LINE = re.compile(r"^\s*\[\[?\s*(?P<key>[^\]]+?)\s*\]\]?\s*(?:#.*)?$")
+_KEY_LINE = re.compile(r"^\s*(?P<key>[A-Za-z0-9_\-.\"' ]+?)\s*=")
+
+
+def _toml_error(exc: tomllib.TOMLDecodeError, text: str, source: str) -> ConfigError:
+    match = _TOML_POSITION.match(str(exc))
+    message = match["msg"] if match else str(exc)
+    line = int(match["line"]) if match and match["line"] else None
+    duplicate = _TOML_DUPLICATE_TABLE.match(message)
+    if duplicate:
+        try:
+            parts = ast.literal_eval(duplicate["key"])
+        except (ValueError, SyntaxError):
+            parts = None
+        if isinstance(parts, tuple) and all(isinstance(p, str) for p in parts):
+            where = f" at line {line}" if line else ""
+            return ConfigError(_dotted(parts), f"table is declared twice{where}", source)
+    key = _key_at_line(text, line) if line else None
+    where = f" at line {line}, column {match['col']}" if line and match else " at end of file"
+    if message == "Cannot overwrite a value":
+        message = "key is set twice"
+    return ConfigError(key or "config", f"TOML syntax error{where}: {message}", source)
+
+
+def _key_at_line(text: str, line: int) -> str | None:
+    """Best effort: the dotted key being written on `line` (1-based), for the error message."""
+    lines = text.splitlines()
+    table = ""
+    for current in lines[: line - 1]:
+        if header := _HEADER_LINE.match(current):
+            table = header["key"].replace(" ", "")
+    if line - 1 >= len(lines):
+        return table or None
+    target = lines[line - 1]
+    if header := _HEADER_LINE.match(target):
+        return header["key"].replace(" ", "")
+    if key := _KEY_LINE.match(target):
+        name = key["key"].strip().replace(" ", "")
+        return f"{table}.{name}" if table else name
+    return table or None

@@ -1,0 +1,103 @@
+"""The composition root: one configuration becomes a database, a pipeline and connectors.
+
+The CLI, the web app and the daemon all start from a ``Runtime``; tests and the sandbox
+build one from a ``Config`` made in Python.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Engine
+
+from taskplanner.clock import Clock, system_clock
+from taskplanner.config import Config
+from taskplanner.domain.assignment import JobOverrideRules, OrgRules
+from taskplanner.pipeline import Pipeline
+from taskplanner.store.database import create_db_engine
+from taskplanner.store.migrate import upgrade
+
+# type in the configuration -> "module:Class" implementing connectors.base.Connector
+CONNECTOR_CLASSES = {
+    "greenhouse": "connectors.greenhouse:GreenhouseConnector",
+    "google_calendar": "connectors.google_calendar:GoogleCalendarConnector",
+    "microsoft_calendar": "connectors.microsoft_calendar:MicrosoftCalendarConnector",
+}
+
+
+class UnsupportedConnector(RuntimeError):
+    pass
+
+
+def rules_from_config(config: Config) -> OrgRules:
+    """The organisation's rules as the pure domain sees them."""
+    rules = config.rules
+    return OrgRules(
+        account_owner=config.organisation.account_owner.lower(),
+        scheduling_stages=frozenset(rules.scheduling_stages),
+        inactivity_stages=frozenset(rules.inactivity_stages),
+        evaluation_due_after=rules.evaluation_due_after,
+        job_live_within=rules.job_live_within,
+        inactivity_after=rules.inactivity_after,
+        people_roles={p.email.lower(): p.role for p in config.people},
+        jobs={
+            job.ats_job_id: JobOverrideRules(
+                coordinator=job.coordinator,
+                stage_owners=dict(job.stage_owners),
+                inactivity_after=dict(job.inactivity_after),
+            )
+            for job in config.jobs
+        },
+    )
+
+
+def build_connector(name: str, connector_config: Any) -> Any:
+    """Instantiate the connector class for a configured connector."""
+    target = CONNECTOR_CLASSES.get(connector_config.type)
+    if target is None:
+        raise UnsupportedConnector(
+            f"connectors.{name}: type {connector_config.type!r} is not supported yet"
+        )
+    module_name, class_name = target.split(":")
+    cls = getattr(importlib.import_module(module_name), class_name)
+    return cls.from_config(name, connector_config)
+
+
+@dataclass
+class Runtime:
+    config: Config
+    db: Engine
+    pipeline: Pipeline
+    clock: Clock = system_clock
+    _connectors: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_config(
+        cls, config: Config, *, clock: Clock = system_clock, migrate: bool = True
+    ) -> Runtime:
+        db = create_db_engine(config.database.url)
+        if migrate:
+            upgrade(db)
+        pipeline = Pipeline(db, rules_from_config(config), clock)
+        return cls(config=config, db=db, pipeline=pipeline, clock=clock)
+
+    @property
+    def rules(self) -> OrgRules:
+        return self.pipeline.rules
+
+    def connector(self, name: str) -> Any:
+        """The connector instance for a configured, enabled connector (built once)."""
+        if name not in self._connectors:
+            connector_config = self.config.enabled_connectors().get(name)
+            if connector_config is None:
+                raise KeyError(name)
+            self._connectors[name] = build_connector(name, connector_config)
+        return self._connectors[name]
+
+    def close(self) -> None:
+        for connector in self._connectors.values():
+            connector.close()
+        self._connectors.clear()
+        self.db.dispose()

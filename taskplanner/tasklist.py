@@ -1,0 +1,128 @@
+"""Reading the task list: filters, keyset pagination, and the JSON shape of SPEC §4.
+
+Shared by the HTTP API, the page, the CLI and the digest so they all show the same thing.
+Newest first means highest id first; a page cursor is the last id seen, so pages stay
+stable while tasks are added and no request counts the whole table.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlmodel import Session
+
+from taskplanner.domain.categories import CATEGORY_BY_NAME
+from taskplanner.engine import COMPLETED, OPEN, history_of
+from taskplanner.store import models as m
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 500
+
+
+class StatusFilter(enum.StrEnum):
+    OPEN = "open"
+    COMPLETED = "completed"
+    ALL = "all"
+
+
+@dataclass(frozen=True)
+class TaskQuery:
+    assignee: str | None = None
+    status: StatusFilter = StatusFilter.OPEN
+    category: str | None = None
+    before_id: int | None = None  # the cursor: tasks with a smaller id
+    limit: int = DEFAULT_LIMIT
+
+
+@dataclass(frozen=True)
+class TaskPage:
+    tasks: list[m.Task]
+    next_cursor: int | None
+
+
+def list_tasks(session: Session, query: TaskQuery) -> TaskPage:
+    limit = max(1, min(query.limit, MAX_LIMIT))
+    stmt = select(m.Task)
+    if query.assignee:
+        stmt = stmt.where(m.Task.assignee == query.assignee.lower())
+    if query.status is StatusFilter.OPEN:
+        stmt = stmt.where(m.Task.status == OPEN)
+    elif query.status is StatusFilter.COMPLETED:
+        stmt = stmt.where(m.Task.status == COMPLETED)
+    if query.category:
+        stmt = stmt.where(m.Task.category == query.category)
+    if query.before_id is not None:
+        stmt = stmt.where(m.Task.id < query.before_id)  # type: ignore[operator]
+    stmt = stmt.order_by(m.Task.id.desc()).limit(limit + 1)  # type: ignore[union-attr]
+    rows = list(session.scalars(stmt))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return TaskPage(rows, rows[-1].id if more and rows else None)
+
+
+def get_task(session: Session, task_id: int) -> m.Task | None:
+    return session.get(m.Task, task_id)
+
+
+def open_counts(session: Session, assignee: str | None = None) -> dict[str, int]:
+    """Open tasks per category (for one person, or everyone)."""
+    stmt = select(m.Task.category, func.count()).where(m.Task.status == OPEN)
+    if assignee:
+        stmt = stmt.where(m.Task.assignee == assignee.lower())
+    counts = dict(session.execute(stmt.group_by(m.Task.category)).tuples())
+    return {name: counts.get(name, 0) for name in CATEGORY_BY_NAME}
+
+
+def open_counts_by_assignee(session: Session) -> dict[str, int]:
+    stmt = (
+        select(m.Task.assignee, func.count())
+        .where(m.Task.status == OPEN)
+        .group_by(m.Task.assignee)
+    )
+    return dict(session.execute(stmt).tuples())
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+def task_json(task: m.Task) -> dict[str, Any]:
+    """The stable JSON names of SPEC §4 (plus a few display extras)."""
+    category = CATEGORY_BY_NAME.get(task.category)
+    return {
+        "id": task.id,
+        "category": task.category,
+        "category_label": category.label if category else task.category,
+        "title": task.title,
+        "recommended_action": task.recommended_action,
+        "action_url": task.action_url,
+        "detail": task.detail,
+        "assignee": task.assignee,
+        "status": task.status,
+        "resolution": task.resolution,
+        "completed_by": task.completed_by,
+        "completion_reason": task.completion_reason,
+        "job_id": task.job_id,
+        "stage_id": task.stage_id,
+        "interview_kind_id": task.interview_kind_id,
+        "application_id": task.application_id,
+        "candidate_id": task.candidate_id,
+        "schedule_id": task.schedule_id,
+        "event_id": task.event_id,
+        "attendee": task.attendee,
+        "integration": task.integration,
+        "created_at": _iso(task.created_at),
+        "due_at": _iso(task.due_at),
+        "completed_at": _iso(task.completed_at),
+    }
+
+
+def history_json(session: Session, task_id: int) -> list[dict[str, Any]]:
+    return [
+        {"at": _iso(h.at), "action": h.action, "detail": h.detail, "actor": h.actor}
+        for h in history_of(session, task_id)
+    ]
