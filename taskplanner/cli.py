@@ -6,12 +6,20 @@ one line on stderr naming the key and the file (see `load_config_or_exit`).
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import sys
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
+from zoneinfo import ZoneInfo
 
 import typer
+from sqlalchemy.exc import SQLAlchemyError
 
+from connectors.base import PollProgress
 from taskplanner import __version__
 from taskplanner.config import (
     Config,
@@ -21,6 +29,11 @@ from taskplanner.config import (
     format_duration,
     load_config,
 )
+from taskplanner.store.database import transaction
+from taskplanner.store.migrate import upgrade
+
+if TYPE_CHECKING:
+    from taskplanner.runtime import Runtime
 
 EXIT_OK = 0
 EXIT_USAGE = 2
@@ -136,6 +149,280 @@ def describe_config(config: Config) -> str:
 
 def _hide_password(url: str) -> str:
     return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url)
+
+
+# --------------------------------------------------------------------------- runtime
+
+
+def open_runtime(config_path: Path | None, *, migrate: bool = True) -> Runtime:
+    """Load the configuration and open the database (exit 2 on a configuration error)."""
+    from taskplanner.runtime import Runtime
+
+    loaded = load_config_or_exit(config_path)
+    try:
+        return Runtime.from_config(loaded, migrate=migrate)
+    except SQLAlchemyError as exc:
+        fail(f"database.url: cannot open the database: {type(exc).__name__} ({loaded.source})", 1)
+
+
+def _fmt_time(value: datetime | None, zone: ZoneInfo) -> str:
+    return value.astimezone(zone).strftime("%Y-%m-%d %H:%M") if value else "-"
+
+
+# --------------------------------------------------------------------------- tasks
+
+tasks_app = typer.Typer(help="Read and work the task list.", no_args_is_help=True)
+app.add_typer(tasks_app, name="tasks")
+
+
+@tasks_app.command("list")
+def tasks_list(
+    config: ConfigOption = None,
+    assignee: Annotated[str | None, typer.Option(help="Only this person's tasks.")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Open and completed tasks.")] = False,
+    completed: Annotated[bool, typer.Option("--completed", help="Completed tasks only.")] = False,
+    category: Annotated[str | None, typer.Option(help="Only this category.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many tasks.")] = 100,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines, one task each.")] = False,
+) -> None:
+    """List tasks, newest first (open ones unless --all or --completed)."""
+    from taskplanner.domain.categories import CATEGORY_NAMES
+    from taskplanner.tasklist import StatusFilter, TaskQuery, list_tasks, task_json
+
+    if all_ and completed:
+        fail("--all and --completed cannot be used together")
+    if category is not None and category not in CATEGORY_NAMES:
+        fail(f"--category: unknown category {category!r}; one of {', '.join(CATEGORY_NAMES)}")
+    status = (
+        StatusFilter.ALL if all_ else StatusFilter.COMPLETED if completed else StatusFilter.OPEN
+    )
+    runtime = open_runtime(config)
+    try:
+        with transaction(runtime.db, read_only=True) as session:
+            page = list_tasks(
+                session, TaskQuery(assignee=assignee, status=status, category=category, limit=limit)
+            )
+            rows = [task_json(t) for t in page.tasks]
+    finally:
+        runtime.close()
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    zone = runtime.config.organisation.zone()
+    if not rows:
+        typer.echo("no tasks")
+        return
+    if sys.stdout.isatty():
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(show_lines=False)
+        for heading in ("id", "category", "title", "assignee", "created", "due", "status"):
+            table.add_column(heading)
+        for t, task in zip(rows, page.tasks, strict=True):
+            table.add_row(
+                str(t["id"]),
+                t["category"],
+                t["title"],
+                t["assignee"],
+                _fmt_time(task.created_at, zone),
+                _fmt_time(task.due_at, zone),
+                t["status"] if t["status"] == "open" else f"{t['resolution']}",
+            )
+        Console().print(table)
+        return
+    for t, task in zip(rows, page.tasks, strict=True):
+        state = t["status"] if t["status"] == "open" else t["resolution"]
+        typer.echo(
+            f"{t['id']}\t{t['category']}\t{state}\t{t['assignee']}\t"
+            f"{_fmt_time(task.created_at, zone)}\t{t['title']}"
+        )
+
+
+@tasks_app.command("complete")
+def tasks_complete(
+    task_id: Annotated[int, typer.Argument(help="The task's id.")],
+    config: ConfigOption = None,
+    by: Annotated[str | None, typer.Option(help="Who completes it (default: $USER).")] = None,
+) -> None:
+    """Complete a task by hand (resolution manual, recording who)."""
+    from taskplanner.engine import TaskAlreadyCompleted, TaskNotFound
+
+    who = by or os.environ.get("USER") or "cli"
+    runtime = open_runtime(config)
+    try:
+        with transaction(runtime.db) as session:
+            task = runtime.pipeline.tasks.complete(session, task_id, by=who)
+            title = task.title
+    except TaskNotFound:
+        fail(f"no task {task_id}", 1)
+    except TaskAlreadyCompleted:
+        fail(f"task {task_id} is already completed", 1)
+    finally:
+        runtime.close()
+    typer.echo(f"completed {task_id}: {title}")
+
+
+@app.command("reassign")
+def reassign(
+    from_: Annotated[str, typer.Option("--from", help="Whose open tasks to hand over.")],
+    to: Annotated[str, typer.Option("--to", help="Who receives them.")],
+    config: ConfigOption = None,
+    by: Annotated[str | None, typer.Option(help="Who does it (default: $USER).")] = None,
+) -> None:
+    """Hand every open task of one person to another (someone leaves or is away)."""
+    who = by or os.environ.get("USER") or "cli"
+    runtime = open_runtime(config)
+    try:
+        with transaction(runtime.db) as session:
+            count = runtime.pipeline.tasks.hand_over(session, from_=from_, to=to, by=who)
+    finally:
+        runtime.close()
+    typer.echo(f"moved {count} open task(s) from {from_} to {to}")
+
+
+# --------------------------------------------------------------------------- db
+
+db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+@db_app.command("upgrade")
+def db_upgrade(config: ConfigOption = None) -> None:
+    """Apply every pending migration (the daemon also does this on start)."""
+    from taskplanner.store.migrate import current_revision
+
+    runtime = open_runtime(config, migrate=False)
+    try:
+        before = current_revision(runtime.db)
+        upgrade(runtime.db)
+        after = current_revision(runtime.db)
+    finally:
+        runtime.close()
+    typer.echo(f"database at revision {after}" + ("" if before == after else f" (was {before})"))
+
+
+# --------------------------------------------------------------------------- sync
+
+
+@app.command("sync")
+def sync(
+    source: Annotated[str | None, typer.Argument(help="One connector (default: all).")] = None,
+    config: ConfigOption = None,
+    full: Annotated[
+        bool, typer.Option("--full", help="List everything; notice deletions.")
+    ] = False,
+) -> None:
+    """One polling pass, with progress; exits 1 if a source failed."""
+    runtime = open_runtime(config)
+    names = list(runtime.config.enabled_connectors())
+    if source is not None:
+        if source not in names:
+            runtime.close()
+            fail(f"no enabled connector named {source!r} ({runtime.config.source})")
+        names = [source]
+    runner = runtime.sync_runner()
+    runner.ensure_sources()
+    failed = False
+    try:
+        for name in names:
+            if not runner.claim(name, force=True):
+                typer.echo(f"{name}: another taskplanner process is polling it now; skipped")
+                continue
+            report = runner.sync(name, full=full, progress=_progress_printer(name))
+            _end_progress()
+            if report.ok:
+                typer.echo(
+                    f"{name}: ok, {report.snapshots} record(s) in {report.pages} page(s), "
+                    f"{report.deleted} deleted, {report.opened} task(s) opened, "
+                    f"{report.closed} closed ({report.seconds:.1f}s)"
+                )
+            else:
+                failed = True
+                typer.echo(f"{name}: failed: {report.error}", err=True)
+    finally:
+        runtime.close()
+    if failed:
+        raise typer.Exit(1)
+
+
+def _progress_printer(name: str) -> Callable[[PollProgress], None] | None:
+    if not sys.stderr.isatty():
+        return None
+
+    def show(p: PollProgress) -> None:
+        total = f"/{p.total_partitions}" if p.total_partitions else ""
+        sys.stderr.write(
+            f"\r{name}: {p.partition} page {p.pages}, {p.records} record(s), "
+            f"{p.done_partitions}{total} part(s) done   "
+        )
+        sys.stderr.flush()
+
+    return show
+
+
+def _end_progress() -> None:
+    if sys.stderr.isatty():
+        sys.stderr.write("\n")
+
+
+# --------------------------------------------------------------------------- inbox
+
+inbox_app = typer.Typer(help="Webhook deliveries waiting, set aside or dead-lettered.")
+app.add_typer(inbox_app, name="inbox")
+
+
+@inbox_app.command("list")
+def inbox_list(
+    config: ConfigOption = None,
+    failed: Annotated[
+        bool, typer.Option("--failed", help="Only dead-lettered and set-aside deliveries.")
+    ] = False,
+    limit: Annotated[int, typer.Option(help="At most this many.")] = 50,
+) -> None:
+    """List recent deliveries with their status, attempts and last error."""
+    from sqlalchemy import select
+
+    from taskplanner.inbox import DEAD, IGNORED
+    from taskplanner.store import models as m
+
+    runtime = open_runtime(config)
+    try:
+        with transaction(runtime.db, read_only=True) as session:
+            query = select(m.InboxDelivery).order_by(m.InboxDelivery.id.desc()).limit(limit)
+            if failed:
+                query = query.where(m.InboxDelivery.status.in_([DEAD, IGNORED]))
+            rows = list(session.scalars(query))
+    finally:
+        runtime.close()
+    zone = runtime.config.organisation.zone()
+    if not rows:
+        typer.echo("inbox empty" if not failed else "no failed deliveries")
+    for row in rows:
+        typer.echo(
+            f"{row.id}\t{row.connector}\t{row.status}\t{row.event_type or '-'}\t"
+            f"attempts={row.attempts}\t{_fmt_time(row.received_at, zone)}\t"
+            f"{row.last_error or ''}"
+        )
+
+
+@inbox_app.command("retry")
+def inbox_retry(
+    inbox_id: Annotated[int, typer.Argument(help="The delivery's inbox id.")],
+    config: ConfigOption = None,
+) -> None:
+    """Put a dead-lettered or set-aside delivery back in the queue."""
+    from taskplanner.inbox import retry
+
+    runtime = open_runtime(config)
+    try:
+        with transaction(runtime.db) as session:
+            retry(session, inbox_id, runtime.clock())
+    except LookupError as exc:
+        fail(str(exc), 1)
+    finally:
+        runtime.close()
+    typer.echo(f"delivery {inbox_id} queued again")
 
 
 # --------------------------------------------------------------------------- entry point

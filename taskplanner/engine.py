@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session
+from sqlalchemy.orm import Session
 
 from taskplanner.clock import Clock, system_clock
 from taskplanner.domain import assignment
@@ -116,7 +116,6 @@ class TaskEngine:
                 session.flush()
         except IntegrityError:
             return None
-        assert task.id is not None
         self._history(session, task.id, "opened", f"opened for {assignee}", actor, now)
         return task
 
@@ -305,7 +304,6 @@ class TaskEngine:
         task.completed_by, task.completion_reason = by, reason
         task.completed_at = task.updated_at = now
         session.add(task)
-        assert task.id is not None
         self._history(session, task.id, "completed", f"{resolution.value}: {reason}", actor, now)
 
     def _reassign(
@@ -315,7 +313,6 @@ class TaskEngine:
         before = task.assignee
         task.assignee, task.assigned_via, task.updated_at = to, via, now
         session.add(task)
-        assert task.id is not None
         self._history(session, task.id, "reassigned", f"{before} → {to} ({why})", actor, now)
 
     def _history(
@@ -339,5 +336,5 @@ def _task_refs(task: m.Task) -> TaskRefs:
 
 def history_of(session: Session, task_id: int) -> Iterable[m.TaskHistory]:
     return session.scalars(
-        select(m.TaskHistory).where(m.TaskHistory.task_id == task_id).order_by(m.TaskHistory.id)  # type: ignore[arg-type]
+        select(m.TaskHistory).where(m.TaskHistory.task_id == task_id).order_by(m.TaskHistory.id)
     )

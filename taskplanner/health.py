@@ -7,10 +7,12 @@ Logged once per transition, not on every failed poll. Turning broken (a fatal er
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 
 import structlog
-from sqlmodel import Session
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from taskplanner.domain import events as ev
 from taskplanner.domain.events import DomainEvent
@@ -62,6 +64,25 @@ def record_failure(
         if row.state == BROKEN:
             out.append(ev.IntegrationFailed(at=now, integration=connector, error=error))
     session.add(row)
+    return out
+
+
+def retire_unconfigured(
+    session: Session, configured: Collection[str], now: datetime
+) -> list[DomainEvent]:
+    """Forget connectors no longer in the configuration (called at start-up).
+
+    Their ``broken_integration`` task can never be completed by a successful sync any more,
+    so ``integration_removed`` makes it obsolete (SPEC §2).
+    """
+    out: list[DomainEvent] = []
+    query = select(m.IntegrationHealth).where(
+        m.IntegrationHealth.connector.not_in(list(configured))
+    )
+    for row in session.scalars(query):
+        log.info("integration_removed", connector=row.connector, previous_state=row.state)
+        out.append(ev.IntegrationRemoved(at=now, integration=row.connector))
+        session.delete(row)
     return out
 
 

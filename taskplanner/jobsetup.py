@@ -7,12 +7,14 @@ storing it emits the events that complete those tasks.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlalchemy.orm import Session
 
 from taskplanner.domain import events as ev
+from taskplanner.domain.assignment import OrgRules
 from taskplanner.domain.events import DomainEvent
 from taskplanner.store import models as m
 
@@ -50,7 +52,9 @@ def update_stage(
     session.add(setup)
     kinds = {
         k.id: k
-        for k in session.scalars(select(m.InterviewKind).where(m.InterviewKind.stage_id == stage_id))
+        for k in session.scalars(
+            select(m.InterviewKind).where(m.InterviewKind.stage_id == stage_id)
+        )
     }
     for kind_id, text in (interview_templates or {}).items():
         if kind_id not in kinds:
@@ -66,3 +70,84 @@ def update_stage(
             )
     session.flush()
     return out
+
+
+@dataclass(frozen=True)
+class InterviewKindView:
+    id: str
+    name: str
+    template: str
+
+
+@dataclass(frozen=True)
+class StageView:
+    id: str
+    name: str
+    position: int
+    scheduling_enabled: bool  # what applies now: the explicit set-up, else the default
+    scheduling_default: bool  # the organisation's `scheduling_stages` default
+    inactivity_alerts: bool
+    interview_kinds: list[InterviewKindView]
+
+
+@dataclass(frozen=True)
+class JobView:
+    id: str
+    name: str
+    status: str
+    url: str | None
+    stages: list[StageView]
+
+
+def describe_job(session: Session, rules: OrgRules, job_id: str) -> JobView:
+    """A job's stages with their set-up as it applies now (for the set-up page and API)."""
+    job = session.get(m.Job, job_id)
+    if job is None:
+        raise SetupNotFound(f"no job {job_id}")
+    stages = list(
+        session.scalars(
+            select(m.Stage)
+            .where(m.Stage.job_id == job_id)
+            .order_by(m.Stage.position, m.Stage.id)
+        )
+    )
+    setups = {
+        s.stage_id: s
+        for s in session.scalars(select(m.StageSetup).where(m.StageSetup.job_id == job_id))
+    }
+    templates = {
+        t.interview_kind_id: t.template
+        for t in session.scalars(
+            select(m.InterviewTemplate).where(m.InterviewTemplate.job_id == job_id)
+        )
+    }
+    kinds: dict[str, list[InterviewKindView]] = {}
+    for kind in session.scalars(
+        select(m.InterviewKind)
+        .where(m.InterviewKind.job_id == job_id)
+        .order_by(m.InterviewKind.id)
+    ):
+        view = InterviewKindView(kind.id, kind.name, templates.get(kind.id, ""))
+        kinds.setdefault(kind.stage_id, []).append(view)
+    views = []
+    for stage in stages:
+        setup = setups.get(stage.id)
+        default = rules.stage_enabled_by_default(stage.name)
+        enabled = default
+        if setup is not None and setup.scheduling_enabled is not None:
+            enabled = setup.scheduling_enabled
+        alerts = rules.stage_inactivity(job_id, stage.name) is not None
+        if setup is not None and setup.inactivity_alerts is not None:
+            alerts = setup.inactivity_alerts
+        views.append(
+            StageView(
+                id=stage.id,
+                name=stage.name,
+                position=stage.position,
+                scheduling_enabled=enabled,
+                scheduling_default=default,
+                inactivity_alerts=alerts,
+                interview_kinds=kinds.get(stage.id, []),
+            )
+        )
+    return JobView(job.id, job.name, job.status, job.url, views)

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, or_, select, update
-from sqlmodel import Session
+from sqlalchemy.orm import Session
 
 from taskplanner.clock import Clock, system_clock
 from taskplanner.domain import events as ev
@@ -316,12 +316,11 @@ class Normalizer:
             session.add(row)
         if entered:
             stage = session.get(m.Stage, s.stage_id) if s.stage_id else None
-            assert row.stage_entered_at is not None
             out.append(
                 ev.ApplicationEnteredStage(
                     at=s.updated_at,
                     app=self.app_context(session, row),
-                    entered_at=row.stage_entered_at,
+                    entered_at=row.stage_entered_at or s.updated_at,
                     scheduling_enabled=self.scheduling_enabled(session, stage),
                 )
             )
@@ -450,10 +449,10 @@ class Normalizer:
         ids = [schedule.external_event_id] if schedule.external_event_id else []
         conditions = [m.CalendarEvent.schedule_tag == schedule.id]
         if ids:
-            conditions += [m.CalendarEvent.event_id.in_(ids), m.CalendarEvent.ical_uid.in_(ids)]  # type: ignore[attr-defined]
+            conditions += [m.CalendarEvent.event_id.in_(ids), m.CalendarEvent.ical_uid.in_(ids)]
         query = select(m.CalendarEvent).where(
             or_(*conditions),
-            m.CalendarEvent.schedule_id.is_(None),  # type: ignore[union-attr]
+            m.CalendarEvent.schedule_id.is_(None),
         )
         out: list[DomainEvent] = []
         for event in session.scalars(query):
@@ -625,10 +624,9 @@ class Normalizer:
         *,
         previous: str | None,
     ) -> ev.AttendeeResponded:
-        assert event.schedule_id is not None
         return ev.AttendeeResponded(
             at=event.updated_at,
-            schedule_id=event.schedule_id,
+            schedule_id=event.schedule_id or "",
             app=app,
             role=self._role(session, attendee, app),
             email=attendee.email,
@@ -663,7 +661,7 @@ class Normalizer:
         """ATS-recorded event id, else our tag, else the candidate among the attendees."""
         ids = [i for i in (s.event_id, s.ical_uid) if i]
         found = session.scalars(
-            select(m.Schedule.id).where(m.Schedule.external_event_id.in_(ids))  # type: ignore[union-attr]
+            select(m.Schedule.id).where(m.Schedule.external_event_id.in_(ids))
         ).first()
         if found:
             return found
@@ -676,13 +674,13 @@ class Normalizer:
             return None
         query = (
             select(m.Schedule.id)
-            .join(m.Application, m.Application.id == m.Schedule.application_id)  # type: ignore[arg-type]
-            .join(m.Candidate, m.Candidate.id == m.Application.candidate_id)  # type: ignore[arg-type]
+            .join(m.Application, m.Application.id == m.Schedule.application_id)
+            .join(m.Candidate, m.Candidate.id == m.Application.candidate_id)
             .where(
-                m.Candidate.email.in_(emails),  # type: ignore[union-attr]
-                m.Schedule.starts_at < s.ends_at,  # type: ignore[operator]
-                m.Schedule.ends_at > s.starts_at,  # type: ignore[operator]
-                m.Schedule.status.not_in([sn.ScheduleStatus.CANCELLED.value, DELETED]),  # type: ignore[attr-defined]
+                m.Candidate.email.in_(emails),
+                m.Schedule.starts_at < s.ends_at,
+                m.Schedule.ends_at > s.starts_at,
+                m.Schedule.status.not_in([sn.ScheduleStatus.CANCELLED.value, DELETED]),
             )
             .order_by(m.Schedule.starts_at)
         )
@@ -738,15 +736,15 @@ class Normalizer:
         if kind is sn.EntityKind.CALENDAR_EVENT:
             return self._delete_calendar_event(session, d)
         if kind is sn.EntityKind.SCORECARD:
-            session.execute(delete(m.Scorecard).where(m.Scorecard.id == d.id))  # type: ignore[arg-type]
+            session.execute(delete(m.Scorecard).where(m.Scorecard.id == d.id))
         elif kind is sn.EntityKind.CANDIDATE:
             session.execute(
                 update(m.Application)
-                .where(m.Application.candidate_id == d.id)  # type: ignore[arg-type]
+                .where(m.Application.candidate_id == d.id)
                 .values(status=DELETED)
             )
         elif kind is sn.EntityKind.USER:
-            session.execute(update(m.User).where(m.User.id == d.id).values(deactivated=True))  # type: ignore[arg-type]
+            session.execute(update(m.User).where(m.User.id == d.id).values(deactivated=True))
         return []
 
     def _delete_calendar_event(self, session: Session, d: sn.Deletion) -> list[DomainEvent]:

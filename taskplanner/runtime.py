@@ -7,6 +7,8 @@ build one from a ``Config`` made in Python.
 from __future__ import annotations
 
 import importlib
+import os
+import socket
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,9 +17,11 @@ from sqlalchemy import Engine
 from taskplanner.clock import Clock, system_clock
 from taskplanner.config import Config
 from taskplanner.domain.assignment import JobOverrideRules, OrgRules
+from taskplanner.inbox import InboxProcessor
 from taskplanner.pipeline import Pipeline
 from taskplanner.store.database import create_db_engine
 from taskplanner.store.migrate import upgrade
+from taskplanner.sync import SyncRunner
 
 # type in the configuration -> "module:Class" implementing connectors.base.Connector
 CONNECTOR_CLASSES = {
@@ -29,6 +33,11 @@ CONNECTOR_CLASSES = {
 
 class UnsupportedConnector(RuntimeError):
     pass
+
+
+def replica_id() -> str:
+    """Names this process in leases and logs: host and pid."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def rules_from_config(config: Config) -> OrgRules:
@@ -95,6 +104,41 @@ class Runtime:
                 raise KeyError(name)
             self._connectors[name] = build_connector(name, connector_config)
         return self._connectors[name]
+
+    def webhook_source(self, name: str) -> Any | None:
+        """The connector behind ``POST /webhooks/{name}``, if it takes webhooks."""
+        connector_config = self.config.enabled_connectors().get(name)
+        if connector_config is None or not connector_config.is_ats:
+            return None
+        try:
+            return self.connector(name)
+        except UnsupportedConnector:
+            return None
+
+    def sync_runner(self, owner: str | None = None, **kwargs: Any) -> SyncRunner:
+        enabled = self.config.enabled_connectors()
+        return SyncRunner(
+            db=self.db,
+            pipeline=self.pipeline,
+            connectors=self.connector,
+            kinds={name: c.type for name, c in enabled.items()},
+            intervals={name: c.poll_interval for name, c in enabled.items()},
+            owner=owner or replica_id(),
+            clock=self.clock,
+            failure_threshold=self.config.rules.integration_failure_threshold,
+            **kwargs,
+        )
+
+    def inbox_processor(self, owner: str | None = None, **kwargs: Any) -> InboxProcessor:
+        return InboxProcessor(
+            self.db,
+            self.pipeline,
+            self.webhook_source,
+            owner=owner or replica_id(),
+            clock=self.clock,
+            max_attempts=self.config.rules.inbox_max_attempts,
+            **kwargs,
+        )
 
     def close(self) -> None:
         for connector in self._connectors.values():

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import TypeVar
 
 from sqlalchemy import and_, exists, literal, or_, select
-from sqlmodel import Session
+from sqlalchemy.orm import Session
 
 from taskplanner.domain.categories import OpenTask, Resolution, TaskRefs
 from taskplanner.domain.snapshots import ApplicationStatus, JobStatus, Response, ScheduleStatus
@@ -57,12 +57,12 @@ class Sweeper:
         due_after = self.rules.evaluation_due_after
         key = literal("pending_evaluation:") + s.id + literal(":") + i.email
         submitted = exists().where(
-            m.Scorecard.submitted.is_(True),  # type: ignore[attr-defined]
+            m.Scorecard.submitted.is_(True),
             m.Scorecard.interviewer_email == i.email,
             or_(
                 m.Scorecard.schedule_id == s.id,
                 and_(
-                    m.Scorecard.schedule_id.is_(None),  # type: ignore[union-attr]
+                    m.Scorecard.schedule_id.is_(None),
                     m.Scorecard.application_id == s.application_id,
                 ),
             ),
@@ -81,14 +81,14 @@ class Sweeper:
                 m.Job.name,
                 m.Stage.name,
             )
-            .join(i, i.schedule_id == s.id)  # type: ignore[arg-type]
-            .join(a, a.id == s.application_id)  # type: ignore[arg-type]
-            .outerjoin(m.Candidate, m.Candidate.id == a.candidate_id)  # type: ignore[arg-type]
-            .outerjoin(m.Job, m.Job.id == a.job_id)  # type: ignore[arg-type]
-            .outerjoin(m.Stage, m.Stage.id == s.stage_id)  # type: ignore[arg-type]
+            .join(i, i.schedule_id == s.id)
+            .join(a, a.id == s.application_id)
+            .outerjoin(m.Candidate, m.Candidate.id == a.candidate_id)
+            .outerjoin(m.Job, m.Job.id == a.job_id)
+            .outerjoin(m.Stage, m.Stage.id == s.stage_id)
             .where(
-                s.status.in_([ScheduleStatus.SCHEDULED.value, ScheduleStatus.COMPLETE.value]),  # type: ignore[attr-defined]
-                s.ends_at < now - due_after,  # type: ignore[operator]
+                s.status.in_([ScheduleStatus.SCHEDULED.value, ScheduleStatus.COMPLETE.value]),
+                s.ends_at < now - due_after,
                 a.status == ApplicationStatus.ACTIVE.value,
                 i.response != Response.DECLINED.value,
                 ~submitted,
@@ -126,7 +126,7 @@ class Sweeper:
                         schedule_id=sid,
                         attendee=email,
                     ),
-                    due_at=ends_at + due_after,
+                    due_at=ends_at + due_after if ends_at else None,
                 )
             )
         return intents
@@ -136,9 +136,9 @@ class Sweeper:
         explicit = dict(
             session.execute(
                 select(m.StageSetup.stage_id, m.StageSetup.inactivity_alerts).where(
-                    m.StageSetup.inactivity_alerts.is_not(None)  # type: ignore[union-attr]
+                    m.StageSetup.inactivity_alerts.is_not(None)
                 )
-            ).tuples()
+            ).all()
         )
         groups: dict[timedelta, list[str]] = defaultdict(list)
         for stage_id, job_id, name in session.execute(
@@ -175,24 +175,29 @@ class Sweeper:
                         m.Job.name,
                         m.Stage.name,
                     )
-                    .outerjoin(m.Candidate, m.Candidate.id == a.candidate_id)  # type: ignore[arg-type]
-                    .outerjoin(m.Job, m.Job.id == a.job_id)  # type: ignore[arg-type]
-                    .outerjoin(m.Stage, m.Stage.id == a.stage_id)  # type: ignore[arg-type]
+                    .outerjoin(m.Candidate, m.Candidate.id == a.candidate_id)
+                    .outerjoin(m.Job, m.Job.id == a.job_id)
+                    .outerjoin(m.Stage, m.Stage.id == a.stage_id)
                     .where(
                         a.status == ApplicationStatus.ACTIVE.value,
-                        a.stage_id.in_(chunk),  # type: ignore[union-attr]
-                        a.stage_entered_at < now - threshold,  # type: ignore[operator]
+                        a.stage_id.in_(chunk),
+                        a.stage_entered_at < now - threshold,
                         ~already,
                     )
                 )
                 for app_id, stage_id, entered, cand_id, job_id, cand, job, stage in session.execute(
                     query
                 ):
+                    if entered is None:  # excluded by the query; keeps the types honest
+                        continue
                     days = max(1, (now - entered).days)
                     yield OpenTask(
                         "inactive_candidate",
                         key=f"inactive_candidate:{app_id}:{stage_id}:{entered.isoformat()}",
-                        title=f"{cand or cand_id} has sat in {stage or 'a stage'} for {days} days ({job or job_id})",
+                        title=(
+                            f"{cand or cand_id} has sat in {stage or 'a stage'} "
+                            f"for {days} days ({job or job_id})"
+                        ),
                         refs=TaskRefs(
                             job_id=job_id,
                             stage_id=stage_id,
@@ -207,8 +212,8 @@ class Sweeper:
         key = literal("job_not_live:") + m.Job.id
         query = select(m.Job).where(
             m.Job.status == JobStatus.OPEN.value,
-            m.Job.published.is_(False),  # type: ignore[union-attr]
-            m.Job.created_at < now - within,  # type: ignore[operator]
+            m.Job.published.is_(False),
+            m.Job.created_at < now - within,
             ~exists().where(m.Task.key == key),
         )
         return [
@@ -227,8 +232,8 @@ class Sweeper:
         """A decline on an interview that has already started needs nothing any more."""
         query = select(m.Task).where(
             m.Task.status == OPEN,
-            m.Task.category.in_(["interviewer_declined", "room_declined"]),  # type: ignore[attr-defined]
-            m.Task.due_at < now,  # type: ignore[operator]
+            m.Task.category.in_(["interviewer_declined", "room_declined"]),
+            m.Task.due_at < now,
         )
         closed: dict[str, int] = defaultdict(int)
         for task in session.scalars(query.with_for_update()):

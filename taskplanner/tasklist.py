@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlmodel import Session
+from sqlalchemy.orm import Session
 
 from taskplanner.domain.categories import CATEGORY_BY_NAME
 from taskplanner.engine import COMPLETED, OPEN, history_of
@@ -56,8 +56,8 @@ def list_tasks(session: Session, query: TaskQuery) -> TaskPage:
     if query.category:
         stmt = stmt.where(m.Task.category == query.category)
     if query.before_id is not None:
-        stmt = stmt.where(m.Task.id < query.before_id)  # type: ignore[operator]
-    stmt = stmt.order_by(m.Task.id.desc()).limit(limit + 1)  # type: ignore[union-attr]
+        stmt = stmt.where(m.Task.id < query.before_id)
+    stmt = stmt.order_by(m.Task.id.desc()).limit(limit + 1)
     rows = list(session.scalars(stmt))
     more = len(rows) > limit
     rows = rows[:limit]
@@ -73,17 +73,15 @@ def open_counts(session: Session, assignee: str | None = None) -> dict[str, int]
     stmt = select(m.Task.category, func.count()).where(m.Task.status == OPEN)
     if assignee:
         stmt = stmt.where(m.Task.assignee == assignee.lower())
-    counts = dict(session.execute(stmt.group_by(m.Task.category)).tuples())
+    counts = dict(session.execute(stmt.group_by(m.Task.category)).all())
     return {name: counts.get(name, 0) for name in CATEGORY_BY_NAME}
 
 
 def open_counts_by_assignee(session: Session) -> dict[str, int]:
     stmt = (
-        select(m.Task.assignee, func.count())
-        .where(m.Task.status == OPEN)
-        .group_by(m.Task.assignee)
+        select(m.Task.assignee, func.count()).where(m.Task.status == OPEN).group_by(m.Task.assignee)
     )
-    return dict(session.execute(stmt).tuples())
+    return dict(session.execute(stmt).all())
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -126,3 +124,48 @@ def history_json(session: Session, task_id: int) -> list[dict[str, Any]]:
         {"at": _iso(h.at), "action": h.action, "detail": h.detail, "actor": h.actor}
         for h in history_of(session, task_id)
     ]
+
+
+@dataclass(frozen=True)
+class RelatedNames:
+    """Display names of the candidates and jobs a page of tasks refers to."""
+
+    candidates: dict[str, str]
+    jobs: dict[str, str]
+
+    def candidate(self, task: m.Task) -> str | None:
+        return self.candidates.get(task.candidate_id) if task.candidate_id else None
+
+    def job(self, task: m.Task) -> str | None:
+        return self.jobs.get(task.job_id) if task.job_id else None
+
+
+def related_names(session: Session, tasks: list[m.Task]) -> RelatedNames:
+    """Two primary-key lookups for a whole page, never one query per task."""
+    candidate_ids = {t.candidate_id for t in tasks if t.candidate_id}
+    job_ids = {t.job_id for t in tasks if t.job_id}
+    candidates: dict[str, str] = {}
+    jobs: dict[str, str] = {}
+    if candidate_ids:
+        stmt = select(m.Candidate.id, m.Candidate.name).where(m.Candidate.id.in_(candidate_ids))
+        candidates = dict(session.execute(stmt).all())
+    if job_ids:
+        jobs_stmt = select(m.Job.id, m.Job.name).where(m.Job.id.in_(job_ids))
+        jobs = dict(session.execute(jobs_stmt).all())
+    return RelatedNames(candidates, jobs)
+
+
+SETUP_CATEGORIES = ("new_job", "new_stage", "new_interview")
+
+
+def tasks_for_job(
+    session: Session, job_id: str, categories: tuple[str, ...] = SETUP_CATEGORIES, limit: int = 20
+) -> list[m.Task]:
+    """A job's tasks of some categories, newest first (the set-up page shows its own)."""
+    stmt = (
+        select(m.Task)
+        .where(m.Task.job_id == job_id, m.Task.category.in_(categories))
+        .order_by(m.Task.id.desc())
+        .limit(limit)
+    )
+    return list(session.scalars(stmt))

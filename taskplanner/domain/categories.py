@@ -95,7 +95,7 @@ def _app_refs(app: ev.ApplicationContext, **extra: str | None) -> TaskRefs:
         stage_id=app.stage_id,
         application_id=app.application_id,
         candidate_id=app.candidate_id,
-        **extra,  # type: ignore[arg-type]
+        **extra,
     )
 
 

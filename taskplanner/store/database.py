@@ -8,8 +8,8 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
-from sqlmodel import Session
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 READ_ONLY = "taskplanner_read_only"
@@ -41,6 +41,8 @@ def create_db_engine(url: str, **kwargs: Any) -> Engine:
         event.listen(engine, "begin", _begin_immediate)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
+    # Fail fast when the server is away, so /readyz answers 503 instead of hanging.
+    kwargs.setdefault("connect_args", {"connect_timeout": 5})
     return create_engine(url, **kwargs)
 
 

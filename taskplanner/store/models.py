@@ -7,188 +7,210 @@ that the migrated schema equals this metadata on SQLite and PostgreSQL.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Index, LargeBinary, MetaData, Text, text
-from sqlmodel import Field, SQLModel
+from sqlalchemy import Index, LargeBinary, MetaData, String, Text, text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from taskplanner.store.types import UTCDateTime
 
 # Stable constraint names so migrations and metadata compare equal on both backends.
-SQLModel.metadata.naming_convention = {
-    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
 
-metadata: MetaData = SQLModel.metadata
+
+class Base(DeclarativeBase):
+    metadata = metadata
+    type_annotation_map = {str: String(), datetime: UTCDateTime()}
+
+    def __init__(self, **kwargs: Any) -> None:
+        # Column defaults apply when the object is built, not only at INSERT, so code can
+        # read e.g. ``attempts`` of a row it has just created.
+        for column in self.__table__.columns:
+            default = column.default
+            if column.key not in kwargs and default is not None and default.is_scalar:
+                kwargs[column.key] = default.arg
+        for key, value in kwargs.items():
+            if not hasattr(type(self), key):
+                raise TypeError(f"{type(self).__name__} has no attribute {key!r}")
+            setattr(self, key, value)
+
+    def __repr__(self) -> str:
+        keys = ", ".join(f"{c.key}={getattr(self, c.key)!r}" for c in self.__table__.primary_key)
+        return f"{type(self).__name__}({keys})"
 
 
 # --- canonical mirror ---------------------------------------------------------------
 
 
-class User(SQLModel, table=True):
+class User(Base):
     __tablename__ = "users"
-    id: str = Field(primary_key=True)
-    email: str = Field(index=True)
-    name: str
-    role: str | None = None
-    deactivated: bool = False
-    updated_at: datetime = Field(sa_type=UTCDateTime)
-    content_hash: str
+    id: Mapped[str] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(index=True)
+    name: Mapped[str]
+    role: Mapped[str | None]
+    deactivated: Mapped[bool] = mapped_column(default=False)
+    updated_at: Mapped[datetime]
+    content_hash: Mapped[str]
 
 
-class Job(SQLModel, table=True):
+class Job(Base):
     __tablename__ = "jobs"
-    id: str = Field(primary_key=True)
-    name: str
-    status: str = Field(index=True)
-    published: bool | None = None
-    coordinator_email: str | None = None
-    recruiter_email: str | None = None
-    url: str | None = None
-    created_at: datetime = Field(sa_type=UTCDateTime)
-    updated_at: datetime = Field(sa_type=UTCDateTime)
-    first_seen_at: datetime = Field(sa_type=UTCDateTime)
-    content_hash: str
+    id: Mapped[str] = mapped_column(primary_key=True)
+    name: Mapped[str]
+    status: Mapped[str] = mapped_column(index=True)
+    published: Mapped[bool | None]
+    coordinator_email: Mapped[str | None]
+    recruiter_email: Mapped[str | None]
+    url: Mapped[str | None]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    first_seen_at: Mapped[datetime]
+    content_hash: Mapped[str]
 
 
-class Stage(SQLModel, table=True):
+class Stage(Base):
     __tablename__ = "stages"
-    id: str = Field(primary_key=True)
-    job_id: str = Field(index=True)
-    name: str
-    position: int = 0
+    id: Mapped[str] = mapped_column(primary_key=True)
+    job_id: Mapped[str] = mapped_column(index=True)
+    name: Mapped[str]
+    position: Mapped[int] = mapped_column(default=0)
 
 
-class InterviewKind(SQLModel, table=True):
+class InterviewKind(Base):
     __tablename__ = "interview_kinds"
-    id: str = Field(primary_key=True)
-    job_id: str = Field(index=True)
-    stage_id: str = Field(index=True)
-    name: str
+    id: Mapped[str] = mapped_column(primary_key=True)
+    job_id: Mapped[str] = mapped_column(index=True)
+    stage_id: Mapped[str] = mapped_column(index=True)
+    name: Mapped[str]
 
 
-class Candidate(SQLModel, table=True):
+class Candidate(Base):
     __tablename__ = "candidates"
-    id: str = Field(primary_key=True)
-    name: str
-    email: str | None = Field(default=None, index=True)
-    coordinator_email: str | None = None
-    url: str | None = None
-    updated_at: datetime = Field(sa_type=UTCDateTime)
-    content_hash: str
+    id: Mapped[str] = mapped_column(primary_key=True)
+    name: Mapped[str]
+    email: Mapped[str | None] = mapped_column(index=True)
+    coordinator_email: Mapped[str | None]
+    url: Mapped[str | None]
+    updated_at: Mapped[datetime]
+    content_hash: Mapped[str]
 
 
-class Application(SQLModel, table=True):
+class Application(Base):
     __tablename__ = "applications"
     __table_args__ = (Index(None, "status", "stage_id", "stage_entered_at"),)
-    id: str = Field(primary_key=True)
-    candidate_id: str = Field(index=True)
-    job_id: str = Field(index=True)
-    stage_id: str | None = None
-    status: str
-    stage_entered_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    url: str | None = None
-    updated_at: datetime = Field(sa_type=UTCDateTime)
-    content_hash: str
+    id: Mapped[str] = mapped_column(primary_key=True)
+    candidate_id: Mapped[str] = mapped_column(index=True)
+    job_id: Mapped[str] = mapped_column(index=True)
+    stage_id: Mapped[str | None]
+    status: Mapped[str]
+    stage_entered_at: Mapped[datetime | None]
+    url: Mapped[str | None]
+    updated_at: Mapped[datetime]
+    content_hash: Mapped[str]
 
 
-class Schedule(SQLModel, table=True):
+class Schedule(Base):
     __tablename__ = "schedules"
     __table_args__ = (Index(None, "status", "ends_at"),)
-    id: str = Field(primary_key=True)
-    application_id: str = Field(index=True)
-    stage_id: str | None = None
-    interview_kind_id: str | None = None
-    status: str
-    starts_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    ends_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    external_event_id: str | None = Field(default=None, index=True)
-    updated_at: datetime = Field(sa_type=UTCDateTime)
-    content_hash: str
+    id: Mapped[str] = mapped_column(primary_key=True)
+    application_id: Mapped[str] = mapped_column(index=True)
+    stage_id: Mapped[str | None]
+    interview_kind_id: Mapped[str | None]
+    status: Mapped[str]
+    starts_at: Mapped[datetime | None]
+    ends_at: Mapped[datetime | None]
+    external_event_id: Mapped[str | None] = mapped_column(index=True)
+    updated_at: Mapped[datetime]
+    content_hash: Mapped[str]
 
 
-class ScheduleInterviewer(SQLModel, table=True):
+class ScheduleInterviewer(Base):
     __tablename__ = "schedule_interviewers"
-    schedule_id: str = Field(primary_key=True)
-    email: str = Field(primary_key=True)
-    response: str
-    name: str | None = None
+    schedule_id: Mapped[str] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(primary_key=True)
+    response: Mapped[str]
+    name: Mapped[str | None]
 
 
-class Scorecard(SQLModel, table=True):
+class Scorecard(Base):
     __tablename__ = "scorecards"
     __table_args__ = (Index(None, "schedule_id", "interviewer_email"),)
-    id: str = Field(primary_key=True)
-    application_id: str = Field(index=True)
-    schedule_id: str | None = None
-    interviewer_email: str
-    submitted: bool
-    submitted_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    updated_at: datetime = Field(sa_type=UTCDateTime)
-    content_hash: str
+    id: Mapped[str] = mapped_column(primary_key=True)
+    application_id: Mapped[str] = mapped_column(index=True)
+    schedule_id: Mapped[str | None]
+    interviewer_email: Mapped[str]
+    submitted: Mapped[bool]
+    submitted_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime]
+    content_hash: Mapped[str]
 
 
-class CalendarEvent(SQLModel, table=True):
+class CalendarEvent(Base):
     __tablename__ = "calendar_events"
-    connector: str = Field(primary_key=True)
-    calendar_id: str = Field(primary_key=True)
-    event_id: str = Field(primary_key=True)
-    ical_uid: str | None = Field(default=None, index=True)
-    status: str
-    starts_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    ends_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    organizer_email: str | None = None
-    title: str | None = None
-    schedule_tag: str | None = None
-    schedule_id: str | None = Field(default=None, index=True)  # the ATS interview it is linked to
-    updated_at: datetime = Field(sa_type=UTCDateTime)
-    content_hash: str
+    connector: Mapped[str] = mapped_column(primary_key=True)
+    calendar_id: Mapped[str] = mapped_column(primary_key=True)
+    event_id: Mapped[str] = mapped_column(primary_key=True)
+    ical_uid: Mapped[str | None] = mapped_column(index=True)
+    status: Mapped[str]
+    starts_at: Mapped[datetime | None]
+    ends_at: Mapped[datetime | None]
+    organizer_email: Mapped[str | None]
+    title: Mapped[str | None]
+    schedule_tag: Mapped[str | None]
+    schedule_id: Mapped[str | None] = mapped_column(index=True)  # the ATS interview it is linked to
+    updated_at: Mapped[datetime]
+    content_hash: Mapped[str]
 
 
-class CalendarAttendee(SQLModel, table=True):
+class CalendarAttendee(Base):
     __tablename__ = "calendar_attendees"
-    connector: str = Field(primary_key=True)
-    calendar_id: str = Field(primary_key=True)
-    event_id: str = Field(primary_key=True)
-    email: str = Field(primary_key=True)
-    response: str
-    is_resource: bool = False
-    is_organizer: bool = False
-    name: str | None = None
+    connector: Mapped[str] = mapped_column(primary_key=True)
+    calendar_id: Mapped[str] = mapped_column(primary_key=True)
+    event_id: Mapped[str] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(primary_key=True)
+    response: Mapped[str]
+    is_resource: Mapped[bool] = mapped_column(default=False)
+    is_organizer: Mapped[bool] = mapped_column(default=False)
+    name: Mapped[str | None]
 
 
 # --- set-up done in taskplanner ------------------------------------------------------
 
 
-class StageSetup(SQLModel, table=True):
+class StageSetup(Base):
     """A coordinator's set-up of a stage; None means "follow the organisation default"."""
 
     __tablename__ = "stage_setup"
-    stage_id: str = Field(primary_key=True)
-    job_id: str = Field(index=True)
-    scheduling_enabled: bool | None = None
-    inactivity_alerts: bool | None = None
-    updated_at: datetime = Field(sa_type=UTCDateTime)
-    updated_by: str | None = None
+    stage_id: Mapped[str] = mapped_column(primary_key=True)
+    job_id: Mapped[str] = mapped_column(index=True)
+    scheduling_enabled: Mapped[bool | None]
+    inactivity_alerts: Mapped[bool | None]
+    updated_at: Mapped[datetime]
+    updated_by: Mapped[str | None]
 
 
-class InterviewTemplate(SQLModel, table=True):
+class InterviewTemplate(Base):
     __tablename__ = "interview_templates"
-    interview_kind_id: str = Field(primary_key=True)
-    job_id: str = Field(index=True)
-    stage_id: str
-    template: str = Field(sa_type=Text)
-    updated_at: datetime = Field(sa_type=UTCDateTime)
-    updated_by: str | None = None
+    interview_kind_id: Mapped[str] = mapped_column(primary_key=True)
+    job_id: Mapped[str] = mapped_column(index=True)
+    stage_id: Mapped[str]
+    template: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime]
+    updated_by: Mapped[str | None]
 
 
 # --- inbox, sync state, health --------------------------------------------------------
 
 
-class InboxDelivery(SQLModel, table=True):
+class InboxDelivery(Base):
     """A raw delivery, stored before the sender is answered and processed afterwards."""
 
     __tablename__ = "inbox"
@@ -196,58 +218,58 @@ class InboxDelivery(SQLModel, table=True):
         Index(None, "connector", "delivery_id", unique=True),
         Index(None, "status", "next_attempt_at"),
     )
-    id: int | None = Field(default=None, primary_key=True)
-    connector: str
-    delivery_id: str
-    event_type: str | None = None
-    headers: str = Field(sa_type=Text)  # JSON object of the headers we keep
-    body: bytes = Field(sa_type=LargeBinary)
-    received_at: datetime = Field(sa_type=UTCDateTime)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    connector: Mapped[str]
+    delivery_id: Mapped[str]
+    event_type: Mapped[str | None]
+    headers: Mapped[str] = mapped_column(Text)  # JSON object of the headers we keep
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    received_at: Mapped[datetime]
     # pending | done | ignored (unknown event / malformed, kept for a person) | dead
-    status: str = "pending"
-    attempts: int = 0
-    next_attempt_at: datetime = Field(sa_type=UTCDateTime)
-    last_error: str | None = Field(default=None, sa_type=Text)
-    processed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    lease_owner: str | None = None
-    lease_expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    status: Mapped[str] = mapped_column(default="pending")
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    processed_at: Mapped[datetime | None]
+    lease_owner: Mapped[str | None]
+    lease_expires_at: Mapped[datetime | None]
 
 
-class SyncCursor(SQLModel, table=True):
+class SyncCursor(Base):
     __tablename__ = "sync_cursors"
-    connector: str = Field(primary_key=True)
-    partition: str = Field(primary_key=True)
-    cursor: str = Field(sa_type=Text)
-    updated_at: datetime = Field(sa_type=UTCDateTime)
+    connector: Mapped[str] = mapped_column(primary_key=True)
+    partition: Mapped[str] = mapped_column(primary_key=True)
+    cursor: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime]
 
 
-class SyncSource(SQLModel, table=True):
+class SyncSource(Base):
     """One pollable connector; a replica holds its lease while polling it."""
 
     __tablename__ = "sync_sources"
-    connector: str = Field(primary_key=True)
-    lease_owner: str | None = None
-    lease_expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    next_due_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    last_started_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    last_finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    connector: Mapped[str] = mapped_column(primary_key=True)
+    lease_owner: Mapped[str | None]
+    lease_expires_at: Mapped[datetime | None]
+    next_due_at: Mapped[datetime | None]
+    last_started_at: Mapped[datetime | None]
+    last_finished_at: Mapped[datetime | None]
 
 
-class IntegrationHealth(SQLModel, table=True):
+class IntegrationHealth(Base):
     __tablename__ = "integration_health"
-    connector: str = Field(primary_key=True)
-    state: str = "ok"  # ok | failing | broken
-    consecutive_failures: int = 0
-    last_error: str | None = Field(default=None, sa_type=Text)
-    last_failure_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    last_success_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    changed_at: datetime = Field(sa_type=UTCDateTime)
+    connector: Mapped[str] = mapped_column(primary_key=True)
+    state: Mapped[str] = mapped_column(default="ok")  # ok | failing | broken
+    consecutive_failures: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_failure_at: Mapped[datetime | None]
+    last_success_at: Mapped[datetime | None]
+    changed_at: Mapped[datetime]
 
 
 # --- tasks -----------------------------------------------------------------------------
 
 
-class Task(SQLModel, table=True):
+class Task(Base):
     __tablename__ = "tasks"
     __table_args__ = (
         # The same situation never yields two open tasks (SPEC §2).
@@ -265,39 +287,39 @@ class Task(SQLModel, table=True):
         Index(None, "job_id", "status"),
         Index(None, "schedule_id", "status"),
     )
-    id: int | None = Field(default=None, primary_key=True)
-    key: str = Field(index=True)
-    category: str
-    title: str
-    recommended_action: str
-    action_url: str | None = None
-    detail: str | None = Field(default=None, sa_type=Text)
-    assignee: str
-    assigned_via: str  # a role name from the category table, or "manual"
-    status: str = "open"
-    resolution: str | None = None
-    completed_by: str | None = None  # the person, for a manual completion
-    completion_reason: str | None = None  # what happened, for an automatic one
-    job_id: str | None = None
-    stage_id: str | None = None
-    interview_kind_id: str | None = None
-    application_id: str | None = None
-    candidate_id: str | None = None
-    schedule_id: str | None = None
-    event_id: str | None = None
-    attendee: str | None = None
-    integration: str | None = None
-    created_at: datetime = Field(sa_type=UTCDateTime)
-    due_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    completed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    updated_at: datetime = Field(sa_type=UTCDateTime)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(index=True)
+    category: Mapped[str]
+    title: Mapped[str]
+    recommended_action: Mapped[str]
+    action_url: Mapped[str | None]
+    detail: Mapped[str | None] = mapped_column(Text)
+    assignee: Mapped[str]
+    assigned_via: Mapped[str]  # a role name from the category table, or "manual"
+    status: Mapped[str] = mapped_column(default="open")
+    resolution: Mapped[str | None]
+    completed_by: Mapped[str | None]  # the person, for a manual completion
+    completion_reason: Mapped[str | None]  # what happened, for an automatic one
+    job_id: Mapped[str | None]
+    stage_id: Mapped[str | None]
+    interview_kind_id: Mapped[str | None]
+    application_id: Mapped[str | None]
+    candidate_id: Mapped[str | None]
+    schedule_id: Mapped[str | None]
+    event_id: Mapped[str | None]
+    attendee: Mapped[str | None]
+    integration: Mapped[str | None]
+    created_at: Mapped[datetime]
+    due_at: Mapped[datetime | None]
+    completed_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime]
 
 
-class TaskHistory(SQLModel, table=True):
+class TaskHistory(Base):
     __tablename__ = "task_history"
-    id: int | None = Field(default=None, primary_key=True)
-    task_id: int = Field(index=True)
-    at: datetime = Field(sa_type=UTCDateTime)
-    action: str  # opened | assigned | reassigned | completed
-    detail: str = Field(sa_type=Text)  # why, in words a coordinator reads
-    actor: str  # a person's email, or the event/sweep that caused it
+    id: Mapped[int] = mapped_column(primary_key=True)
+    task_id: Mapped[int] = mapped_column(index=True)
+    at: Mapped[datetime]
+    action: Mapped[str]  # opened | assigned | reassigned | completed
+    detail: Mapped[str] = mapped_column(Text)  # why, in words a coordinator reads
+    actor: Mapped[str]  # a person's email, or the event/sweep that caused it

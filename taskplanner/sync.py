@@ -1,0 +1,254 @@
+"""Polling connectors: leases per source, cursors stored with their data, health, deletions.
+
+Each page a connector yields is stored in one transaction together with the cursor it
+advances, so a crash never skips data. A source is polled by one replica at a time: the
+replica holds a lease on its ``sync_sources`` row (``FOR UPDATE SKIP LOCKED`` on
+PostgreSQL) and extends it as pages arrive; a dead replica's lease expires and another
+takes over. The shared ``next_due_at`` makes every source polled once per interval.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy import Engine, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from connectors.base import (
+    ConnectorError,
+    FatalConnectorError,
+    PollPage,
+    ProgressCallback,
+)
+from taskplanner import health
+from taskplanner.clock import Clock, system_clock
+from taskplanner.domain import snapshots as sn
+from taskplanner.normalizer import DELETED
+from taskplanner.pipeline import Pipeline
+from taskplanner.store import models as m
+from taskplanner.store.database import is_sqlite, transaction
+
+log = structlog.get_logger("taskplanner.sync")
+
+ATS_TYPES = frozenset({"greenhouse", "lever", "ashby"})
+
+
+@dataclass
+class SyncReport:
+    connector: str
+    ok: bool = True
+    pages: int = 0
+    snapshots: int = 0
+    deleted: int = 0
+    opened: int = 0
+    closed: int = 0
+    error: str | None = None
+    seconds: float = 0.0
+    skipped: bool = False
+
+
+@dataclass
+class SyncRunner:
+    db: Engine
+    pipeline: Pipeline
+    connectors: Callable[[str], Any]  # name -> Connector
+    kinds: dict[str, str]  # name -> configured type
+    intervals: dict[str, timedelta]  # name -> poll_interval
+    owner: str
+    clock: Clock = system_clock
+    lease: timedelta = timedelta(minutes=5)
+    failure_threshold: int = 3
+    jitter: float = 0.1  # share of the interval added at random, so sources spread out
+    on_report: Callable[[SyncReport], None] | None = None
+    _rng: random.Random = field(default_factory=random.Random)
+
+    # --- scheduling and leases ----------------------------------------------------------
+
+    def ensure_sources(self) -> None:
+        """Create a ``sync_sources`` row per configured connector (idempotent, race-safe)."""
+        with transaction(self.db) as session:
+            for name in self.kinds:
+                if session.get(m.SyncSource, name) is None:
+                    try:
+                        with session.begin_nested():
+                            session.add(m.SyncSource(connector=name))
+                            session.flush()
+                    except IntegrityError:
+                        pass
+
+    def run_due(self) -> list[SyncReport]:
+        """Poll every source whose turn it is and that no other replica holds."""
+        reports = []
+        for name in self.kinds:
+            if self.claim(name):
+                reports.append(self.sync(name))
+        return reports
+
+    def claim(self, name: str, *, force: bool = False) -> bool:
+        now = self.clock()
+        with transaction(self.db) as session:
+            query = select(m.SyncSource).where(m.SyncSource.connector == name)
+            query = query.with_for_update(skip_locked=not is_sqlite(self.db))
+            row = session.scalars(query).first()
+            if row is None:
+                return False  # locked by another replica right now (or not created yet)
+            held = (
+                row.lease_owner not in (None, self.owner)
+                and row.lease_expires_at is not None
+                and row.lease_expires_at > now
+            )
+            if held or (not force and row.next_due_at is not None and row.next_due_at > now):
+                return False
+            if row.lease_owner not in (None, self.owner):
+                log.info("lease_taken_over", connector=name, previous_owner=row.lease_owner)
+            row.lease_owner, row.lease_expires_at = self.owner, now + self.lease
+            row.last_started_at = now
+            session.add(row)
+        return True
+
+    def _extend(self, session: Session, name: str) -> None:
+        row = session.get(m.SyncSource, name)
+        if row is not None and row.lease_owner == self.owner:
+            row.lease_expires_at = self.clock() + self.lease
+            session.add(row)
+
+    def _release(self, name: str) -> None:
+        now = self.clock()
+        interval = self.intervals.get(name, timedelta(minutes=5))
+        spread = interval.total_seconds() * self.jitter * self._rng.random()
+        with transaction(self.db) as session:
+            row = session.get(m.SyncSource, name)
+            if row is None or row.lease_owner != self.owner:
+                return
+            row.lease_owner, row.lease_expires_at = None, None
+            row.last_finished_at = now
+            row.next_due_at = now + interval + timedelta(seconds=spread)
+            session.add(row)
+
+    # --- one pass -------------------------------------------------------------------------
+
+    def sync(
+        self, name: str, *, full: bool = False, progress: ProgressCallback | None = None
+    ) -> SyncReport:
+        """One polling pass over a source the caller has claimed (or a manual ``sync``)."""
+        report = SyncReport(connector=name)
+        started = self.clock()
+        clock_start = time.monotonic()
+        try:
+            connector = self.connectors(name)
+            with transaction(self.db, read_only=True) as session:
+                cursors = {
+                    c.partition: c.cursor
+                    for c in session.scalars(
+                        select(m.SyncCursor).where(m.SyncCursor.connector == name)
+                    )
+                }
+            # The first sync of an ATS describes what existed before taskplanner: nobody saw
+            # those transitions happen, so they open no tasks (see the issue notes).
+            baseline = not cursors and self.kinds.get(name) in ATS_TYPES
+            pages = connector.poll(cursors, started_at=started, full=full, progress=progress)
+            for page in pages:
+                self._store_page(name, page, report, baseline=baseline)
+            self._record(name, report, error=None)
+        except ConnectorError as exc:
+            report.ok, report.error = False, str(exc)
+            self._record(name, report, error=exc)
+        except Exception as exc:  # a bug: keep the daemon alive, count it as a failure
+            log.exception("sync_crashed", connector=name)
+            report.ok, report.error = False, f"{name}: internal error ({type(exc).__name__})"
+            self._record(name, report, error=exc)
+        finally:
+            report.seconds = time.monotonic() - clock_start
+            self._release(name)
+        if self.on_report is not None:
+            self.on_report(report)
+        return report
+
+    def _store_page(self, name: str, page: PollPage, report: SyncReport, *, baseline: bool) -> None:
+        with transaction(self.db) as session:
+            snapshots: list[sn.Snapshot] = list(page.snapshots)
+            if page.present_ids is not None:
+                vanished = self._vanished(session, name, page)
+                report.deleted += len(vanished)
+                snapshots.extend(vanished)
+            result = self.pipeline.ingest(session, snapshots, baseline=baseline)
+            if page.cursor is not None:
+                cursor = session.get(m.SyncCursor, (name, page.partition)) or m.SyncCursor(
+                    connector=name, partition=page.partition, cursor="", updated_at=self.clock()
+                )
+                cursor.cursor, cursor.updated_at = page.cursor, self.clock()
+                session.add(cursor)
+            self._extend(session, name)
+        report.pages += 1
+        report.snapshots += len(page.snapshots)
+        report.opened += len(result.opened)
+        report.closed += len(result.closed)
+
+    def _vanished(self, session: Session, name: str, page: PollPage) -> list[sn.Snapshot]:
+        """Mirror entities a full listing no longer has: deleted upstream, unannounced."""
+        now = self.clock()
+        out: list[sn.Snapshot] = []
+        for kind, present in (page.present_ids or {}).items():
+            for entity_id in _mirror_ids(session, name, page.partition, kind) - present:
+                if kind is sn.EntityKind.CALENDAR_EVENT:
+                    entity_id = f"{page.partition}/{entity_id}"
+                out.append(sn.Deletion(kind=kind, id=entity_id, at=now, connector=name))
+        return out
+
+    def _record(self, name: str, report: SyncReport, error: BaseException | None) -> None:
+        now = self.clock()
+        with transaction(self.db) as session:
+            if error is None:
+                events = health.record_success(session, name, now)
+            else:
+                message = str(error) if isinstance(error, ConnectorError) else report.error or ""
+                events = health.record_failure(
+                    session,
+                    name,
+                    message,
+                    now,
+                    fatal=isinstance(error, FatalConnectorError),
+                    threshold=self.failure_threshold,
+                )
+            result = self.pipeline.handle(session, events)
+            report.opened += len(result.opened)
+            report.closed += len(result.closed)
+
+
+def _mirror_ids(session: Session, connector: str, partition: str, kind: sn.EntityKind) -> set[str]:
+    query: Any
+    if kind is sn.EntityKind.CALENDAR_EVENT:
+        query = select(m.CalendarEvent.event_id).where(
+            m.CalendarEvent.connector == connector,
+            m.CalendarEvent.calendar_id == partition,
+            m.CalendarEvent.status != sn.EventStatus.CANCELLED.value,
+        )
+    elif kind is sn.EntityKind.APPLICATION:
+        query = select(m.Application.id).where(m.Application.status != DELETED)
+    elif kind is sn.EntityKind.JOB:
+        query = select(m.Job.id).where(m.Job.status != DELETED)
+    elif kind is sn.EntityKind.SCHEDULE:
+        query = select(m.Schedule.id).where(m.Schedule.status.not_in([DELETED]))
+    elif kind is sn.EntityKind.SCORECARD:
+        query = select(m.Scorecard.id)
+    elif kind is sn.EntityKind.CANDIDATE:
+        query = select(m.Candidate.id)
+    elif kind is sn.EntityKind.USER:
+        query = select(m.User.id).where(m.User.deactivated.is_(False))
+    elif kind is sn.EntityKind.STAGE:
+        query = select(m.Stage.id)
+    else:
+        query = select(m.InterviewKind.id)
+    return {str(i) for i in session.scalars(query)}
+
+
+def last_success(session: Session, name: str) -> datetime | None:
+    row = session.get(m.IntegrationHealth, name)
+    return row.last_success_at if row else None

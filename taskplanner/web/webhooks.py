@@ -1,0 +1,101 @@
+"""``POST /webhooks/{connector}``: verify, store durably, then answer 2xx.
+
+Nothing is processed here: the inbox processor picks the delivery up afterwards, so a slow
+or failing normalizer never makes the provider retry, and a crash after the 2xx loses
+nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from typing import Any
+
+import structlog
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from connectors.base import WebhookRejected
+from taskplanner.inbox import store_delivery
+from taskplanner.runtime import Runtime
+from taskplanner.store.database import transaction
+from taskplanner.web.ops import metrics_of
+
+log = structlog.get_logger("taskplanner.webhooks")
+router = APIRouter(tags=["webhooks"])
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+async def read_limited(request: Request, limit: int) -> bytes:
+    """Read the raw body, refusing more than ``limit`` bytes without buffering them."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def inbox_wakeup(request: Request) -> threading.Event | None:
+    """Set when a delivery is stored, so the daemon's inbox loop runs at once."""
+    event: threading.Event | None = getattr(request.app.state, "inbox_wakeup", None)
+    return event
+
+
+@router.post(
+    "/webhooks/{connector_name}",
+    summary="Receive an ATS webhook delivery",
+    responses={
+        401: {"description": "Missing or wrong signature; nothing stored"},
+        404: {"description": "No such connector"},
+        413: {"description": "Body over server.max_body_bytes"},
+    },
+)
+async def receive(connector_name: str, request: Request) -> JSONResponse:
+    runtime: Runtime = request.app.state.runtime
+    metrics = metrics_of(request)
+    source: Any = runtime.webhook_source(connector_name)
+    if source is None:
+        raise HTTPException(404, f"no webhook connector named {connector_name!r}")
+    try:
+        body = await read_limited(request, runtime.config.server.max_body_bytes)
+    except BodyTooLarge:
+        metrics.deliveries_received.labels(connector_name, "too_large").inc()
+        log.warning("webhook_too_large", connector=connector_name)
+        raise HTTPException(413, "body too large") from None
+    headers = dict(request.headers)
+    try:
+        source.verify_webhook(headers, body)
+    except WebhookRejected as exc:
+        metrics.deliveries_received.labels(connector_name, "rejected").inc()
+        log.warning("webhook_rejected", connector=connector_name, reason=exc.message)
+        raise HTTPException(401, "signature verification failed") from None
+    delivery_id = source.delivery_id(headers, body) or hashlib.sha256(body).hexdigest()
+
+    def store() -> Any:
+        with transaction(runtime.db) as session:
+            return store_delivery(
+                session,
+                connector=connector_name,
+                delivery_id=delivery_id,
+                headers=headers,
+                body=body,
+                now=runtime.clock(),
+            )
+
+    stored = await run_in_threadpool(store)
+    outcome = "duplicate" if stored.duplicate else "accepted"
+    metrics.deliveries_received.labels(connector_name, outcome).inc()
+    wakeup = inbox_wakeup(request)
+    if wakeup is not None and not stored.duplicate:
+        wakeup.set()
+    return JSONResponse({"status": outcome, "inbox_id": stored.id}, status_code=200)
