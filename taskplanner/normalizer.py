@@ -12,7 +12,7 @@ import hashlib
 import json
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
@@ -34,13 +34,24 @@ def content_hash(snapshot: Any, *, ignore: tuple[str, ...] = ("updated_at",)) ->
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
-def _is_stale(
-    stored_at: datetime | None, stored_hash: str | None, at: datetime, digest: str
-) -> bool:
-    """True when the snapshot is older than the mirror or says nothing new."""
-    if stored_at is None:
-        return False
-    return at < stored_at or digest == stored_hash
+class _Mirrored(Protocol):
+    updated_at: datetime
+    content_hash: str
+
+
+def _is_stale(row: _Mirrored, at: datetime, digest: str) -> bool:
+    """True when the snapshot is older than the mirror or says nothing new.
+
+    A newer snapshot that says nothing new still moves the mirror's time forward: else a
+    delayed older snapshot arriving next (the change this one reverted) would look newer
+    than the state we hold, and win.
+    """
+    if at < row.updated_at:
+        return True
+    if digest == row.content_hash:
+        row.updated_at = at
+        return True
+    return False
 
 
 class Normalizer:
@@ -81,7 +92,7 @@ class Normalizer:
     def _user(self, session: Session, s: sn.UserSnapshot) -> list[DomainEvent]:
         row = session.get(m.User, s.id)
         digest = content_hash(s)
-        if row is not None and _is_stale(row.updated_at, row.content_hash, s.updated_at, digest):
+        if row is not None and _is_stale(row, s.updated_at, digest):
             return []
         row = row or m.User(id=s.id, email="", name="", updated_at=s.updated_at, content_hash="")
         row.email, row.name, row.role = s.email.lower(), s.name, s.role
@@ -92,7 +103,7 @@ class Normalizer:
     def _candidate(self, session: Session, s: sn.CandidateSnapshot) -> list[DomainEvent]:
         row = session.get(m.Candidate, s.id)
         digest = content_hash(s)
-        if row is not None and _is_stale(row.updated_at, row.content_hash, s.updated_at, digest):
+        if row is not None and _is_stale(row, s.updated_at, digest):
             return []
         out: list[DomainEvent] = []
         coordinator = s.coordinator_email.lower() if s.coordinator_email else None
@@ -110,12 +121,12 @@ class Normalizer:
     def _job(self, session: Session, s: sn.JobSnapshot) -> list[DomainEvent]:
         row = session.get(m.Job, s.id)
         digest = content_hash(s)
-        if row is not None and _is_stale(row.updated_at, row.content_hash, s.updated_at, digest):
+        if row is not None and _is_stale(row, s.updated_at, digest):
             return []
         out: list[DomainEvent] = []
-        coordinator = s.coordinator_email.lower() if s.coordinator_email else None
-        recruiter = s.recruiter_email.lower() if s.recruiter_email else None
         is_new = row is None
+        coordinator = _known_owner(s.coordinator_email, row.coordinator_email if row else None)
+        recruiter = _known_owner(s.recruiter_email, row.recruiter_email if row else None)
         if row is None:
             row = m.Job(
                 id=s.id,
@@ -267,12 +278,10 @@ class Normalizer:
             out.extend(self._candidate(session, s.candidate))
         row = session.get(m.Application, s.id)
         digest = content_hash(s, ignore=("updated_at", "candidate"))
-        if row is not None and (
-            row.status == DELETED
-            or _is_stale(row.updated_at, row.content_hash, s.updated_at, digest)
-        ):
+        if row is not None and (row.status == DELETED or _is_stale(row, s.updated_at, digest)):
             return out
         active = s.status is sn.ApplicationStatus.ACTIVE
+        is_new = row is None
         if row is None:
             row = m.Application(
                 id=s.id,
@@ -324,6 +333,43 @@ class Normalizer:
                     scheduling_enabled=self.scheduling_enabled(session, stage),
                 )
             )
+        if is_new:
+            out.extend(self._adopt_schedules(session, row))
+        return out
+
+    def _adopt_schedules(self, session: Session, application: m.Application) -> list[DomainEvent]:
+        """Say now what schedules stored before their application could not say then.
+
+        Interviews and applications come from different poll partitions, so an interview
+        can arrive first; its creation (which completes ``ready_to_schedule``) and the
+        declines recorded meanwhile follow the application's own events.
+        """
+        out: list[DomainEvent] = []
+        query = select(m.Schedule).where(
+            m.Schedule.application_id == application.id,
+            m.Schedule.status.not_in([sn.ScheduleStatus.CANCELLED.value, DELETED]),
+        )
+        for schedule in session.scalars(query):
+            app = self.app_context(session, application, schedule.stage_id)
+            out.append(ev.ScheduleCreated(at=schedule.updated_at, schedule_id=schedule.id, app=app))
+            declined = select(m.ScheduleInterviewer).where(
+                m.ScheduleInterviewer.schedule_id == schedule.id,
+                m.ScheduleInterviewer.response == sn.Response.DECLINED.value,
+            )
+            for person in session.scalars(declined):
+                out.append(
+                    self._interviewer_responded(
+                        schedule, app, person.email, person.response, None, person.name
+                    )
+                )
+            events = select(m.CalendarEvent).where(
+                m.CalendarEvent.schedule_id == schedule.id,
+                m.CalendarEvent.status != sn.EventStatus.CANCELLED.value,
+            )
+            for event in session.scalars(events):
+                for attendee in self._attendees(session, event):
+                    if attendee.response == sn.Response.DECLINED:
+                        out.append(self._responded(session, event, attendee, app, previous=None))
         return out
 
     # --- schedules (ATS interviews) ----------------------------------------------------
@@ -331,10 +377,7 @@ class Normalizer:
     def _schedule(self, session: Session, s: sn.ScheduleSnapshot) -> list[DomainEvent]:
         row = session.get(m.Schedule, s.id)
         digest = content_hash(s)
-        if row is not None and (
-            row.status == DELETED
-            or _is_stale(row.updated_at, row.content_hash, s.updated_at, digest)
-        ):
+        if row is not None and (row.status == DELETED or _is_stale(row, s.updated_at, digest)):
             return []
         application = session.get(m.Application, s.application_id)
         stage_id = s.stage_id or self._stage_of_kind(session, s.interview_kind_id)
@@ -365,7 +408,10 @@ class Normalizer:
         session.add(row)
         session.flush()
         if application is None:
-            # The application arrives later (another partition): nothing to say yet.
+            # The application arrives later (another partition): nothing to say yet, but
+            # keep the interviewers for then (see _adopt_schedules).
+            if s.interviewers is not None:
+                self._interviewers(session, row, None, s)
             self._link_events(session, row)
             return out
         app = self.app_context(session, application, stage_id)
@@ -400,9 +446,16 @@ class Normalizer:
         )
 
     def _interviewers(
-        self, session: Session, row: m.Schedule, app: ev.ApplicationContext, s: sn.ScheduleSnapshot
+        self,
+        session: Session,
+        row: m.Schedule,
+        app: ev.ApplicationContext | None,
+        s: sn.ScheduleSnapshot,
     ) -> list[DomainEvent]:
-        """The ATS's own record of interviewer responses (Greenhouse keeps RSVPs too)."""
+        """The ATS's own record of interviewer responses (Greenhouse keeps RSVPs too).
+
+        Without ``app`` (the application is not known yet) they are stored silently.
+        """
         out: list[DomainEvent] = []
         query = select(m.ScheduleInterviewer).where(m.ScheduleInterviewer.schedule_id == row.id)
         known = {i.email: i for i in session.scalars(query)}
@@ -412,19 +465,10 @@ class Normalizer:
             seen.add(email)
             before = known.get(email)
             previous = before.response if before else None
-            if previous != person.response.value:
+            if app is not None and previous != person.response.value:
                 out.append(
-                    ev.AttendeeResponded(
-                        at=s.updated_at,
-                        schedule_id=row.id,
-                        app=app,
-                        role=AttendeeRole.INTERVIEWER,
-                        email=email,
-                        response=person.response.value,
-                        previous=previous,
-                        starts_at=row.starts_at,
-                        is_future=self._is_future(row.starts_at),
-                        attendee_name=person.name,
+                    self._interviewer_responded(
+                        row, app, email, person.response.value, previous, person.name, s.updated_at
                     )
                 )
             item = before or m.ScheduleInterviewer(schedule_id=row.id, email=email, response="")
@@ -432,12 +476,39 @@ class Normalizer:
             session.add(item)
         for email in known.keys() - seen:
             session.delete(known[email])
-            out.append(
-                ev.AttendeeRemoved(
-                    at=s.updated_at, schedule_id=row.id, role=AttendeeRole.INTERVIEWER, email=email
+            if app is not None:
+                out.append(
+                    ev.AttendeeRemoved(
+                        at=s.updated_at,
+                        schedule_id=row.id,
+                        role=AttendeeRole.INTERVIEWER,
+                        email=email,
+                    )
                 )
-            )
         return out
+
+    def _interviewer_responded(
+        self,
+        row: m.Schedule,
+        app: ev.ApplicationContext,
+        email: str,
+        response: str,
+        previous: str | None,
+        name: str | None,
+        at: datetime | None = None,
+    ) -> ev.AttendeeResponded:
+        return ev.AttendeeResponded(
+            at=at or row.updated_at,
+            schedule_id=row.id,
+            app=app,
+            role=AttendeeRole.INTERVIEWER,
+            email=email,
+            response=response,
+            previous=previous,
+            starts_at=row.starts_at,
+            is_future=self._is_future(row.starts_at),
+            attendee_name=name,
+        )
 
     def _is_future(self, starts_at: datetime | None) -> bool:
         return starts_at is not None and starts_at > self.clock()
@@ -470,7 +541,7 @@ class Normalizer:
     def _scorecard(self, session: Session, s: sn.ScorecardSnapshot) -> list[DomainEvent]:
         row = session.get(m.Scorecard, s.id)
         digest = content_hash(s)
-        if row is not None and _is_stale(row.updated_at, row.content_hash, s.updated_at, digest):
+        if row is not None and _is_stale(row, s.updated_at, digest):
             return []
         was_submitted = row is not None and row.submitted
         row = row or m.Scorecard(
@@ -502,7 +573,7 @@ class Normalizer:
         key = (s.connector, s.calendar_id, s.event_id)
         row = session.get(m.CalendarEvent, key)
         digest = content_hash(s)
-        if row is not None and _is_stale(row.updated_at, row.content_hash, s.updated_at, digest):
+        if row is not None and _is_stale(row, s.updated_at, digest):
             return []
         before_attendees = {a.email: a for a in self._attendees(session, row)} if row else {}
         before_status = row.status if row else None
@@ -777,6 +848,13 @@ class Normalizer:
             ),
         )
         return self._calendar_event(session, snapshot)
+
+
+def _known_owner(reported: str | None, stored: str | None) -> str | None:
+    """A job owner as the snapshot says it: None keeps what we had, "" means nobody."""
+    if reported is None:
+        return stored
+    return reported.lower() or None
 
 
 def _attendee_key(row: m.CalendarEvent) -> tuple[Any, ...]:

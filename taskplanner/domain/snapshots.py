@@ -83,6 +83,7 @@ class JobSnapshot:
     created_at: datetime
     updated_at: datetime
     published: bool | None = None  # None = unknown (job webhooks do not say)
+    # Owners: None = unknown (job webhooks name users by id only), "" = known to be nobody.
     coordinator_email: str | None = None  # hiring team coordinator
     recruiter_email: str | None = None  # recruiter, else the job's creator
     stages: tuple[StageSnapshot, ...] | None = None  # None = unknown
