@@ -38,6 +38,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "ConnectorConfig",
+    "DaemonConfig",
     "DatabaseConfig",
     "DigestConfig",
     "Duration",
@@ -339,6 +340,14 @@ class JobOverride(_Model):
     inactivity_after: dict[str, Duration] = Field(default_factory=dict)
 
 
+class DaemonConfig(_Model):
+    # How long a replica's claim on a sync source or inbox delivery outlives its last
+    # heartbeat: a replica that dies is taken over this long afterwards.
+    lease: Duration = timedelta(seconds=30)
+    # SIGTERM/SIGINT: how long to wait for the current sync page or delivery to finish.
+    shutdown_timeout: Duration = timedelta(seconds=20)
+
+
 class DigestConfig(_SecretHolder):
     send_at: Annotated[time, BeforeValidator(_to_time)] = time(8, 0)
     smtp_url_env: EnvVarName
@@ -400,6 +409,9 @@ class GoogleCalendarConfig(_ConnectorBase):
     poll_interval: Duration = timedelta(minutes=2)
     base_url: str | None = None
     token_url: str | None = None
+    # Room calendars cannot be impersonated; they are read as this Workspace user (default:
+    # the first user calendar listed).
+    admin_email: Email | None = None
 
 
 class MicrosoftCalendarConfig(_ConnectorBase):
@@ -413,6 +425,8 @@ class MicrosoftCalendarConfig(_ConnectorBase):
     authority_url: str = "https://login.microsoftonline.com"
     # Graph change-notification clientState, compared on every notification.
     client_state_env: OptionalEnvVarName = None
+    # Extra CA bundle to trust for Graph and the authority (a TLS-intercepting proxy).
+    ca_file: Path | None = None
 
 
 ConnectorConfig = Annotated[
@@ -434,6 +448,7 @@ class Config(_Model):
     jobs: list[JobOverride] = Field(default_factory=list)
     connectors: dict[str, ConnectorConfig] = Field(default_factory=dict)
     digest: DigestConfig | None = None
+    daemon: DaemonConfig = Field(default_factory=DaemonConfig)
     # Where this configuration came from; error messages name it.
     source: str = MEMORY_SOURCE
 
