@@ -106,9 +106,7 @@ def describe_job(session: Session, rules: OrgRules, job_id: str) -> JobView:
         raise SetupNotFound(f"no job {job_id}")
     stages = list(
         session.scalars(
-            select(m.Stage)
-            .where(m.Stage.job_id == job_id)
-            .order_by(m.Stage.position, m.Stage.id)
+            select(m.Stage).where(m.Stage.job_id == job_id).order_by(m.Stage.position, m.Stage.id)
         )
     )
     setups = {
@@ -123,9 +121,7 @@ def describe_job(session: Session, rules: OrgRules, job_id: str) -> JobView:
     }
     kinds: dict[str, list[InterviewKindView]] = {}
     for kind in session.scalars(
-        select(m.InterviewKind)
-        .where(m.InterviewKind.job_id == job_id)
-        .order_by(m.InterviewKind.id)
+        select(m.InterviewKind).where(m.InterviewKind.job_id == job_id).order_by(m.InterviewKind.id)
     ):
         view = InterviewKindView(kind.id, kind.name, templates.get(kind.id, ""))
         kinds.setdefault(kind.stage_id, []).append(view)

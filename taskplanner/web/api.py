@@ -1,0 +1,444 @@
+"""The JSON API under ``/api``: tasks (list, detail, complete, assign), coordinators, job set-up.
+
+Field names are the stable contract of SPEC §4. Lists are newest first and paged with a
+keyset cursor (``next_cursor`` → ``?cursor=``), so pages stay exact while tasks are added.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Request, status
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from taskplanner import jobsetup
+from taskplanner.domain.categories import CATEGORY_NAMES
+from taskplanner.engine import TaskAlreadyCompleted, TaskNotFound
+from taskplanner.runtime import Runtime
+from taskplanner.store import models as m
+from taskplanner.store.database import transaction
+from taskplanner.tasklist import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    StatusFilter,
+    TaskQuery,
+    get_task,
+    history_json,
+    list_tasks,
+    open_counts_by_assignee,
+    task_json,
+)
+from taskplanner.web.auth import EMAIL, ApiClient, Authenticator
+
+# The names of SPEC §2, as an enum so the OpenAPI document lists them and FastAPI answers
+# 422 for anything else.
+CategoryName = enum.StrEnum(  # type: ignore[misc]
+    "CategoryName", {name: name for name in CATEGORY_NAMES}
+)
+
+# Identifiers come from the ATS; refuse control characters (PostgreSQL rejects NUL in text).
+ID_PATTERN = r"^[^\x00-\x1f\x7f]+$"
+JobId = Annotated[str, Path(min_length=1, max_length=200, pattern=ID_PATTERN)]
+StageId = Annotated[str, Path(min_length=1, max_length=200, pattern=ID_PATTERN)]
+# Task ids are PostgreSQL INTEGERs: larger numbers cannot name a task (and must not reach SQL).
+MAX_TASK_ID = 2**31 - 1
+TaskId = Annotated[int, Path(ge=1, le=MAX_TASK_ID, description="The task's id")]
+EmailStr = Annotated[str, Field(max_length=254, pattern=EMAIL.pattern)]
+# Roles whose people appear in "Assigned to" even with nothing open.
+COORDINATING_ROLES = frozenset({"coordinator", "recruiter", "admin"})
+
+
+def runtime_of(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+def authenticator_of(request: Request) -> Authenticator:
+    auth: Authenticator = request.app.state.auth
+    return auth
+
+
+def api_client(request: Request) -> ApiClient:
+    return authenticator_of(request).api_client(request)
+
+
+class ErrorOut(BaseModel):
+    detail: str
+
+
+_AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorOut, "description": "Missing or wrong bearer token"},
+    403: {"model": ErrorOut, "description": "No tokens configured and not a loopback client"},
+}
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorOut, "description": "No such task"}
+}
+_COMPLETED: dict[int | str, dict[str, Any]] = {
+    409: {"model": ErrorOut, "description": "The task is already completed"}
+}
+
+router = APIRouter(prefix="/api", dependencies=[Depends(api_client)], responses=_AUTH_ERRORS)
+
+
+# --- response and request models -------------------------------------------------------------
+
+
+class TaskOut(BaseModel):
+    id: int
+    category: CategoryName
+    category_label: str
+    title: str
+    recommended_action: str
+    action_url: str | None = Field(
+        description="The ATS candidate/job, or this server's set-up page (a relative URL)"
+    )
+    detail: str | None
+    assignee: str
+    status: Literal["open", "completed"]
+    resolution: Literal["action_taken", "obsolete", "manual"] | None
+    completed_by: str | None = Field(description="The person, for a manual completion")
+    completion_reason: str | None = Field(description="What happened, for any completion")
+    job_id: str | None
+    stage_id: str | None
+    interview_kind_id: str | None
+    application_id: str | None
+    candidate_id: str | None
+    schedule_id: str | None
+    event_id: str | None
+    attendee: str | None
+    integration: str | None
+    created_at: datetime
+    due_at: datetime | None
+    completed_at: datetime | None
+
+
+class HistoryOut(BaseModel):
+    at: datetime
+    action: str
+    detail: str
+    actor: str
+
+
+class TaskDetailOut(TaskOut):
+    history: list[HistoryOut]
+
+
+class TaskPageOut(BaseModel):
+    tasks: list[TaskOut]
+    next_cursor: int | None = Field(
+        description="Pass as ?cursor= for the next (older) page; null on the last page"
+    )
+
+
+class CompleteIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    by: EmailStr | None = Field(
+        default=None, description="Who completed it (history records the API otherwise)"
+    )
+
+
+class AssignIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    assignee: EmailStr
+    by: EmailStr | None = None
+
+
+class CoordinatorOut(BaseModel):
+    email: str
+    name: str | None
+    role: str | None
+    open_tasks: int
+
+
+class CoordinatorsOut(BaseModel):
+    coordinators: list[CoordinatorOut]
+
+
+class InterviewKindOut(BaseModel):
+    id: str
+    name: str
+    template: str
+
+
+class StageOut(BaseModel):
+    id: str
+    name: str
+    position: int
+    scheduling_enabled: bool
+    scheduling_default: bool = Field(description="The organisation's default for this stage")
+    inactivity_alerts: bool
+    interview_kinds: list[InterviewKindOut]
+
+
+class JobOut(BaseModel):
+    id: str
+    name: str
+    status: str
+    url: str | None
+    stages: list[StageOut]
+
+
+class StageSetupIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    scheduling_enabled: bool | None = None
+    inactivity_alerts: bool | None = None
+    interview_templates: (
+        dict[
+            Annotated[str, Field(max_length=200)],
+            Annotated[str, Field(max_length=20_000, pattern=r"^[^\x00]*$")],
+        ]
+        | None
+    ) = Field(default=None, description="Interview kind id → template text")
+    by: EmailStr | None = None
+
+
+# --- tasks ---------------------------------------------------------------------------------------
+
+
+@router.get("/tasks", response_model=TaskPageOut, summary="List tasks, newest first")
+def get_tasks(
+    request: Request,
+    assignee: Annotated[
+        str | None,
+        Query(
+            max_length=254,
+            pattern=r"^[^\x00-\x1f\x7f]*$",
+            description="Email of the assignee; empty or left out: everyone",
+        ),
+    ] = None,
+    status_: Annotated[StatusFilter, Query(alias="status")] = StatusFilter.OPEN,
+    category: Annotated[
+        CategoryName | Literal[""] | None,
+        Query(description="One of the categories of SPEC §2; empty or left out: all"),
+    ] = None,
+    cursor: Annotated[int | None, Query(ge=1, le=MAX_TASK_ID + 1)] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+) -> dict[str, Any]:
+    runtime = runtime_of(request)
+    query = TaskQuery(
+        assignee=assignee,
+        status=status_,
+        category=str(category) if category else None,
+        before_id=cursor,
+        limit=limit,
+    )
+    with transaction(runtime.db, read_only=True) as session:
+        page = list_tasks(session, query)
+        return {"tasks": [task_json(t) for t in page.tasks], "next_cursor": page.next_cursor}
+
+
+@router.get(
+    "/tasks/{task_id}",
+    response_model=TaskDetailOut,
+    responses=_NOT_FOUND,
+    summary="One task with its history",
+)
+def get_one_task(request: Request, task_id: TaskId) -> dict[str, Any]:
+    with transaction(runtime_of(request).db, read_only=True) as session:
+        task = get_task(session, task_id)
+        if task is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no task {task_id}")
+        return {**task_json(task), "history": history_json(session, task_id)}
+
+
+@router.post(
+    "/tasks/{task_id}/complete",
+    response_model=TaskOut,
+    responses={**_NOT_FOUND, **_COMPLETED},
+    summary="Complete a task by hand (resolution manual, recording who)",
+)
+def complete_task(
+    request: Request,
+    task_id: TaskId,
+    client: Annotated[ApiClient, Depends(api_client)],
+    body: Annotated[CompleteIn | None, Body()] = None,
+) -> dict[str, Any]:
+    runtime = runtime_of(request)
+    by = (body.by if body else None) or client.actor
+    with transaction(runtime.db) as session:
+        try:
+            task = runtime.pipeline.tasks.complete(session, task_id, by=by)
+        except TaskNotFound:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no task {task_id}") from None
+        except TaskAlreadyCompleted:
+            raise HTTPException(
+                status.HTTP_409_CONFLICT, f"task {task_id} is already completed"
+            ) from None
+        return task_json(task)
+
+
+@router.post(
+    "/tasks/{task_id}/assign",
+    response_model=TaskOut,
+    responses={**_NOT_FOUND, **_COMPLETED},
+    summary="Reassign an open task by hand (it then stays when owners change)",
+)
+def assign_task(
+    request: Request,
+    task_id: TaskId,
+    body: AssignIn,
+    client: Annotated[ApiClient, Depends(api_client)],
+) -> dict[str, Any]:
+    runtime = runtime_of(request)
+    with transaction(runtime.db) as session:
+        try:
+            task = runtime.pipeline.tasks.assign(
+                session, task_id, to=body.assignee, by=body.by or client.actor
+            )
+        except TaskNotFound:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no task {task_id}") from None
+        except TaskAlreadyCompleted:
+            raise HTTPException(
+                status.HTTP_409_CONFLICT, f"task {task_id} is already completed"
+            ) from None
+        return task_json(task)
+
+
+# --- people --------------------------------------------------------------------------------------
+
+
+def coordinators(session: Session, runtime: Runtime) -> list[dict[str, Any]]:
+    """People who coordinate (from the configuration) and everyone with open tasks."""
+    counts = open_counts_by_assignee(session)
+    people = {p.email: p for p in runtime.config.people}
+    emails = set(counts) | {e for e, p in people.items() if p.role in COORDINATING_ROLES}
+    emails.add(runtime.config.organisation.account_owner)
+    names: dict[str, str] = {}
+    if emails:
+        stmt = select(m.User.email, m.User.name).where(m.User.email.in_(emails))
+        names = {email.lower(): name for email, name in session.execute(stmt).all()}
+    out: list[dict[str, Any]] = []
+    for email in emails:
+        person = people.get(email)
+        out.append(
+            {
+                "email": email,
+                "name": (person.name if person else None) or names.get(email),
+                "role": person.role if person else None,
+                "open_tasks": counts.get(email, 0),
+            }
+        )
+    out.sort(key=lambda c: (str(c["name"] or c["email"]).casefold(), c["email"]))
+    return out
+
+
+@router.get(
+    "/coordinators",
+    response_model=CoordinatorsOut,
+    summary="Coordinators and everyone with open tasks, with their open counts",
+)
+def get_coordinators(request: Request) -> dict[str, Any]:
+    runtime = runtime_of(request)
+    with transaction(runtime.db, read_only=True) as session:
+        return {"coordinators": coordinators(session, runtime)}
+
+
+# --- job set-up ----------------------------------------------------------------------------------
+
+
+def job_json(view: jobsetup.JobView) -> dict[str, Any]:
+    return {
+        "id": view.id,
+        "name": view.name,
+        "status": view.status,
+        "url": view.url,
+        "stages": [stage_json(s) for s in view.stages],
+    }
+
+
+def stage_json(stage: jobsetup.StageView) -> dict[str, Any]:
+    return {
+        "id": stage.id,
+        "name": stage.name,
+        "position": stage.position,
+        "scheduling_enabled": stage.scheduling_enabled,
+        "scheduling_default": stage.scheduling_default,
+        "inactivity_alerts": stage.inactivity_alerts,
+        "interview_kinds": [
+            {"id": k.id, "name": k.name, "template": k.template} for k in stage.interview_kinds
+        ],
+    }
+
+
+_NO_JOB: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorOut, "description": "No such job, stage or interview"}
+}
+
+
+@router.get(
+    "/jobs/{job_id}",
+    response_model=JobOut,
+    responses=_NO_JOB,
+    summary="A job's stages with their scheduling set-up and interview templates",
+)
+def get_job(request: Request, job_id: JobId) -> dict[str, Any]:
+    runtime = runtime_of(request)
+    with transaction(runtime.db, read_only=True) as session:
+        try:
+            return job_json(jobsetup.describe_job(session, runtime.rules, job_id))
+        except jobsetup.SetupNotFound as exc:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+
+
+@router.put(
+    "/jobs/{job_id}/stages/{stage_id}",
+    response_model=StageOut,
+    responses=_NO_JOB,
+    summary="Set up a stage: scheduling, inactivity alerts, interview templates",
+    description="Enabling a stage completes the job's new_job and the stage's new_stage "
+    "tasks; a non-empty template completes the interview's new_interview task "
+    "(resolution action_taken). Omitted fields stay as they are.",
+)
+def put_stage(
+    request: Request,
+    job_id: JobId,
+    stage_id: StageId,
+    body: StageSetupIn,
+    client: Annotated[ApiClient, Depends(api_client)],
+) -> dict[str, Any]:
+    runtime = runtime_of(request)
+    with transaction(runtime.db) as session:
+        try:
+            apply_stage_setup(
+                session,
+                runtime,
+                job_id,
+                stage_id,
+                by=body.by or client.actor,
+                scheduling_enabled=body.scheduling_enabled,
+                inactivity_alerts=body.inactivity_alerts,
+                interview_templates=body.interview_templates,
+            )
+            view = jobsetup.describe_job(session, runtime.rules, job_id)
+        except jobsetup.SetupNotFound as exc:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+        return next(stage_json(s) for s in view.stages if s.id == stage_id)
+
+
+def apply_stage_setup(
+    session: Session,
+    runtime: Runtime,
+    job_id: str,
+    stage_id: str,
+    *,
+    by: str,
+    scheduling_enabled: bool | None = None,
+    inactivity_alerts: bool | None = None,
+    interview_templates: dict[str, str] | None = None,
+) -> None:
+    """Store the set-up and let the engine close the tasks it completes (one transaction)."""
+    events = jobsetup.update_stage(
+        session,
+        job_id,
+        stage_id,
+        now=runtime.clock(),
+        by=by,
+        scheduling_enabled=scheduling_enabled,
+        inactivity_alerts=inactivity_alerts,
+        interview_templates=interview_templates,
+    )
+    runtime.pipeline.handle(session, events)
