@@ -20,6 +20,7 @@ from taskplanner.domain import assignment
 from taskplanner.domain import events as ev
 from taskplanner.domain.categories import (
     CATEGORY_BY_NAME,
+    DUE_AT_INTERVIEW_START,
     CloseTasks,
     OpenTask,
     Resolution,
@@ -75,13 +76,43 @@ class TaskEngine:
                             result.opened.append(task)
                 elif isinstance(intent, CloseTasks):
                     result.closed.extend(self.close(session, intent, actor=actor))
-            if isinstance(event, ev.JobOwnerChanged):
+            if isinstance(event, ev.JobOwnerChanged | ev.JobCreated):
+                # JobCreated too: tasks opened before their job arrived (another poll
+                # partition) went to the account owner for want of a coordinator.
                 result.reassigned += self.refresh_assignments(session, job_id=event.job_id)
             elif isinstance(event, ev.CandidateCoordinatorChanged):
                 result.reassigned += self.refresh_assignments(
                     session, candidate_id=event.candidate_id
                 )
+            elif isinstance(event, ev.EventMoved):
+                self.follow_interview_move(session, event, actor=actor)
         return result
+
+    def follow_interview_move(self, session: Session, event: ev.EventMoved, *, actor: str) -> int:
+        """Open declines are due when their interview starts; a move moves that date.
+
+        Without this the sweep would retire a decline on a postponed interview at the old
+        time, while the interviewer still cannot come at the new one.
+        """
+        if event.starts_at is None:
+            return 0
+        query = select(m.Task).where(
+            m.Task.status == OPEN,
+            m.Task.schedule_id == event.schedule_id,
+            m.Task.category.in_(DUE_AT_INTERVIEW_START),
+        )
+        now = self.clock()
+        count = 0
+        for task in session.scalars(query.with_for_update()):
+            if task.due_at == event.starts_at:
+                continue
+            before = task.due_at.isoformat() if task.due_at else "none"
+            task.due_at, task.updated_at = event.starts_at, now
+            session.add(task)
+            detail = f"due {before} → {event.starts_at.isoformat()} (the interview moved)"
+            self._history(session, task.id, "due_changed", detail, actor, now)
+            count += 1
+        return count
 
     def open(self, session: Session, intent: OpenTask, *, actor: str) -> m.Task | None:
         """Open a task unless one is already open for the same situation."""
@@ -219,7 +250,7 @@ class TaskEngine:
         query = select(m.Task).where(m.Task.assignee == from_.lower(), m.Task.status == OPEN)
         count = 0
         for task in session.scalars(query.with_for_update()):
-            self._reassign(session, task, to.lower(), assignment.MANUAL, by, "hand-over")
+            self._reassign(session, task, to.lower(), assignment.MANUAL, by.lower(), "hand-over")
             count += 1
         return count
 

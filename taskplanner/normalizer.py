@@ -49,7 +49,8 @@ def _is_stale(row: _Mirrored, at: datetime, digest: str) -> bool:
     if at < row.updated_at:
         return True
     if digest == row.content_hash:
-        row.updated_at = at
+        if at > row.updated_at:  # only then: an unchanged poll must not write every row
+            row.updated_at = at
         return True
     return False
 
@@ -109,12 +110,20 @@ class Normalizer:
         coordinator = s.coordinator_email.lower() if s.coordinator_email else None
         if row is None:
             row = m.Candidate(id=s.id, name=s.name, updated_at=s.updated_at, content_hash="")
+            if coordinator and self._has_applications(session, s.id):
+                # Their application came first (another poll partition) and its tasks went
+                # to the stage owner meanwhile.
+                out.append(ev.CandidateCoordinatorChanged(at=s.updated_at, candidate_id=s.id))
         elif row.coordinator_email != coordinator:
             out.append(ev.CandidateCoordinatorChanged(at=s.updated_at, candidate_id=s.id))
         row.name, row.email, row.url = s.name, s.email.lower() if s.email else None, s.url
         row.coordinator_email, row.updated_at, row.content_hash = coordinator, s.updated_at, digest
         session.add(row)
         return out
+
+    def _has_applications(self, session: Session, candidate_id: str) -> bool:
+        query = select(m.Application.id).where(m.Application.candidate_id == candidate_id)
+        return session.scalars(query.limit(1)).first() is not None
 
     # --- jobs, stages, interview kinds ------------------------------------------------
 
@@ -156,6 +165,44 @@ class Normalizer:
         session.add(row)
         if s.stages is not None:
             out.extend(self._stages(session, row, s.stages, announce=not is_new))
+            if is_new:
+                out.extend(self._adopt_applications(session, row))
+        return out
+
+    def _adopt_applications(self, session: Session, job: m.Job) -> list[DomainEvent]:
+        """Applications that arrived before their job sat in a stage nobody knew yet.
+
+        Their entry could not tell whether the stage is enabled for scheduling; now it can.
+        One that is already scheduled in its stage needs nothing.
+        """
+        scheduled = (
+            select(m.Schedule.id)
+            .where(
+                m.Schedule.application_id == m.Application.id,
+                m.Schedule.stage_id == m.Application.stage_id,
+                m.Schedule.status.not_in([sn.ScheduleStatus.CANCELLED.value, DELETED]),
+            )
+            .exists()
+        )
+        query = select(m.Application).where(
+            m.Application.job_id == job.id,
+            m.Application.status == sn.ApplicationStatus.ACTIVE.value,
+            m.Application.stage_id.is_not(None),
+            ~scheduled,
+        )
+        out: list[DomainEvent] = []
+        for application in session.scalars(query):
+            stage = session.get(m.Stage, application.stage_id)
+            if stage is None or stage.job_id != job.id:
+                continue
+            out.append(
+                ev.ApplicationEnteredStage(
+                    at=job.updated_at,
+                    app=self.app_context(session, application),
+                    entered_at=application.stage_entered_at or application.updated_at,
+                    scheduling_enabled=self.scheduling_enabled(session, stage),
+                )
+            )
         return out
 
     def _stages(
@@ -172,6 +219,13 @@ class Normalizer:
         known = {
             st.id: st for st in session.scalars(select(m.Stage).where(m.Stage.job_id == job.id))
         }
+        if not known:
+            # A job first seen through a webhook has no plan yet (job webhooks carry no stages),
+            # so the first snapshot with stages is the plan the job came with, which its new_job
+            # task covers (SPEC §2); announcing it would open a new_stage/new_interview per stage.
+            # Greenhouse plans always keep Application Review and Offer, so a known plan is
+            # never empty.
+            announce = False
         seen: set[str] = set()
         for snap in stages:
             seen.add(snap.id)
@@ -278,7 +332,11 @@ class Normalizer:
             out.extend(self._candidate(session, s.candidate))
         row = session.get(m.Application, s.id)
         digest = content_hash(s, ignore=("updated_at", "candidate"))
-        if row is not None and (row.status == DELETED or _is_stale(row, s.updated_at, digest)):
+        if row is not None and row.status == DELETED:
+            _fill_tombstone(row, s)
+            return out
+        if row is not None and _is_stale(row, s.updated_at, digest):
+            _learn_stage_entry(row, s)
             return out
         active = s.status is sn.ApplicationStatus.ACTIVE
         is_new = row is None
@@ -289,7 +347,7 @@ class Normalizer:
                 job_id=s.job_id,
                 stage_id=s.stage_id,
                 status=s.status.value,
-                stage_entered_at=s.stage_entered_at or s.updated_at,
+                stage_entered_at=s.stage_entered_at,
                 url=s.url,
                 updated_at=s.updated_at,
                 content_hash=digest,
@@ -313,12 +371,10 @@ class Normalizer:
                     )
                 )
             entered = active and s.stage_id is not None and (moved or not was_active)
-            # The entry time only changes with the stage: a later, more precise report of
-            # the same entry must not look like a second entry.
-            if moved or row.stage_entered_at is None:
-                row.stage_entered_at = s.stage_entered_at or s.updated_at
-            elif entered:  # re-opened (unrejected) in the same stage: a fresh entry
-                row.stage_entered_at = s.updated_at
+            if moved:
+                row.stage_entered_at = s.stage_entered_at
+            else:  # the same visit (an unrejection resumes it): a report may only refine it
+                _learn_stage_entry(row, s)
             row.candidate_id, row.job_id, row.stage_id = s.candidate_id, s.job_id, s.stage_id
             row.status, row.url = s.status.value, s.url
             row.updated_at, row.content_hash = s.updated_at, digest
@@ -763,17 +819,46 @@ class Normalizer:
         kind = d.kind
         if kind is sn.EntityKind.APPLICATION:
             app_row = session.get(m.Application, d.id)
-            if app_row is None or app_row.status == DELETED:
+            if app_row is None:
+                # Deliveries arrive in any order: keep a tombstone so the application's older
+                # snapshots, still on their way, cannot bring it back (with its tasks).
+                app_row = m.Application(
+                    id=d.id,
+                    candidate_id="",
+                    job_id="",
+                    status=DELETED,
+                    updated_at=d.at,
+                    content_hash=DELETED,
+                )
+                session.add(app_row)
+                return []
+            if app_row.status == DELETED:
+                app_row.updated_at = max(app_row.updated_at, d.at)
                 return []
             out: list[DomainEvent] = []
             if app_row.status == sn.ApplicationStatus.ACTIVE:
                 out.append(ev.ApplicationClosed(at=d.at, application_id=d.id, status=DELETED))
+            # A deletion is final, whatever came before it: the tombstone keeps the identity
+            # only, so the mirror does not depend on which snapshots happened to arrive first.
             app_row.status, app_row.updated_at = DELETED, max(app_row.updated_at, d.at)
+            app_row.stage_id, app_row.stage_entered_at, app_row.content_hash = None, None, DELETED
             session.add(app_row)
             return out
         if kind is sn.EntityKind.SCHEDULE:
             schedule = session.get(m.Schedule, d.id)
-            if schedule is None or schedule.status == DELETED:
+            if schedule is None:
+                # As for applications: an older poll page must not resurrect it.
+                session.add(
+                    m.Schedule(
+                        id=d.id,
+                        application_id="",
+                        status=DELETED,
+                        updated_at=d.at,
+                        content_hash=DELETED,
+                    )
+                )
+                return []
+            if schedule.status == DELETED:
                 return []
             was_cancelled = schedule.status == sn.ScheduleStatus.CANCELLED
             application = session.get(m.Application, schedule.application_id)
@@ -809,11 +894,12 @@ class Normalizer:
         if kind is sn.EntityKind.SCORECARD:
             session.execute(delete(m.Scorecard).where(m.Scorecard.id == d.id))
         elif kind is sn.EntityKind.CANDIDATE:
-            session.execute(
-                update(m.Application)
-                .where(m.Application.candidate_id == d.id)
-                .values(status=DELETED)
-            )
+            # Nothing to do to the applications here: a deleted candidate's applications come
+            # as deletions of their own (Greenhouse's deleted_application_ids, a full sync's
+            # present_ids), which close their tasks; a merged-away candidate's applications
+            # live on under the survivor. Marking them deleted here, silently, left their
+            # open tasks behind and kept merged applications deleted for good.
+            pass
         elif kind is sn.EntityKind.USER:
             session.execute(update(m.User).where(m.User.id == d.id).values(deactivated=True))
         return []
@@ -848,6 +934,32 @@ class Normalizer:
             ),
         )
         return self._calendar_event(session, snapshot)
+
+
+def _learn_stage_entry(row: m.Application, s: sn.ApplicationSnapshot) -> None:
+    """Take the entry time a snapshot reports for the stage the application is in now.
+
+    Only the provider knows when an application entered its stage (Greenhouse: the stage
+    history; a stage-change webhook: its own time); a snapshot that does not say (a
+    rejection, an unrejection) leaves it unknown (None) rather than guessing. Older
+    snapshots count too, and the latest entry reported for the current stage wins: any
+    earlier one belongs to an earlier visit. So the mirror ends the same in every delivery
+    order, and a poll corrects what a webhook estimated.
+    """
+    entered = s.stage_entered_at
+    if s.stage_id != row.stage_id or entered is None:
+        return
+    if row.stage_entered_at is None or entered > row.stage_entered_at:
+        row.stage_entered_at = entered
+
+
+def _fill_tombstone(row: m.Application, s: sn.ApplicationSnapshot) -> None:
+    """An older snapshot of a deleted application: learn who and where it was, nothing more.
+
+    The identity never changes, so every delivery order ends with the same tombstone.
+    """
+    row.candidate_id, row.job_id, row.url = s.candidate_id, s.job_id, s.url
+    row.updated_at = max(row.updated_at, s.updated_at)
 
 
 def _known_owner(reported: str | None, stored: str | None) -> str | None:

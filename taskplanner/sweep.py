@@ -67,6 +67,17 @@ class Sweeper:
                 ),
             ),
         )
+        # Most declines arrive as calendar RSVPs that the ATS never hears of; someone who
+        # declined the event owes no scorecard either.
+        e, ea = m.CalendarEvent, m.CalendarAttendee
+        declined_on_calendar = exists().where(
+            e.schedule_id == s.id,
+            ea.connector == e.connector,
+            ea.calendar_id == e.calendar_id,
+            ea.event_id == e.event_id,
+            ea.email == i.email,
+            ea.response == Response.DECLINED.value,
+        )
         query = (
             select(
                 s.id,
@@ -91,6 +102,7 @@ class Sweeper:
                 s.ends_at < now - due_after,
                 a.status == ApplicationStatus.ACTIVE.value,
                 i.response != Response.DECLINED.value,
+                ~declined_on_calendar,
                 ~submitted,
                 ~exists().where(m.Task.key == key),
             )

@@ -18,6 +18,9 @@ from taskplanner.store import models
 from taskplanner.store.database import create_db_engine
 from taskplanner.store.migrate import upgrade
 
+# Fixtures of the loopback calendar providers (the fakes and one driver for both).
+pytest_plugins = ("tests.calendar_env",)
+
 PG_ADMIN_URL = os.environ.get("TASKPLANNER_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
 

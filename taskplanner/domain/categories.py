@@ -110,10 +110,15 @@ def detect_ready_to_schedule(e: DomainEvent) -> list[Intent]:
     cat = "ready_to_schedule"
     match e:
         case ev.ApplicationEnteredStage(app=app) if e.scheduling_enabled and app.stage_id:
+            # Keyed by application and stage, not by the entry time: a delivery that does not
+            # say when the stage was entered (an unrejection arriving before the stage change)
+            # can only estimate it, and an estimate in the key would make the open task depend
+            # on delivery order. One open task per application and stage is the invariant; a
+            # later visit to the stage is a new task under the same key once this one closed.
             return [
                 OpenTask(
                     cat,
-                    key=f"{cat}:{app.application_id}:{app.stage_id}:{e.entered_at.isoformat()}",
+                    key=f"{cat}:{app.application_id}:{app.stage_id}",
                     title=f"Schedule {app.candidate_name} for {_stage_label(app)} ({app.job_name})",
                     refs=_app_refs(app),
                     action_url=app.url,
@@ -367,6 +372,11 @@ def detect_job_not_live(e: DomainEvent) -> list[Intent]:
             ]
     return []
 
+
+# Declines are due when their interview starts: moving the interview moves the due date
+# (the engine follows ``event_moved``), and the sweep retires the two that an interview
+# that has started makes pointless.
+DUE_AT_INTERVIEW_START = frozenset({"interviewer_declined", "room_declined", "candidate_declined"})
 
 _LEFT = ev.ApplicationLeftStage.name
 _CLOSED = ev.ApplicationClosed.name

@@ -320,6 +320,6 @@ class TaskHistory(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     task_id: Mapped[int] = mapped_column(index=True)
     at: Mapped[datetime]
-    action: Mapped[str]  # opened | assigned | reassigned | completed
+    action: Mapped[str]  # opened | assigned | reassigned | due_changed | completed
     detail: Mapped[str] = mapped_column(Text)  # why, in words a coordinator reads
     actor: Mapped[str]  # a person's email, or the event/sweep that caused it
