@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Generator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,15 +17,14 @@ from connectors.base import (
     RetriableConnectorError,
 )
 from connectors.google_calendar import GoogleCalendarConnector
-from connectors.http import RetryPolicy
 from taskplanner.config import GoogleCalendarConfig
 from taskplanner.domain.snapshots import (
-    CalendarEventSnapshot,
     EntityKind,
     EventStatus,
     Response,
 )
 from taskplanner.sandbox.fake_google_calendar import Attendee, FakeGoogleCalendar
+from tests.calendar_env import Sleeps, events, google_connector, run, unique
 
 CORA = "cora@acme.example"
 SAM = "sam@acme.example"
@@ -34,62 +34,25 @@ MakeConnector = Callable[..., GoogleCalendarConnector]
 SOON = datetime.now(UTC).replace(microsecond=0) + timedelta(days=2)
 
 
-class Sleeps(list[float]):
-    """An injected sleep that records what it was asked to wait."""
-
-    def __call__(self, seconds: float) -> None:
-        self.append(seconds)
-
-
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakeGoogleCalendar]:
-    with FakeGoogleCalendar() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def key_file(fake: FakeGoogleCalendar, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return fake.write_service_account_key(tmp_path_factory.mktemp("google") / "key.json")
-
-
 @pytest.fixture
-def sleeps() -> Sleeps:
-    return Sleeps()
+def fake(google_fake: FakeGoogleCalendar) -> FakeGoogleCalendar:
+    return google_fake
 
 
 @pytest.fixture
 def make_connector(
-    fake: FakeGoogleCalendar, key_file: Path, sleeps: Sleeps
+    fake: FakeGoogleCalendar, google_key_file: Path, sleeps: Sleeps
 ) -> Iterator[MakeConnector]:
     made: list[GoogleCalendarConnector] = []
 
-    def make(calendars: list[str], **kwargs: object) -> GoogleCalendarConnector:
-        kwargs.setdefault("policy", RetryPolicy(sleep=sleeps, max_attempts=4))
-        kwargs.setdefault("per_user_rate", 0.0)
-        kwargs.setdefault("max_workers", 4)
-        connector = GoogleCalendarConnector(
-            "google",
-            calendars=calendars,
-            credentials_file=key_file,
-            base_url=fake.url,
-            **kwargs,  # type: ignore[arg-type]
-        )
+    def make(calendars: list[str], **kwargs: Any) -> GoogleCalendarConnector:
+        connector = google_connector(fake, google_key_file, calendars, sleep=sleeps, **kwargs)
         made.append(connector)
         return connector
 
     yield make
     for connector in made:
         connector.close()
-
-
-def unique(name: str) -> str:
-    """A calendar address no other test uses (the fake is shared by the module)."""
-    unique.counter += 1  # type: ignore[attr-defined]
-    local, domain = name.split("@")
-    return f"{local}{unique.counter}@{domain}"  # type: ignore[attr-defined]
-
-
-unique.counter = 0  # type: ignore[attr-defined]
 
 
 def interview(
@@ -111,23 +74,6 @@ def interview(
         **kwargs,  # type: ignore[arg-type]
     )
     return str(event["id"])
-
-
-def run(
-    connector: GoogleCalendarConnector, cursors: dict[str, str], *, full: bool = False
-) -> list[PollPage]:
-    """One poll, applying cursors the way the runner does."""
-    pages = list(connector.poll(cursors, started_at=datetime.now(UTC), full=full))
-    for page in pages:
-        if page.cursor is not None:
-            cursors[page.partition] = page.cursor
-    return pages
-
-
-def events(pages: list[PollPage]) -> dict[str, CalendarEventSnapshot]:
-    return {
-        s.event_id: s for p in pages for s in p.snapshots if isinstance(s, CalendarEventSnapshot)
-    }
 
 
 def test_connector_satisfies_the_protocol(make_connector: MakeConnector) -> None:
@@ -467,17 +413,17 @@ def test_unreadable_key_file_is_fatal_and_names_the_file(tmp_path: Path) -> None
     assert "secret" not in str(raised.value)
 
 
-def test_from_config_reads_the_spec_keys(fake: FakeGoogleCalendar, key_file: Path) -> None:
+def test_from_config_reads_the_spec_keys(fake: FakeGoogleCalendar, google_key_file: Path) -> None:
     cora = unique(CORA)
     event_id = interview(fake, cora)
     cfg = GoogleCalendarConfig(
         type="google_calendar",
-        credentials_file=key_file,
+        credentials_file=google_key_file,
         calendars=[cora],
         base_url=fake.url,
         token_url=fake.token_uri,
     )
-    cfg.set_secret("credentials", key_file.read_text())  # what Config.resolve_secrets does
+    cfg.set_secret("credentials", google_key_file.read_text())  # what Config.resolve_secrets does
     connector = GoogleCalendarConnector.from_config("google", cfg)
     try:
         assert event_id in events(run(connector, {}))

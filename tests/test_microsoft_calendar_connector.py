@@ -5,30 +5,36 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
 from connectors.base import (
     Connector,
     FatalConnectorError,
-    PollPage,
     RetriableConnectorError,
 )
-from connectors.http import RetryPolicy
 from connectors.microsoft_calendar import MicrosoftCalendarConnector
 from taskplanner.clock import FrozenClock
 from taskplanner.config import MicrosoftCalendarConfig
 from taskplanner.domain.snapshots import (
-    CalendarEventSnapshot,
-    Deletion,
     EntityKind,
     EventStatus,
     Response,
 )
 from taskplanner.sandbox.fake_graph import FakeGraph, GraphAttendee
+from tests.calendar_env import (
+    GRAPH_CLIENT_ID,
+    GRAPH_CLIENT_SECRET,
+    Sleeps,
+    deletions,
+    events,
+    graph_connector,
+    run,
+    unique,
+)
 
-CLIENT_ID = "11111111-2222-3333-4444-555555555555"
-CLIENT_SECRET = "fake-client-secret-value"
+CLIENT_ID, CLIENT_SECRET = GRAPH_CLIENT_ID, GRAPH_CLIENT_SECRET
 SAM = "sam@acme.example"
 ROOM = "room.berlin@acme.example"
 CANDIDATE = "jane.candidate@gmail.example"
@@ -37,56 +43,23 @@ SOON = datetime.now(UTC).replace(microsecond=0) + timedelta(days=2)
 MakeConnector = Callable[..., MicrosoftCalendarConnector]
 
 
-class Sleeps(list[float]):
-    def __call__(self, seconds: float) -> None:
-        self.append(seconds)
-
-
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakeGraph]:
-    with FakeGraph() as server:
-        server.add_client(CLIENT_ID, CLIENT_SECRET)
-        yield server
-
-
 @pytest.fixture
-def sleeps() -> Sleeps:
-    return Sleeps()
+def fake(graph_fake: FakeGraph) -> FakeGraph:
+    return graph_fake
 
 
 @pytest.fixture
 def make_connector(fake: FakeGraph, sleeps: Sleeps) -> Iterator[MakeConnector]:
     made: list[MicrosoftCalendarConnector] = []
 
-    def make(calendars: list[str], **kwargs: object) -> MicrosoftCalendarConnector:
-        kwargs.setdefault("policy", RetryPolicy(sleep=sleeps, max_attempts=4))
-        kwargs.setdefault("client_secret", CLIENT_SECRET)
-        connector = MicrosoftCalendarConnector(
-            "m365",
-            tenant_id=fake.tenant_id,
-            client_id=CLIENT_ID,
-            calendars=calendars,
-            base_url=fake.graph_url,
-            authority_url=fake.authority_url,
-            ca_file=fake.ca_file,
-            max_workers=4,
-            **kwargs,  # type: ignore[arg-type]
-        )
+    def make(calendars: list[str], **kwargs: Any) -> MicrosoftCalendarConnector:
+        connector = graph_connector(fake, calendars, sleep=sleeps, **kwargs)
         made.append(connector)
         return connector
 
     yield make
     for connector in made:
         connector.close()
-
-
-_counter = iter(range(1, 10_000))
-
-
-def unique(address: str) -> str:
-    """A mailbox no other test uses (the fake is shared by the module)."""
-    local, domain = address.split("@")
-    return f"{local}{next(_counter)}@{domain}"
 
 
 def interview(fake: FakeGraph, user: str, *, room: str | None = None, **kwargs: object) -> str:
@@ -105,26 +78,6 @@ def interview(fake: FakeGraph, user: str, *, room: str | None = None, **kwargs: 
         **kwargs,  # type: ignore[arg-type]
     )
     return str(event["id"])
-
-
-def run(
-    connector: MicrosoftCalendarConnector, cursors: dict[str, str], *, full: bool = False
-) -> list[PollPage]:
-    pages = list(connector.poll(cursors, started_at=datetime.now(UTC), full=full))
-    for page in pages:
-        if page.cursor is not None:
-            cursors[page.partition] = page.cursor
-    return pages
-
-
-def events(pages: list[PollPage]) -> dict[str, CalendarEventSnapshot]:
-    return {
-        s.event_id: s for p in pages for s in p.snapshots if isinstance(s, CalendarEventSnapshot)
-    }
-
-
-def deletions(pages: list[PollPage]) -> list[Deletion]:
-    return [s for p in pages for s in p.snapshots if isinstance(s, Deletion)]
 
 
 def test_connector_satisfies_the_protocol(make_connector: MakeConnector) -> None:
