@@ -634,6 +634,9 @@ class Normalizer:
         before_attendees = {a.email: a for a in self._attendees(session, row)} if row else {}
         before_status = row.status if row else None
         before_times = (row.starts_at, row.ends_at) if row else None
+        # Google reports a deleted event as a bare "cancelled" stub (id and status only):
+        # keep what the mirror knew about it instead of blanking it.
+        bare_cancel = row is not None and s.status is sn.EventStatus.CANCELLED and not s.attendees
         if row is None:
             row = m.CalendarEvent(
                 connector=s.connector,
@@ -643,25 +646,24 @@ class Normalizer:
                 updated_at=s.updated_at,
                 content_hash=digest,
             )
-        row.ical_uid, row.status, row.starts_at, row.ends_at = (
-            s.ical_uid,
-            s.status.value,
-            s.starts_at,
-            s.ends_at,
-        )
-        row.organizer_email = s.organizer_email.lower() if s.organizer_email else None
-        row.title, row.schedule_tag, row.updated_at, row.content_hash = (
-            s.title,
-            s.schedule_tag,
-            s.updated_at,
-            digest,
-        )
+        if not bare_cancel or s.starts_at is not None:
+            row.starts_at, row.ends_at = s.starts_at, s.ends_at
+        if not bare_cancel or s.ical_uid is not None:
+            row.ical_uid = s.ical_uid
+        if not bare_cancel or s.organizer_email is not None:
+            row.organizer_email = s.organizer_email.lower() if s.organizer_email else None
+        if not bare_cancel or s.title is not None:
+            row.title = s.title
+        if not bare_cancel or s.schedule_tag is not None:
+            row.schedule_tag = s.schedule_tag
+        row.status, row.updated_at, row.content_hash = s.status.value, s.updated_at, digest
         newly_linked = False
         if row.schedule_id is None:
             row.schedule_id = self._find_schedule(session, s)
             newly_linked = row.schedule_id is not None
         session.add(row)
-        session.execute(delete(m.CalendarAttendee).where(*_attendee_key(row)))
+        if not bare_cancel:
+            session.execute(delete(m.CalendarAttendee).where(*_attendee_key(row)))
         for a in s.attendees:
             session.add(
                 m.CalendarAttendee(

@@ -284,6 +284,7 @@ class Task(Base):
         Index(None, "status", "id"),
         Index(None, "status", "category"),
         Index(None, "application_id", "status"),
+        Index(None, "candidate_id", "status"),
         Index(None, "job_id", "status"),
         Index(None, "schedule_id", "status"),
     )

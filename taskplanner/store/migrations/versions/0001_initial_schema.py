@@ -326,6 +326,9 @@ def upgrade() -> None:
             batch_op.f("ix_tasks_assignee_status_id"), ["assignee", "status", "id"], unique=False
         )
         batch_op.create_index(
+            batch_op.f("ix_tasks_candidate_id_status"), ["candidate_id", "status"], unique=False
+        )
+        batch_op.create_index(
             batch_op.f("ix_tasks_job_id_status"), ["job_id", "status"], unique=False
         )
         batch_op.create_index(batch_op.f("ix_tasks_key"), ["key"], unique=False)
@@ -375,6 +378,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_tasks_schedule_id_status"))
         batch_op.drop_index(batch_op.f("ix_tasks_key"))
         batch_op.drop_index(batch_op.f("ix_tasks_job_id_status"))
+        batch_op.drop_index(batch_op.f("ix_tasks_candidate_id_status"))
         batch_op.drop_index(batch_op.f("ix_tasks_assignee_status_id"))
         batch_op.drop_index(batch_op.f("ix_tasks_application_id_status"))
 
