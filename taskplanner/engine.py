@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -71,11 +72,12 @@ class TaskEngine:
             for intent in intents_for(event):
                 if isinstance(intent, OpenTask):
                     if allow_open:
-                        task = self.open(session, intent, actor=actor)
+                        task = self.open(session, intent, actor=actor, observed_at=event.at)
                         if task is not None:
                             result.opened.append(task)
                 elif isinstance(intent, CloseTasks):
-                    result.closed.extend(self.close(session, intent, actor=actor))
+                    closed = self.close(session, intent, actor=actor, observed_at=event.at)
+                    result.closed.extend(closed)
             if isinstance(event, ev.JobOwnerChanged | ev.JobCreated):
                 # JobCreated too: tasks opened before their job arrived (another poll
                 # partition) went to the account owner for want of a coordinator.
@@ -114,13 +116,36 @@ class TaskEngine:
             count += 1
         return count
 
-    def open(self, session: Session, intent: OpenTask, *, actor: str) -> m.Task | None:
-        """Open a task unless one is already open for the same situation."""
+    def open(
+        self,
+        session: Session,
+        intent: OpenTask,
+        *,
+        actor: str,
+        observed_at: datetime | None = None,
+    ) -> m.Task | None:
+        """Open a task unless one is already open for the same situation.
+
+        ``observed_at`` is the provider time of what was observed. An observation no newer
+        than the one that resolved this situation before is the same news arriving from a
+        second source (the ATS and a calendar, or two calendar copies of one meeting), not
+        a new occurrence, so it does not reopen a task someone already dealt with.
+        """
         existing = session.scalars(
             select(m.Task.id).where(m.Task.key == intent.key, m.Task.status == OPEN)
         ).first()
         if existing is not None:
             return None
+        if observed_at is not None:
+            resolved_later = session.scalars(
+                select(m.Task.id).where(
+                    m.Task.key == intent.key,
+                    m.Task.status == COMPLETED,
+                    m.Task.resolved_observation_at > observed_at,
+                )
+            ).first()
+            if resolved_later is not None:
+                return None
         category = CATEGORY_BY_NAME[intent.category]
         now = self.clock()
         assignee = self.assignee_for(session, category.assignee, intent.refs)
@@ -215,14 +240,23 @@ class TaskEngine:
         """Complete one open task automatically (``action_taken`` or ``obsolete``)."""
         self._complete(session, task, resolution, None, reason, actor, self.clock())
 
-    def close(self, session: Session, intent: CloseTasks, *, actor: str) -> list[m.Task]:
+    def close(
+        self,
+        session: Session,
+        intent: CloseTasks,
+        *,
+        actor: str,
+        observed_at: datetime | None = None,
+    ) -> list[m.Task]:
         query = select(m.Task).where(m.Task.category == intent.category, m.Task.status == OPEN)
         for column, value in intent.match.items():
             query = query.where(getattr(m.Task, column) == value)
         closed = []
         now = self.clock()
         for task in session.scalars(query.with_for_update()):
-            self._complete(session, task, intent.resolution, None, intent.reason, actor, now)
+            self._complete(
+                session, task, intent.resolution, None, intent.reason, actor, now, observed_at
+            )
             closed.append(task)
         return closed
 
@@ -329,11 +363,14 @@ class TaskEngine:
         by: str | None,
         reason: str,
         actor: str,
-        now: Any,
+        now: datetime,
+        observed_at: datetime | None = None,
     ) -> None:
         task.status, task.resolution = COMPLETED, resolution.value
         task.completed_by, task.completion_reason = by, reason
         task.completed_at = task.updated_at = now
+        # Provider time of what resolved it; a person's or the sweep's act is "now".
+        task.resolved_observation_at = observed_at or now
         session.add(task)
         self._history(session, task.id, "completed", f"{resolution.value}: {reason}", actor, now)
 

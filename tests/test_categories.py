@@ -558,6 +558,35 @@ def test_ats_and_calendar_reporting_the_same_decline_open_one_task(pipeline: Pip
     assert task.event_id == f"google:{IVAN}/ev1"
 
 
+def test_same_decline_from_a_second_source_after_a_hand_completion_opens_nothing(
+    pipeline: Pipeline,
+) -> None:
+    pipeline.ingest_now(scheduled_world())
+    pipeline.ingest_now([interview_event(updated=10, interviewer_response=DECLINED)])
+    complete_by_hand(pipeline, only_task(pipeline.db, "interviewer_declined").id, by=CORA)
+
+    # The ATS's own record of that decline (minute 11) arrives after Cora dealt with it.
+    declined = (sn.InterviewerSnapshot(IVAN, DECLINED, "Ivan"),)
+    pipeline.ingest_now([schedule(updated=11, interviewers=declined)])
+
+    assert [(t.status, t.resolution) for t in tasks(pipeline.db, "interviewer_declined")] == [
+        ("completed", "manual")
+    ]
+
+
+def test_declining_again_after_accepting_opens_a_new_task(pipeline: Pipeline) -> None:
+    pipeline.ingest_now(scheduled_world())
+    pipeline.ingest_now([interview_event(updated=10, interviewer_response=DECLINED)])
+    pipeline.ingest_now([interview_event(updated=20, interviewer_response=ACCEPTED)])
+
+    pipeline.ingest_now([interview_event(updated=30, interviewer_response=DECLINED)])
+
+    assert [(t.status, t.resolution) for t in tasks(pipeline.db, "interviewer_declined")] == [
+        ("completed", "action_taken"),
+        ("open", None),
+    ]
+
+
 def test_interviewer_removed_from_the_ats_interview_completes_the_decline(
     pipeline: Pipeline,
 ) -> None:

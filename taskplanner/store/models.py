@@ -301,6 +301,8 @@ class Task(Base):
     resolution: Mapped[str | None]
     completed_by: Mapped[str | None]  # the person, for a manual completion
     completion_reason: Mapped[str | None]  # what happened, for an automatic one
+    # Provider time of the observation that completed it (our time for a person's act).
+    resolved_observation_at: Mapped[datetime | None]
     job_id: Mapped[str | None]
     stage_id: Mapped[str | None]
     interview_kind_id: Mapped[str | None]

@@ -303,6 +303,7 @@ def upgrade() -> None:
         sa.Column("resolution", sa.String(), nullable=True),
         sa.Column("completed_by", sa.String(), nullable=True),
         sa.Column("completion_reason", sa.String(), nullable=True),
+        sa.Column("resolved_observation_at", taskplanner.store.types.UTCDateTime(), nullable=True),
         sa.Column("job_id", sa.String(), nullable=True),
         sa.Column("stage_id", sa.String(), nullable=True),
         sa.Column("interview_kind_id", sa.String(), nullable=True),
