@@ -86,6 +86,8 @@ class TaskEngine:
                 result.reassigned += self.refresh_assignments(
                     session, candidate_id=event.candidate_id
                 )
+            elif isinstance(event, ev.PersonLeft):
+                result.reassigned += self.refresh_assignments(session, assignee=event.email)
             elif isinstance(event, ev.EventMoved):
                 self.follow_interview_move(session, event, actor=actor)
         return result
@@ -294,6 +296,7 @@ class TaskEngine:
         *,
         job_id: str | None = None,
         candidate_id: str | None = None,
+        assignee: str | None = None,
         everything: bool = False,
     ) -> int:
         """Re-resolve open tasks assigned through a role (owner changes follow; hand stays)."""
@@ -304,14 +307,18 @@ class TaskEngine:
             query = query.where(m.Task.job_id == job_id)
         elif candidate_id is not None:
             query = query.where(m.Task.candidate_id == candidate_id)
+        elif assignee is not None:
+            query = query.where(m.Task.assignee == assignee.lower())
         elif not everything:
             return 0
         count = 0
         for task in session.scalars(query):
             role = Role(task.assigned_via)
-            assignee = self.assignee_for(session, role, _task_refs(task))
-            if assignee != task.assignee:
-                self._reassign(session, task, assignee, role.value, "taskplanner", "owner changed")
+            new_assignee = self.assignee_for(session, role, _task_refs(task))
+            if new_assignee != task.assignee:
+                self._reassign(
+                    session, task, new_assignee, role.value, "taskplanner", "owner changed"
+                )
                 count += 1
         return count
 
@@ -323,11 +330,22 @@ class TaskEngine:
     ) -> assignment.Ownership:
         rules = self.rules
         job = session.get(m.Job, refs.job_id) if refs.job_id else None
+        candidate = session.get(m.Candidate, refs.candidate_id) if refs.candidate_id else None
+        override = rules.job(refs.job_id)
+        gone = self._gone(
+            session,
+            job.coordinator_email if job else None,
+            job.recruiter_email if job else None,
+            override.coordinator,
+            *override.stage_owners.values(),
+            candidate.coordinator_email if candidate else None,
+        )
         coordinator = assignment.job_coordinator(
             rules,
             refs.job_id,
             job.coordinator_email if job else None,
             job.recruiter_email if job else None,
+            gone=gone,
         )
         stage_id = refs.stage_id
         if role is Role.CANDIDATE_COORDINATOR and refs.application_id:
@@ -337,15 +355,23 @@ class TaskEngine:
                 stage_id = application.stage_id
         stage = session.get(m.Stage, stage_id) if stage_id else None
         owner = assignment.stage_owner(
-            rules, refs.job_id, stage.name if stage else None, coordinator
+            rules, refs.job_id, stage.name if stage else None, coordinator, gone=gone
         )
-        candidate = session.get(m.Candidate, refs.candidate_id) if refs.candidate_id else None
+        candidate_coordinator = candidate.coordinator_email if candidate else None
         return assignment.Ownership(
             account_owner=rules.account_owner,
             job_coordinator=coordinator,
             stage_owner=owner,
-            candidate_coordinator=candidate.coordinator_email if candidate else None,
+            candidate_coordinator=None if candidate_coordinator in gone else candidate_coordinator,
         )
+
+    def _gone(self, session: Session, *emails: str | None) -> frozenset[str]:
+        """Which of these people have left (deactivated in the ATS)."""
+        wanted = {e.lower() for e in emails if e}
+        if not wanted:
+            return frozenset()
+        query = select(m.User.email).where(m.User.deactivated.is_(True), m.User.email.in_(wanted))
+        return frozenset(session.scalars(query))
 
     # --- internals --------------------------------------------------------------------------
 

@@ -95,11 +95,13 @@ class Normalizer:
         digest = content_hash(s)
         if row is not None and _is_stale(row, s.updated_at, digest):
             return []
+        left = row is not None and s.deactivated and not row.deactivated
         row = row or m.User(id=s.id, email="", name="", updated_at=s.updated_at, content_hash="")
         row.email, row.name, row.role = s.email.lower(), s.name, s.role
         row.deactivated, row.updated_at, row.content_hash = s.deactivated, s.updated_at, digest
         session.add(row)
-        return []
+        session.flush()
+        return [ev.PersonLeft(at=s.updated_at, email=row.email)] if left else []
 
     def _candidate(self, session: Session, s: sn.CandidateSnapshot) -> list[DomainEvent]:
         row = session.get(m.Candidate, s.id)
@@ -903,7 +905,12 @@ class Normalizer:
             # open tasks behind and kept merged applications deleted for good.
             pass
         elif kind is sn.EntityKind.USER:
-            session.execute(update(m.User).where(m.User.id == d.id).values(deactivated=True))
+            person = session.get(m.User, d.id)
+            if person is not None and not person.deactivated:
+                person.deactivated = True
+                session.add(person)
+                session.flush()
+                return [ev.PersonLeft(at=d.at, email=person.email)]
         return []
 
     def _delete_calendar_event(self, session: Session, d: sn.Deletion) -> list[DomainEvent]:

@@ -93,6 +93,19 @@ def job(
     )
 
 
+def user(
+    email: str, *, user_id: str | None = None, deactivated: bool = False, updated: float = 0
+) -> sn.UserSnapshot:
+    """An ATS user (id derived from the email unless given)."""
+    return sn.UserSnapshot(
+        id=user_id or f"u-{email.split('@')[0]}",
+        email=email,
+        name=email.split("@")[0].title(),
+        updated_at=at(updated),
+        deactivated=deactivated,
+    )
+
+
 def candidate(
     candidate_id: str = "c1",
     *,

@@ -34,6 +34,7 @@ from tests.factories import (
     rules,
     schedule,
     stage_owner_rules,
+    user,
 )
 from tests.taskflow import (
     Entry,
@@ -353,3 +354,27 @@ def test_rejected_candidates_tasks_are_not_reassigned(pipeline: Pipeline) -> Non
     assert [
         t.assignee for t in tasks(pipeline.db, "ready_to_schedule") if t.application_id == "a1"
     ] == [CORA]
+
+
+def test_coordinator_who_leaves_hands_their_open_tasks_to_the_next_in_line(
+    pipeline: Pipeline,
+) -> None:
+    pipeline.ingest_now([user(CORA), *two_candidates()])
+    a1 = next(t for t in open_tasks(pipeline.db, "ready_to_schedule") if t.application_id == "a1")
+
+    result = pipeline.ingest_now([user(CORA, deactivated=True, updated=10)])
+
+    # Cora was j1's coordinator: its recruiter is next in line until someone names one.
+    assert result.reassigned == 2
+    assert ready(pipeline.db) == {"a1": SAM, "a2": CARL}
+    assert open_tasks(pipeline.db, "new_job")[0].assignee == SAM
+    assert history(pipeline.db, a1.id)[-1] == Entry(
+        "reassigned", "taskplanner", f"{CORA} → {SAM} (owner changed)"
+    )
+
+
+def test_tasks_opened_after_the_coordinator_left_skip_them(pipeline: Pipeline) -> None:
+    pipeline.ingest_now([user(CORA, deactivated=True), job(), candidate(), application()])
+
+    assert ready(pipeline.db) == {"a1": SAM}
+    assert open_tasks(pipeline.db, "new_job")[0].assignee == SAM

@@ -78,24 +78,35 @@ def job_coordinator(
     job_id: str | None,
     ats_coordinator: str | None,
     ats_recruiter: str | None,
+    *,
+    gone: frozenset[str] = frozenset(),
 ) -> str | None:
-    """Config override, else the ATS hiring-team coordinator, else the recruiter."""
+    """Config override, else the ATS hiring-team coordinator, else the recruiter.
+
+    ``gone`` holds people who left (deactivated in the ATS): they are skipped, so their
+    jobs fall to the next in line until someone names a replacement.
+    """
     override = rules.job(job_id).coordinator
-    if override:
+    if override and override.lower() not in gone:
         return override.lower()
     for candidate in (ats_coordinator, ats_recruiter):
-        if candidate and rules.may_coordinate(candidate):
+        if candidate and candidate.lower() not in gone and rules.may_coordinate(candidate):
             return candidate.lower()
     return None
 
 
 def stage_owner(
-    rules: OrgRules, job_id: str | None, stage_name: str | None, coordinator: str | None
+    rules: OrgRules,
+    job_id: str | None,
+    stage_name: str | None,
+    coordinator: str | None,
+    *,
+    gone: frozenset[str] = frozenset(),
 ) -> str | None:
     """The configured owner of the stage, else the job coordinator."""
     if stage_name:
         for name, owner in rules.job(job_id).stage_owners.items():
-            if _fold(name) == _fold(stage_name):
+            if _fold(name) == _fold(stage_name) and owner.lower() not in gone:
                 return owner.lower()
     return coordinator
 

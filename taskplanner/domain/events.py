@@ -89,6 +89,14 @@ class JobOwnerChanged(DomainEvent):
 
 
 @dataclass(frozen=True)
+class PersonLeft(DomainEvent):
+    """A user was deactivated in the ATS; their role-assigned tasks go to the next in line."""
+
+    name: ClassVar[str] = "person_left"
+    email: str
+
+
+@dataclass(frozen=True)
 class CandidateCoordinatorChanged(DomainEvent):
     name: ClassVar[str] = "candidate_coordinator_changed"
     candidate_id: str
