@@ -425,6 +425,128 @@ def inbox_retry(
     typer.echo(f"delivery {inbox_id} queued again")
 
 
+# --------------------------------------------------------------------------- digest
+
+digest_app = typer.Typer(help="The daily digest email.", no_args_is_help=True)
+app.add_typer(digest_app, name="digest")
+
+
+@digest_app.command("send")
+def digest_send(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the emails instead of sending them.")
+    ] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Send today's digest now to everyone with open tasks who has not had it today."""
+    from taskplanner import digest
+
+    loaded = load_config_or_exit(config)
+    if loaded.digest is None:
+        fail(f"digest: missing section [digest] (needed to send email) ({loaded.source})")
+    runtime = open_runtime(config)
+    try:
+        if dry_run:
+            messages = digest.preview_digests(runtime)
+            for message in messages:
+                typer.echo(f"From: {message['From']}\nTo: {message['To']}")
+                typer.echo(f"Subject: {message['Subject']}\n")
+                text = message.get_body(preferencelist=("plain",))
+                typer.echo(text.get_content() if text is not None else "")
+                typer.echo("-" * 72)
+            typer.echo(f"dry run: {len(messages)} email(s) would be sent, none sent")
+            return
+        run = digest.send_digests(runtime, runtime.clock())
+    finally:
+        runtime.close()
+    typer.echo(
+        f"sent {len(run.sent)}, failed {len(run.failed)}, already sent today "
+        f"{len(run.already_sent)}"
+    )
+    for recipient in run.failed:
+        typer.echo(f"failed: {recipient}", err=True)
+    if run.failed:
+        raise typer.Exit(1)
+
+
+# --------------------------------------------------------------------------- daemon
+
+LogLevelOption = Annotated[
+    str,
+    typer.Option(
+        "--log-level",
+        help="debug, info, warning or error. Logs go to stderr: JSON lines unless a terminal.",
+    ),
+]
+
+
+def _configure_logging_or_exit(level: str) -> None:
+    from taskplanner.logsetup import configure_logging
+
+    try:
+        configure_logging(level)
+    except ValueError as exc:
+        fail(f"--log-level: {exc}")
+
+
+@app.command("run")
+def run(
+    config: ConfigOption = None,
+    log_level: LogLevelOption = "info",
+    no_migrate: Annotated[
+        bool,
+        typer.Option("--no-migrate", help="Do not migrate; refuse to start if migrations pend."),
+    ] = False,
+) -> None:
+    """The daemon: HTTP server, polls, inbox, sweep and digest until SIGTERM/SIGINT."""
+    from taskplanner.daemon import DaemonError, run_daemon
+
+    loaded = load_config_or_exit(config)
+    _configure_logging_or_exit(log_level)
+    try:
+        code = run_daemon(loaded, migrate=not no_migrate)
+    except DaemonError as exc:
+        fail(str(exc), 1)
+    raise typer.Exit(code)
+
+
+@app.command("status")
+def status(config: ConfigOption = None) -> None:
+    """Readiness, integrations, inbox and open tasks at a glance; exits 1 when not ready."""
+    from taskplanner.status import collect_status, render_status
+
+    runtime = open_runtime(config, migrate=False)
+    try:
+        report = collect_status(runtime)
+        typer.echo(render_status(report, runtime.clock()))
+    finally:
+        runtime.close()
+    raise typer.Exit(0 if report.ready else 1)
+
+
+@app.command("sandbox")
+def sandbox(
+    seed: Annotated[int, typer.Option(help="Seed of the generated organisation.")] = 1,
+    port: Annotated[int, typer.Option(help="HTTP port on 127.0.0.1.")] = 8080,
+    db: Annotated[
+        Path,
+        typer.Option(help="SQLite file, emptied at start (only one the sandbox made).",
+                     dir_okay=False),
+    ] = Path("taskplanner-sandbox.db"),
+    log_level: LogLevelOption = "info",
+) -> None:
+    """The daemon on a generated organisation served by loopback fake Greenhouse and Google."""
+    from taskplanner.daemon import DaemonError
+    from taskplanner.sandbox.run import run_sandbox
+
+    _configure_logging_or_exit(log_level)
+    try:
+        code = run_sandbox(seed=seed, port=port, db_path=db)
+    except DaemonError as exc:
+        fail(str(exc), 1)
+    raise typer.Exit(code)
+
+
 # --------------------------------------------------------------------------- entry point
 
 

@@ -12,7 +12,7 @@ import hashlib
 import json
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
@@ -25,6 +25,7 @@ from taskplanner.domain.events import AttendeeRole, DomainEvent
 from taskplanner.store import models as m
 
 DELETED = "deleted"
+_Row = TypeVar("_Row", bound=m.Base)
 
 
 def content_hash(snapshot: Any, *, ignore: tuple[str, ...] = ("updated_at",)) -> str:
@@ -91,7 +92,7 @@ class Normalizer:
     # --- users and candidates ---------------------------------------------------------
 
     def _user(self, session: Session, s: sn.UserSnapshot) -> list[DomainEvent]:
-        row = session.get(m.User, s.id)
+        row = _locked(session, m.User, s.id)
         digest = content_hash(s)
         if row is not None and _is_stale(row, s.updated_at, digest):
             return []
@@ -104,7 +105,7 @@ class Normalizer:
         return [ev.PersonLeft(at=s.updated_at, email=row.email)] if left else []
 
     def _candidate(self, session: Session, s: sn.CandidateSnapshot) -> list[DomainEvent]:
-        row = session.get(m.Candidate, s.id)
+        row = _locked(session, m.Candidate, s.id)
         digest = content_hash(s)
         if row is not None and _is_stale(row, s.updated_at, digest):
             return []
@@ -130,7 +131,7 @@ class Normalizer:
     # --- jobs, stages, interview kinds ------------------------------------------------
 
     def _job(self, session: Session, s: sn.JobSnapshot) -> list[DomainEvent]:
-        row = session.get(m.Job, s.id)
+        row = _locked(session, m.Job, s.id)
         digest = content_hash(s)
         if row is not None and _is_stale(row, s.updated_at, digest):
             return []
@@ -332,7 +333,7 @@ class Normalizer:
         out: list[DomainEvent] = []
         if s.candidate is not None:
             out.extend(self._candidate(session, s.candidate))
-        row = session.get(m.Application, s.id)
+        row = _locked(session, m.Application, s.id)
         digest = content_hash(s, ignore=("updated_at", "candidate"))
         if row is not None and row.status == DELETED:
             _fill_tombstone(row, s)
@@ -433,7 +434,7 @@ class Normalizer:
     # --- schedules (ATS interviews) ----------------------------------------------------
 
     def _schedule(self, session: Session, s: sn.ScheduleSnapshot) -> list[DomainEvent]:
-        row = session.get(m.Schedule, s.id)
+        row = _locked(session, m.Schedule, s.id)
         digest = content_hash(s)
         if row is not None and (row.status == DELETED or _is_stale(row, s.updated_at, digest)):
             return []
@@ -496,11 +497,15 @@ class Normalizer:
     def _cancelled(
         self, schedule_id: str, app: ev.ApplicationContext, application: m.Application, at: datetime
     ) -> ev.ScheduleCancelled:
+        # Re-scheduling is needed only while the application is still in the interview's stage:
+        # a cancellation that reaches us after the candidate moved on (deliveries come in any
+        # order) would open a task that nothing closes, since the move came first.
         return ev.ScheduleCancelled(
             at=at,
             schedule_id=schedule_id,
             app=app,
-            application_active=application.status == sn.ApplicationStatus.ACTIVE,
+            application_active=application.status == sn.ApplicationStatus.ACTIVE
+            and application.stage_id == app.stage_id,
         )
 
     def _interviewers(
@@ -597,7 +602,7 @@ class Normalizer:
     # --- scorecards ---------------------------------------------------------------------
 
     def _scorecard(self, session: Session, s: sn.ScorecardSnapshot) -> list[DomainEvent]:
-        row = session.get(m.Scorecard, s.id)
+        row = _locked(session, m.Scorecard, s.id)
         digest = content_hash(s)
         if row is not None and _is_stale(row, s.updated_at, digest):
             return []
@@ -629,7 +634,7 @@ class Normalizer:
 
     def _calendar_event(self, session: Session, s: sn.CalendarEventSnapshot) -> list[DomainEvent]:
         key = (s.connector, s.calendar_id, s.event_id)
-        row = session.get(m.CalendarEvent, key)
+        row = _locked(session, m.CalendarEvent, key)
         digest = content_hash(s)
         if row is not None and _is_stale(row, s.updated_at, digest):
             return []
@@ -822,7 +827,7 @@ class Normalizer:
     def _deletion(self, session: Session, d: sn.Deletion) -> list[DomainEvent]:
         kind = d.kind
         if kind is sn.EntityKind.APPLICATION:
-            app_row = session.get(m.Application, d.id)
+            app_row = _locked(session, m.Application, d.id)
             if app_row is None:
                 # Deliveries arrive in any order: keep a tombstone so the application's older
                 # snapshots, still on their way, cannot bring it back (with its tasks).
@@ -849,7 +854,7 @@ class Normalizer:
             session.add(app_row)
             return out
         if kind is sn.EntityKind.SCHEDULE:
-            schedule = session.get(m.Schedule, d.id)
+            schedule = _locked(session, m.Schedule, d.id)
             if schedule is None:
                 # As for applications: an older poll page must not resurrect it.
                 session.add(
@@ -873,7 +878,7 @@ class Normalizer:
             app = self.app_context(session, application, schedule.stage_id)
             return [self._cancelled(schedule.id, app, application, d.at)]
         if kind is sn.EntityKind.JOB:
-            job = session.get(m.Job, d.id)
+            job = _locked(session, m.Job, d.id)
             if job is None or job.status == DELETED:
                 return []
             was_closed = job.status == sn.JobStatus.CLOSED
@@ -915,7 +920,7 @@ class Normalizer:
 
     def _delete_calendar_event(self, session: Session, d: sn.Deletion) -> list[DomainEvent]:
         calendar_id, _, event_id = d.id.rpartition("/")
-        row = session.get(m.CalendarEvent, (d.connector or "", calendar_id, event_id))
+        row = _locked(session, m.CalendarEvent, (d.connector or "", calendar_id, event_id))
         if row is None or row.status == sn.EventStatus.CANCELLED:
             return []
         # A deleted event is a cancelled one; keeping the row keeps its link and history.
@@ -969,6 +974,17 @@ def _fill_tombstone(row: m.Application, s: sn.ApplicationSnapshot) -> None:
     """
     row.candidate_id, row.job_id, row.url = s.candidate_id, s.job_id, s.url
     row.updated_at = max(row.updated_at, s.updated_at)
+
+
+def _locked(session: Session, model: type[_Row], key: Any) -> _Row | None:
+    """The mirror row about to be diffed, locked until commit (FOR UPDATE on PostgreSQL).
+
+    Two replicas ingesting the same entity at once (a webhook here, a poll there) then take
+    turns instead of both diffing the same old state and losing one change. SQLite already
+    serialises writers (BEGIN IMMEDIATE); populate_existing makes the locked read win over
+    a copy this session read before taking the lock.
+    """
+    return session.get(model, key, with_for_update=True, populate_existing=True)
 
 
 def _known_owner(reported: str | None, stored: str | None) -> str | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from sqlalchemy import Engine
-from sqlmodel import Session
+from sqlalchemy.orm import Session
 
 from taskplanner.clock import Clock, system_clock
 from taskplanner.domain.assignment import OrgRules
