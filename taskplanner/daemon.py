@@ -431,18 +431,14 @@ class Daemon:
 
     def start(self) -> None:
         from taskplanner.web.app import create_app
+        from taskplanner.web.ops import app_metrics
 
         runtime = self.runtime
         self._socket = bind_socket(self.host, self.port)
         self.port = self._socket.getsockname()[1]
         app = create_app(runtime)
-        include_operator_routes(app)
         app.state.inbox_wakeup = self.wakeup
-        metrics = getattr(app.state, "metrics", None)
-        if metrics is None:
-            metrics = Metrics(runtime.db, runtime.clock, lambda: dict(runtime._connectors))
-            app.state.metrics = metrics
-        self.metrics = metrics
+        self.metrics = metrics = app_metrics(app)
 
         self.sources = self._usable_sources()
         self.runner = runtime.sync_runner(self.owner, lease=self.lease, on_report=self._on_report)
@@ -451,7 +447,7 @@ class Daemon:
         self.processor = runtime.inbox_processor(
             self.owner, lease=self.lease, on_processed=metrics.observe_processed
         )
-        self._retire_unconfigured()
+        self._apply_configuration()
         self._start_scheduler()
         self._start_thread("inbox", self._inbox_loop)
         self._start_server(app)
@@ -487,15 +483,24 @@ class Daemon:
     def _connector_for_sync(self, name: str) -> Any:
         return _StoppablePolls(self.runtime.connector(name), self.stopping)
 
-    def _retire_unconfigured(self) -> None:
+    def _apply_configuration(self) -> None:
+        """What a changed configuration means for open tasks, applied at start.
+
+        Integrations no longer configured retire their broken_integration task, and open
+        tasks follow owners the configuration now names (job coordinators, stage owners);
+        tasks assigned by hand stay where a person put them.
+        """
         runtime = self.runtime
         configured = list(runtime.config.enabled_connectors())
         try:
             with transaction(runtime.db) as session:
                 events = health.retire_unconfigured(session, configured, runtime.clock())
                 runtime.pipeline.handle(session, events)
+                moved = runtime.pipeline.tasks.refresh_assignments(session, everything=True)
+            if moved:
+                log.info("tasks_reassigned_by_configuration", count=moved)
         except SQLAlchemyError as exc:
-            self.jobs.failed("retire_unconfigured", exc)
+            self.jobs.failed("apply_configuration", exc)
 
     def _start_scheduler(self) -> None:
         options = self.options
@@ -755,17 +760,6 @@ class Daemon:
         self.runtime.close()
         self.stopped.set()
         log.info("daemon_stopped", replica=self.owner, clean=not self.incomplete)
-
-
-def include_operator_routes(app: Any) -> None:
-    """Webhooks, health and metrics, unless the web app already serves them."""
-    from taskplanner.web import ops, webhooks
-
-    paths = {getattr(route, "path", None) for route in app.routes}
-    if "/webhooks/{connector_name}" not in paths:
-        app.include_router(webhooks.router)
-    if "/healthz" not in paths:
-        app.include_router(ops.router)
 
 
 def _safe_url(url: str) -> str:

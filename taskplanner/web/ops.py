@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -20,14 +20,18 @@ from taskplanner.store.migrate import current_revision, head_revision
 router = APIRouter(tags=["operations"])
 
 
-def metrics_of(request: Request) -> Metrics:
+def app_metrics(app: FastAPI) -> Metrics:
     """The app's metrics, created on first use (one registry per app, not global)."""
-    state = request.app.state
+    state = app.state
     if getattr(state, "metrics", None) is None:
         runtime: Runtime = state.runtime
         state.metrics = Metrics(runtime.db, runtime.clock, lambda: dict(runtime._connectors))
     metrics: Metrics = state.metrics
     return metrics
+
+
+def metrics_of(request: Request) -> Metrics:
+    return app_metrics(request.app)
 
 
 @router.get("/healthz", summary="The process is alive")
