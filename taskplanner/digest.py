@@ -28,6 +28,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from taskplanner.clock import span_text
 from taskplanner.config import Config, DigestConfig
 from taskplanner.domain.categories import CATEGORIES, CATEGORY_BY_NAME
 from taskplanner.engine import OPEN
@@ -132,15 +133,6 @@ class Digest:
         return msg
 
 
-def _humanize(delta: timedelta) -> str:
-    seconds = max(0, int(delta.total_seconds()))
-    if seconds < 3600:
-        return f"{max(1, seconds // 60)} min"
-    if seconds < 48 * 3600:
-        return f"{seconds // 3600} h"
-    return f"{seconds // 86400} d"
-
-
 def base_url(config: Config) -> str:
     """Where people reach the page: digest.page_url, else server.public_url, else host:port."""
     if config.digest is not None and config.digest.page_url:
@@ -193,8 +185,8 @@ def compute_digest(
                 recommended_action=task.recommended_action,
                 url=_absolute(root, task.action_url),
                 context=context,
-                age=_humanize(now - task.created_at),
-                overdue_by=_humanize(now - task.due_at) if is_overdue and task.due_at else None,
+                age=span_text(now - task.created_at),
+                overdue_by=span_text(now - task.due_at) if is_overdue and task.due_at else None,
             )
         )
     person = config.people_by_email().get(recipient)

@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TypeVar
 
-from sqlalchemy import and_, exists, literal, or_, select
+from sqlalchemy import and_, exists, func, literal, or_, select
 from sqlalchemy.orm import Session
 
+from taskplanner.clock import span_text
 from taskplanner.domain.categories import OpenTask, Resolution, TaskRefs
 from taskplanner.domain.snapshots import ApplicationStatus, JobStatus, Response, ScheduleStatus
 from taskplanner.engine import OPEN, TaskEngine
@@ -91,6 +92,7 @@ class Sweeper:
                 m.Candidate.name,
                 m.Job.name,
                 m.Stage.name,
+                func.coalesce(a.url, m.Candidate.url),
             )
             .join(i, i.schedule_id == s.id)
             .join(a, a.id == s.application_id)
@@ -121,6 +123,7 @@ class Sweeper:
                 cand_name,
                 job_name,
                 stage_name,
+                url,
             ) = row
             intents.append(
                 OpenTask(
@@ -138,6 +141,7 @@ class Sweeper:
                         schedule_id=sid,
                         attendee=email,
                     ),
+                    action_url=url,
                     due_at=ends_at + due_after if ends_at else None,
                 )
             )
@@ -186,6 +190,7 @@ class Sweeper:
                         m.Candidate.name,
                         m.Job.name,
                         m.Stage.name,
+                        func.coalesce(a.url, m.Candidate.url),
                     )
                     .outerjoin(m.Candidate, m.Candidate.id == a.candidate_id)
                     .outerjoin(m.Job, m.Job.id == a.job_id)
@@ -197,18 +202,16 @@ class Sweeper:
                         ~already,
                     )
                 )
-                for app_id, stage_id, entered, cand_id, job_id, cand, job, stage in session.execute(
-                    query
-                ):
+                rows = session.execute(query)
+                for app_id, stage_id, entered, cand_id, job_id, cand, job, stage, url in rows:
                     if entered is None:  # excluded by the query; keeps the types honest
                         continue
-                    days = max(1, (now - entered).days)
                     yield OpenTask(
                         "inactive_candidate",
                         key=f"inactive_candidate:{app_id}:{stage_id}:{entered.isoformat()}",
                         title=(
                             f"{cand or cand_id} has sat in {stage or 'a stage'} "
-                            f"for {days} days ({job or job_id})"
+                            f"for {span_text(now - entered)} ({job or job_id})"
                         ),
                         refs=TaskRefs(
                             job_id=job_id,
@@ -216,6 +219,7 @@ class Sweeper:
                             application_id=app_id,
                             candidate_id=cand_id,
                         ),
+                        action_url=url,
                         due_at=entered + threshold,
                     )
 

@@ -14,7 +14,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import Engine
 
-from taskplanner.clock import FrozenClock
+from taskplanner.clock import FrozenClock, span_text
 from taskplanner.domain import snapshots as sn
 from taskplanner.domain.assignment import OrgRules
 from taskplanner.pipeline import Pipeline
@@ -133,6 +133,7 @@ def test_inactive_candidate_is_due_when_the_threshold_passed(
     assert (
         task.title == "Candidate a1 has sat in Application Review for 15 days (Software Engineer)"
     )
+    assert task.action_url is not None and task.action_url.startswith("https://ats.example/")
     assert history(pipeline.db, task.id) == [
         Entry("opened", "sweep", "opened for cora@acme.example")
     ]
@@ -248,6 +249,7 @@ def test_sweep_opens_pending_evaluations_past_evaluation_due_after(
     for task in open_tasks(pipeline.db, "pending_evaluation"):
         assert task.due_at == INTERVIEW_ENDS + timedelta(hours=24)
         assert task.stage_id == "s-phone"
+        assert task.action_url is not None  # the candidate in the ATS, to chase the scorecard
 
 
 def test_evaluation_submitted_before_the_sweep_opens_nothing(
@@ -422,3 +424,19 @@ def test_sweep_over_100000_active_applications_opens_exactly_the_inactive_ones(
     assert result.opened == {"inactive_candidate": len(population.expected_inactive)}
     assert len(population.expected_inactive) > 100
     assert pipeline.sweep_now().opened == {}
+
+
+@pytest.mark.parametrize(
+    ("span", "text"),
+    [
+        (timedelta(seconds=40), "under a minute"),
+        (timedelta(minutes=1), "1 minute"),
+        (timedelta(minutes=59), "59 minutes"),
+        (timedelta(hours=1), "1 hour"),
+        (timedelta(hours=47), "47 hours"),
+        (timedelta(days=2), "2 days"),
+        (timedelta(days=1, hours=23, minutes=59), "47 hours"),
+    ],
+)
+def test_spans_of_time_read_as_people_say_them(span: timedelta, text: str) -> None:
+    assert span_text(span) == text

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
@@ -23,6 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from taskplanner import jobsetup
+from taskplanner.clock import span_text
 from taskplanner.domain.categories import CATEGORIES, CATEGORY_BY_NAME
 from taskplanner.engine import TaskAlreadyCompleted, TaskNotFound
 from taskplanner.runtime import Runtime
@@ -125,17 +126,6 @@ class ListView:
         )
 
 
-def humanize(delta: timedelta) -> str:
-    seconds = max(0, int(delta.total_seconds()))
-    if seconds < 60:
-        return "under a minute"
-    if seconds < 3600:
-        return f"{seconds // 60} min"
-    if seconds < 48 * 3600:
-        return f"{seconds // 3600} h"
-    return f"{seconds // 86400} d"
-
-
 def safe_action_url(url: str | None) -> str | None:
     """Only http(s) links and our own paths become hrefs (never ``javascript:``)."""
     if not url:
@@ -161,7 +151,7 @@ def task_row(task: m.Task, names: Any, now: datetime, zone: ZoneInfo) -> dict[st
     overdue = task.status == "open" and task.due_at is not None and task.due_at <= now
     due_text = ""
     if task.due_at is not None:
-        due_text = humanize(now - task.due_at if overdue else task.due_at - now)
+        due_text = span_text(now - task.due_at if overdue else task.due_at - now)
     category = CATEGORY_BY_NAME.get(task.category)
     return {
         "id": task.id,
@@ -180,7 +170,7 @@ def task_row(task: m.Task, names: Any, now: datetime, zone: ZoneInfo) -> dict[st
         "resolution_label": RESOLUTION_LABELS.get(task.resolution or "", task.resolution),
         "completed_by": task.completed_by,
         "completion_reason": task.completion_reason,
-        "age": humanize(now - task.created_at),
+        "age": span_text(now - task.created_at),
         "created_iso": task.created_at.isoformat(),
         "created_local": _local(task.created_at, zone),
         "completed_iso": task.completed_at.isoformat() if task.completed_at else "",
