@@ -1069,16 +1069,34 @@ class GreenhouseConnector:
             raise ValueError("job without name or created_at")
         updated_at = _latest(job.get("created_at"), job.get("opened_at"), job.get("closed_at"))
         job_id = _id(job)
-        # Job webhooks name the hiring team by user id only, and say nothing of stages or posts:
-        # those stay None (unknown) and the poll fills them in.
+        # Job webhooks name the hiring team by user id only, and say nothing of stages or posts.
+        # Ids this connector has already polled (users partition) resolve to e-mails, so a new
+        # job's task goes to its coordinator at once rather than to the account owner until the
+        # next poll; unknown ids, stages and posts stay None (unknown) and the poll fills them in.
+        team = job.get("hiring_team")
+        team = team if isinstance(team, dict) else {}
+        recruiter = self._team_email(team.get("recruiters")) or _lookup(
+            self._user_emails, job.get("created_by_id")
+        )
         return JobSnapshot(
             id=job_id,
             name=job["name"],
             status=_JOB_STATUS.get(str(job.get("status")), JobStatus.OPEN),
             created_at=created_at,
             updated_at=updated_at or created_at,
+            coordinator_email=self._team_email(team.get("coordinators")),
+            recruiter_email=recruiter,
             url=f"{self._app_url}/sdash/{job_id}",
         )
+
+    def _team_email(self, members: Any) -> str | None:
+        """The first hiring-team member (``{"user_id": ...}``) whose e-mail we know."""
+        for member in members if isinstance(members, list) else ():
+            if isinstance(member, dict):
+                email = _lookup(self._user_emails, member.get("user_id"))
+                if email:
+                    return email
+        return None
 
 
 # ---------------------------------------------------------------------- helpers

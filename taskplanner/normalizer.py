@@ -958,7 +958,7 @@ def _learn_stage_entry(row: m.Application, s: sn.ApplicationSnapshot) -> None:
     rejection, an unrejection) leaves it unknown (None) rather than guessing. Older
     snapshots count too, and the latest entry reported for the current stage wins: any
     earlier one belongs to an earlier visit. So the mirror ends the same in every delivery
-    order, and a poll corrects what a webhook estimated.
+    order, and a poll's millisecond time replaces a webhook's same entry cut to the second.
     """
     entered = s.stage_entered_at
     if s.stage_id != row.stage_id or entered is None:

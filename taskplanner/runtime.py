@@ -105,6 +105,19 @@ class Runtime:
             self._connectors[name] = build_connector(name, connector_config)
         return self._connectors[name]
 
+    def use_connector(self, name: str, connector: Any) -> None:
+        """Serve ``name`` with this instance instead of one built from the configuration.
+
+        Tests and benchmarks inject a connector with their own retry policy (instant sleeps)
+        or clock; the webhook route, the inbox and the sync runner then all share it.
+        """
+        if name not in self.config.enabled_connectors():
+            raise KeyError(name)
+        previous = self._connectors.pop(name, None)
+        if previous is not None and previous is not connector:
+            previous.close()
+        self._connectors[name] = connector
+
     def webhook_source(self, name: str) -> Any | None:
         """The connector behind ``POST /webhooks/{name}``, if it takes webhooks."""
         connector_config = self.config.enabled_connectors().get(name)

@@ -1,0 +1,402 @@
+"""Webhook ingest benchmark: Greenhouse deliveries through POST /webhooks/greenhouse to tasks.
+
+Serves the real app with uvicorn on 127.0.0.1 beside an inbox processor thread that drains
+the inbox the way the daemon does (woken by each stored delivery), and sends N signed
+``new_candidate_application`` deliveries (one new application in Phone Screen each, so one
+``ready_to_schedule`` task each) from a separate process with a pool of concurrent httpx
+connections. Beside it, in the same run and on the same database and uvicorn setup, a
+baseline: a bare endpoint that only writes the raw body to a table. Prints both rates, their
+ratio (target >= 50%) and the acknowledgement latency at a paced 200 deliveries/s (target:
+p99 < 50 ms), with the processor running and, for comparison, paused. SQLite by default,
+PostgreSQL with --postgres. Prints figures; asserts nothing.
+
+    .venv/bin/python bench/ingest.py [--deliveries 10000] [--concurrency 32] [--postgres]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import httpx  # noqa: E402
+import psycopg  # noqa: E402
+from fastapi.concurrency import run_in_threadpool  # noqa: E402
+from sqlalchemy import Column, Engine, Integer, LargeBinary, MetaData, Table, func, select  # noqa: E402
+from starlette.applications import Starlette  # noqa: E402
+from starlette.requests import Request  # noqa: E402
+from starlette.responses import JSONResponse  # noqa: E402
+from starlette.routing import Route  # noqa: E402
+
+from taskplanner.inbox import DONE  # noqa: E402
+from taskplanner.logsetup import configure_logging  # noqa: E402
+from taskplanner.sandbox.fake_greenhouse import (  # noqa: E402
+    WebhookRecorder,
+    greenhouse_json,
+    seed_organisation,
+    sign,
+)
+from taskplanner.store import models as m  # noqa: E402
+from taskplanner.store.database import create_db_engine, transaction  # noqa: E402
+from taskplanner.store.migrate import upgrade  # noqa: E402
+from taskplanner.web.app import create_app  # noqa: E402
+from tests.greenhouse_env import GreenhouseEnv, greenhouse_env  # noqa: E402
+from tests.webapp import serve  # noqa: E402
+
+Delivery = tuple[bytes, dict[str, str]]
+PG_ADMIN_URL = os.environ.get("TASKPLANNER_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+raw_metadata = MetaData()
+raw_deliveries = Table(
+    "bench_raw_deliveries",
+    raw_metadata,
+    Column("id", Integer, primary_key=True),
+    Column("body", LargeBinary, nullable=False),
+)
+
+
+# ---------------------------------------------------------------------------- databases
+
+
+@contextmanager
+def sqlite_database() -> Iterator[str]:
+    with tempfile.TemporaryDirectory(prefix="taskplanner-bench-") as directory:
+        yield f"sqlite:///{Path(directory) / 'ingest.db'}"
+
+
+@contextmanager
+def postgres_database() -> Iterator[str]:
+    name = f"taskplanner_bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
+    finally:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# ---------------------------------------------------------------------------- deliveries
+
+
+def capture_template(env: GreenhouseEnv) -> tuple[dict[str, Any], int]:
+    """A real new_candidate_application delivery from the fake, and the Phone Screen id."""
+    fake = env.fake
+    org = seed_organisation(fake, jobs=1, applications_per_job=0)
+    job = org.job_ids[0]
+    phone = fake.stage_id(job, "Phone Screen")
+    with WebhookRecorder() as recorder:
+        fake.configure_webhook(recorder.url, env.secret)
+        fake.add_candidate_application(job, "Ada", "Lovelace", "ada@example.com", stage_id=phone)
+    template: dict[str, Any] = json.loads(recorder.received[-1].body)
+    return template, phone
+
+
+def make_deliveries(
+    template: dict[str, Any], secret: str, first: int, count: int
+) -> list[Delivery]:
+    """``count`` signed deliveries, each a new application (its own candidate) in the stage."""
+    out: list[Delivery] = []
+    for n in range(first, first + count):
+        document = json.loads(json.dumps(template))
+        application = document["payload"]["application"]
+        candidate = application["candidate"]
+        application["id"], candidate["id"] = 50_000_000 + n, 60_000_000 + n
+        candidate["last_name"] = f"Bench{n}"
+        candidate["email_addresses"] = [{"value": f"bench{n}@example.com", "type": "personal"}]
+        body = greenhouse_json(document)
+        out.append(
+            (
+                body,
+                {
+                    "Content-Type": "application/json",
+                    "Signature": sign(body, secret),
+                    "Greenhouse-Event-ID": str(uuid.uuid4()),
+                },
+            )
+        )
+    return out
+
+
+# ---------------------------------------------------------------------------- the sender process
+
+
+class Sent:
+    """Acknowledgement latencies (from the first attempt) and how many sends were retried."""
+
+    def __init__(self) -> None:
+        self.latencies: list[float] = []
+        self.retries = 0
+
+    async def post(
+        self, client: httpx.AsyncClient, url: str, body: bytes, headers: dict[str, str]
+    ) -> None:
+        # Like Greenhouse, send again when the connection drops before an answer (a keep-alive
+        # connection the server closed just then); the event id makes the copy a duplicate.
+        began = time.perf_counter()
+        for attempt in range(3):
+            try:
+                response = await client.post(url, content=body, headers=headers)
+                break
+            except httpx.TransportError:
+                if attempt == 2:
+                    raise
+                self.retries += 1
+        self.latencies.append(time.perf_counter() - began)
+        if response.status_code != 200:
+            raise RuntimeError(f"POST answered {response.status_code}: {response.text}")
+
+
+async def _burst(url: str, deliveries: list[Delivery], concurrency: int) -> Sent:
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    queue: asyncio.Queue[Delivery] = asyncio.Queue()
+    for delivery in deliveries:
+        queue.put_nowait(delivery)
+    sent = Sent()
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        while not queue.empty():
+            body, headers = queue.get_nowait()
+            await sent.post(client, url, body, headers)
+
+    async with httpx.AsyncClient(limits=limits, timeout=60) as client:
+        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
+    return sent
+
+
+async def _paced(url: str, deliveries: list[Delivery], rate: float) -> Sent:
+    """Open loop: delivery i leaves at start + i/rate whatever the earlier ones are doing."""
+    sent = Sent()
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    async with httpx.AsyncClient(limits=limits, timeout=60) as client:
+        await client.get(url.rsplit("/webhooks", 1)[0] + "/healthz")  # warm a connection
+
+        async def send(at: float, body: bytes, headers: dict[str, str]) -> None:
+            await asyncio.sleep(max(0.0, at - time.perf_counter()))
+            await sent.post(client, url, body, headers)
+
+        start = time.perf_counter() + 0.2
+        await asyncio.gather(*(send(start + i / rate, b, h) for i, (b, h) in enumerate(deliveries)))
+    return sent
+
+
+def sender(conn: Connection) -> None:
+    """Runs in its own process so the client does not share the server's GIL."""
+    while True:
+        order = conn.recv()
+        if order is None:
+            return
+        kind, url, deliveries, parameter = order
+        began = time.perf_counter()
+        if kind == "burst":
+            sent = asyncio.run(_burst(url, deliveries, parameter))
+        else:
+            sent = asyncio.run(_paced(url, deliveries, parameter))
+        conn.send(
+            {
+                "began_wall": time.time() - (time.perf_counter() - began),
+                "seconds": time.perf_counter() - began,
+                "latencies": sent.latencies,
+                "retries": sent.retries,
+            }
+        )
+
+
+# ---------------------------------------------------------------------------- the servers
+
+
+class InboxLoop:
+    """The daemon's inbox loop in small: claim a batch, process each, sleep until woken."""
+
+    def __init__(self, env: GreenhouseEnv, wakeup: threading.Event, batch: int = 50) -> None:
+        self.processor = env.runtime.inbox_processor("bench")
+        self.wakeup = wakeup
+        self.batch = batch
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="inbox", daemon=True)
+
+    def _run(self) -> None:
+        while not self.stopping.is_set():
+            self.wakeup.clear()
+            ids = self.processor.claim(self.batch)
+            for inbox_id in ids:
+                self.processor.process(inbox_id)
+            if not ids:
+                self.wakeup.wait(0.05)
+
+    def __enter__(self) -> InboxLoop:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stopping.set()
+        self.wakeup.set()
+        self.thread.join(timeout=30)
+
+
+def bare_app(db: Engine, limit: int) -> Starlette:
+    """The baseline: take the raw body, write it to the database, answer 200."""
+
+    def store(body: bytes) -> None:
+        with transaction(db) as session:
+            session.execute(raw_deliveries.insert().values(body=body))
+
+    async def receive(request: Request) -> JSONResponse:
+        body = await request.body()
+        if len(body) > limit:
+            return JSONResponse({"status": "too large"}, status_code=413)
+        await run_in_threadpool(store, body)
+        return JSONResponse({"status": "accepted"})
+
+    return Starlette(routes=[Route("/webhooks/{name}", receive, methods=["POST"])])
+
+
+def count(db: Engine, query: Any) -> int:
+    with transaction(db, read_only=True) as session:
+        return int(session.scalar(query) or 0)
+
+
+def wait_for_tasks(db: Engine, expected: int, timeout: float = 1800.0) -> float:
+    """Wall-clock time (time.time) when ``expected`` deliveries have been processed."""
+    processed = (
+        select(func.count()).select_from(m.InboxDelivery).where(m.InboxDelivery.status == DONE)
+    )
+    deadline = time.monotonic() + timeout
+    while count(db, processed) < expected:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"only {count(db, processed)} of {expected} processed")
+        time.sleep(0.05)  # one read every 50 ms: next to nothing beside the work measured
+    return time.time()
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+# ---------------------------------------------------------------------------- main
+
+
+def run(
+    url: str, total: int, concurrency: int, paced_rate: float, paced_seconds: float, label: str
+) -> None:
+    engine = create_db_engine(url)
+    upgrade(engine)
+    raw_metadata.create_all(engine)
+    engine.dispose()
+    parent, child = multiprocessing.Pipe()
+    process = multiprocessing.get_context("spawn").Process(target=sender, args=(child,))
+    process.start()
+    child.close()  # so a sender that dies shows here as EOFError instead of a hang
+    try:
+        with greenhouse_env(url) as env:
+            assert env.sync().ok  # the baseline sync: the job and its stages are known
+            template, _ = capture_template(env)
+            assert env.sync().ok
+            paced_count = int(paced_rate * paced_seconds)
+            deliveries = make_deliveries(template, env.secret, 0, total)
+            paced = make_deliveries(template, env.secret, total, paced_count)
+            unprocessed = make_deliveries(template, env.secret, total + paced_count, paced_count)
+            limit = env.runtime.config.server.max_body_bytes
+            all_tasks = select(func.count()).select_from(m.Task)
+            tasks_before = count(env.db, all_tasks)
+
+            # Baseline: the same POSTs to a bare endpoint writing the raw body.
+            with serve(bare_app(env.db, limit)) as bare_url:  # type: ignore[arg-type]
+                parent.send(("burst", f"{bare_url}/webhooks/greenhouse", deliveries, concurrency))
+                bare = parent.recv()
+            stored = count(env.db, select(func.count()).select_from(raw_deliveries))
+            assert stored >= total, stored  # a re-sent body is stored twice: no dedupe here
+
+            # The pipeline: verify, store in the inbox, answer; processed alongside.
+            wakeup = threading.Event()
+            app = create_app(env.runtime)
+            app.state.inbox_wakeup = wakeup
+            with serve(app) as app_url:
+                hook = f"{app_url}/webhooks/greenhouse"
+                with InboxLoop(env, wakeup):
+                    parent.send(("burst", hook, deliveries, concurrency))
+                    acked = parent.recv()
+                    finished = wait_for_tasks(env.db, total)
+                    opened = count(env.db, all_tasks) - tasks_before
+                    parent.send(("paced", hook, paced, paced_rate))
+                    paced_result = parent.recv()
+                    wait_for_tasks(env.db, total + paced_count)
+                # For comparison: the acknowledgement path alone, nothing processed meanwhile.
+                parent.send(("paced", hook, unprocessed, paced_rate))
+                ack_only = parent.recv()
+    finally:
+        if process.is_alive():
+            parent.send(None)
+        process.join(timeout=30)
+
+    bare_rate = total / bare["seconds"]
+    pipeline_rate = total / (finished - acked["began_wall"])
+    ack_rate = total / acked["seconds"]
+    latencies = [s * 1000 for s in paced_result["latencies"]]
+    retries = bare["retries"] + acked["retries"] + paced_result["retries"] + ack_only["retries"]
+    alone = [s * 1000 for s in ack_only["latencies"]]
+    print(f"ingest bench ({label}, {total} deliveries, {concurrency} concurrent connections)")
+    print(
+        f"  baseline  bare endpoint, raw body to the database: {bare_rate:8.0f} deliveries/s "
+        f"(p99 ack {percentile(bare['latencies'], 0.99) * 1000:.1f} ms)"
+    )
+    print(
+        f"  pipeline  POST /webhooks/greenhouse to processed tasks: {pipeline_rate:8.0f} "
+        f"deliveries/s ({opened} tasks opened; acknowledged at {ack_rate:.0f}/s, "
+        f"p99 ack {percentile(acked['latencies'], 0.99) * 1000:.1f} ms under load)"
+    )
+    print(f"  ratio     pipeline / baseline: {pipeline_rate / bare_rate:6.1%}   (target >= 50%)")
+    print(
+        f"  paced     {paced_rate:.0f} deliveries/s for {paced_seconds:.0f} s, processed beside: "
+        f"ack p50 {statistics.median(latencies):.1f} ms, p99 {percentile(latencies, 0.99):.1f} ms, "
+        f"max {max(latencies):.1f} ms   (target p99 < 50 ms at 200/s)"
+    )
+    print(
+        f"            the same with the inbox processor paused (acknowledgement only): "
+        f"p50 {statistics.median(alone):.1f} ms, p99 {percentile(alone, 0.99):.1f} ms"
+    )
+    if retries:
+        print(f"  ({retries} sends retried after the server dropped the connection)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--deliveries", type=int, default=10_000)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--paced-rate", type=float, default=200.0, help="deliveries per second")
+    parser.add_argument("--paced-seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--postgres", action="store_true", help=f"a fresh database on {PG_ADMIN_URL}"
+    )
+    args = parser.parse_args()
+    configure_logging("error")  # the figures, not a log line per request
+    database = postgres_database() if args.postgres else sqlite_database()
+    with database as url:
+        run(
+            url,
+            args.deliveries,
+            args.concurrency,
+            args.paced_rate,
+            args.paced_seconds,
+            "PostgreSQL" if args.postgres else "SQLite",
+        )
+
+
+if __name__ == "__main__":
+    main()
