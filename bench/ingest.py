@@ -55,6 +55,7 @@ from taskplanner.store import models as m  # noqa: E402
 from taskplanner.store.database import create_db_engine, transaction  # noqa: E402
 from taskplanner.store.migrate import upgrade  # noqa: E402
 from taskplanner.web.app import create_app  # noqa: E402
+from taskplanner.web.webhooks import webhooks_in_flight  # noqa: E402
 from tests.greenhouse_env import GreenhouseEnv, greenhouse_env  # noqa: E402
 from tests.webapp import serve  # noqa: E402
 
@@ -223,8 +224,12 @@ def sender(conn: Connection) -> None:
 class InboxLoop:
     """The daemon's inbox loop in small: claim a batch, process each, sleep until woken."""
 
-    def __init__(self, env: GreenhouseEnv, wakeup: threading.Event, batch: int = 50) -> None:
-        self.processor = env.runtime.inbox_processor("bench")
+    def __init__(
+        self, env: GreenhouseEnv, app: Any, wakeup: threading.Event, batch: int = 50
+    ) -> None:
+        self.processor = env.runtime.inbox_processor(
+            "bench", should_yield=webhooks_in_flight(app).busy
+        )
         self.wakeup = wakeup
         self.batch = batch
         self.stopping = threading.Event()
@@ -234,8 +239,7 @@ class InboxLoop:
         while not self.stopping.is_set():
             self.wakeup.clear()
             ids = self.processor.claim(self.batch)
-            for inbox_id in ids:
-                self.processor.process(inbox_id)
+            self.processor.process_claimed(ids)
             if not ids:
                 self.wakeup.wait(0.05)
 
@@ -329,7 +333,7 @@ def run(
             app.state.inbox_wakeup = wakeup
             with serve(app) as app_url:
                 hook = f"{app_url}/webhooks/greenhouse"
-                with InboxLoop(env, wakeup):
+                with InboxLoop(env, app, wakeup):
                     parent.send(("burst", hook, deliveries, concurrency))
                     acked = parent.recv()
                     finished = wait_for_tasks(env.db, total)

@@ -432,6 +432,7 @@ class Daemon:
     def start(self) -> None:
         from taskplanner.web.app import create_app
         from taskplanner.web.ops import app_metrics
+        from taskplanner.web.webhooks import webhooks_in_flight
 
         runtime = self.runtime
         self._socket = bind_socket(self.host, self.port)
@@ -445,7 +446,10 @@ class Daemon:
         self.runner.connectors = self._connector_for_sync
         self.runner.ensure_sources()
         self.processor = runtime.inbox_processor(
-            self.owner, lease=self.lease, on_processed=metrics.observe_processed
+            self.owner,
+            lease=self.lease,
+            on_processed=metrics.observe_processed,
+            should_yield=webhooks_in_flight(app).busy,
         )
         self._apply_configuration()
         self._start_scheduler()
@@ -702,11 +706,9 @@ class Daemon:
         processor = self.processor
         assert processor is not None  # noqa: S101 - set in start()
         ids = processor.claim(self.options.inbox_batch)
-        for index, delivery_id in enumerate(ids):
-            if self.stopping.is_set():
-                release_leases(self.runtime.db, self.owner, ids[index:])
-                break
-            processor.process(delivery_id)
+        _, left = processor.process_claimed(ids, stop=self.stopping.is_set)
+        if left:
+            release_leases(self.runtime.db, self.owner, left)
         return len(ids)
 
     # ---- shutdown

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -133,21 +133,11 @@ class TaskEngine:
         second source (the ATS and a calendar, or two calendar copies of one meeting), not
         a new occurrence, so it does not reopen a task someone already dealt with.
         """
-        existing = session.scalars(
-            select(m.Task.id).where(m.Task.key == intent.key, m.Task.status == OPEN)
-        ).first()
-        if existing is not None:
-            return None
+        settled = m.Task.status == OPEN
         if observed_at is not None:
-            resolved_later = session.scalars(
-                select(m.Task.id).where(
-                    m.Task.key == intent.key,
-                    m.Task.status == COMPLETED,
-                    m.Task.resolved_observation_at > observed_at,
-                )
-            ).first()
-            if resolved_later is not None:
-                return None
+            settled = or_(settled, m.Task.resolved_observation_at > observed_at)
+        if session.scalars(select(m.Task.id).where(m.Task.key == intent.key, settled)).first():
+            return None
         category = CATEGORY_BY_NAME[intent.category]
         now = self.clock()
         assignee = self.assignee_for(session, category.assignee, intent.refs)
@@ -166,14 +156,19 @@ class TaskEngine:
             updated_at=now,
             **_refs(intent.refs),
         )
-        try:
-            # A savepoint: another replica may open the same situation at the same moment,
-            # and the partial unique index on open keys decides who wins.
-            with session.begin_nested():
-                session.add(task)
-                session.flush()
-        except IntegrityError:
-            return None
+        if session.get_bind().dialect.name == "sqlite":
+            # One writer at a time (BEGIN IMMEDIATE): nobody can open it meanwhile.
+            session.add(task)
+            session.flush()
+        else:
+            try:
+                # Another replica may open the same situation at the same moment; the
+                # partial unique index on open keys decides who wins.
+                with session.begin_nested():
+                    session.add(task)
+                    session.flush()
+            except IntegrityError:
+                return None
         self._history(session, task.id, "opened", f"opened for {assignee}", actor, now)
         return task
 
@@ -370,8 +365,12 @@ class TaskEngine:
         wanted = {e.lower() for e in emails if e}
         if not wanted:
             return frozenset()
-        query = select(m.User.email).where(m.User.deactivated.is_(True), m.User.email.in_(wanted))
-        return frozenset(session.scalars(query))
+        # Few people ever leave: read them once per transaction, not once per task.
+        if "people_gone" not in session.info:
+            query = select(m.User.email).where(m.User.deactivated.is_(True))
+            session.info["people_gone"] = frozenset(session.scalars(query))
+        gone: frozenset[str] = session.info["people_gone"]
+        return gone & wanted
 
     # --- internals --------------------------------------------------------------------------
 

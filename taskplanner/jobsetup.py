@@ -50,6 +50,7 @@ def update_stage(
         setup.inactivity_alerts = inactivity_alerts
     setup.updated_at, setup.updated_by = now, by
     session.add(setup)
+    session.info.pop("stage_setup", None)  # the normalizer's per-transaction view
     kinds = {
         k.id: k
         for k in session.scalars(

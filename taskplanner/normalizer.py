@@ -102,6 +102,7 @@ class Normalizer:
         row.deactivated, row.updated_at, row.content_hash = s.deactivated, s.updated_at, digest
         session.add(row)
         session.flush()
+        session.info.pop("people_gone", None)  # the engine's per-transaction view of leavers
         return [ev.PersonLeft(at=s.updated_at, email=row.email)] if left else []
 
     def _candidate(self, session: Session, s: sn.CandidateSnapshot) -> list[DomainEvent]:
@@ -304,7 +305,12 @@ class Normalizer:
         """A coordinator's explicit set-up wins; else the organisation's stage names."""
         if stage is None:
             return False
-        setup = session.get(m.StageSetup, stage.id)
+        # Most stages have no set-up row; remember that for the transaction, since a missing
+        # row is not kept by the identity map and every entry into the stage asks again.
+        known: dict[str, m.StageSetup | None] = session.info.setdefault("stage_setup", {})
+        if stage.id not in known:
+            known[stage.id] = session.get(m.StageSetup, stage.id)
+        setup = known[stage.id]
         if setup is not None and setup.scheduling_enabled is not None:
             return setup.scheduling_enabled
         return self.rules.stage_enabled_by_default(stage.name)
@@ -915,6 +921,7 @@ class Normalizer:
                 person.deactivated = True
                 session.add(person)
                 session.flush()
+                session.info.pop("people_gone", None)
                 return [ev.PersonLeft(at=d.at, email=person.email)]
         return []
 

@@ -590,3 +590,29 @@ def test_a_killed_processor_leaves_every_delivery_to_be_processed_exactly_once(
     assert len(opened) == backlog
     assert len({t.key for t in opened}) == backlog
     assert all([e.action for e in history(env.db, t.id)] == ["opened"] for t in opened)
+
+
+def test_processing_stops_between_transactions_and_leaves_the_rest_claimed(
+    env: GreenhouseEnv,
+) -> None:
+    env.connect_webhooks()
+    for _ in range(5):
+        env.fake.send_ping()
+    processor = env.processor(batch_seconds=0)  # one delivery per transaction
+    ids = processor.claim(10)
+    assert len(ids) == 5
+    asked = iter([False, False, True])
+
+    stats, left = processor.process_claimed(ids, stop=lambda: next(asked, True))
+
+    # Two transactions ran (one delivery each); the daemon releases what is left at shutdown.
+    assert (stats.done, left) == (2, ids[2:])
+    assert [row.status for row in inbox(env.db)] == [
+        "done",
+        "done",
+        "pending",
+        "pending",
+        "pending",
+    ]
+    stats, left = processor.process_claimed(left)
+    assert (stats.done, left) == (3, [])

@@ -9,7 +9,6 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
-from sqlalchemy.pool import NullPool
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 READ_ONLY = "taskplanner_read_only"
@@ -31,10 +30,13 @@ def is_sqlite(url_or_engine: str | Engine) -> bool:
 def create_db_engine(url: str, **kwargs: Any) -> Engine:
     url = normalise_url(url)
     if is_sqlite(url):
+        # Pooled: opening a SQLite connection and setting its pragmas costs more than a
+        # small transaction, and every webhook acknowledgement is one.
+        kwargs.setdefault("pool_size", 8)
+        kwargs.setdefault("max_overflow", 16)
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
-            poolclass=kwargs.pop("poolclass", NullPool),
             **kwargs,
         )
         event.listen(engine, "connect", _configure_sqlite)
@@ -66,6 +68,15 @@ def _begin_immediate(connection: Any) -> None:
         connection.exec_driver_sql("BEGIN")
     else:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+@event.listens_for(Session, "loaded_as_persistent")
+@event.listens_for(Session, "pending_to_persistent")
+def _hold_for_the_transaction(session: Session, instance: object) -> None:
+    # The identity map holds rows weakly, so a job or stage read for one delivery would be
+    # read again for the next one in the same transaction; holding them makes repeated
+    # lookups free. Sessions here live for one transaction, so this cannot grow unbounded.
+    session.info.setdefault("held", []).append(instance)
 
 
 @contextmanager

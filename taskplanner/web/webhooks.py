@@ -30,6 +30,38 @@ class BodyTooLarge(Exception):
     pass
 
 
+class InFlight:
+    """How many webhook requests are being answered right now.
+
+    The inbox processor reads it (``busy``) to step aside while a sender waits for its 2xx:
+    acknowledging is what providers time out on; processing can wait a few milliseconds.
+    """
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> InFlight:
+        with self._lock:
+            self._count += 1
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self._count -= 1
+
+    def busy(self) -> bool:
+        return self._count > 0
+
+
+def webhooks_in_flight(app: Any) -> InFlight:
+    state = app.state
+    if getattr(state, "webhooks_in_flight", None) is None:
+        state.webhooks_in_flight = InFlight()
+    in_flight: InFlight = state.webhooks_in_flight
+    return in_flight
+
+
 async def read_limited(request: Request, limit: int) -> bytes:
     """Read the raw body, refusing more than ``limit`` bytes without buffering them."""
     declared = request.headers.get("content-length")
@@ -61,6 +93,11 @@ def inbox_wakeup(request: Request) -> threading.Event | None:
     },
 )
 async def receive(connector_name: str, request: Request) -> JSONResponse:
+    with webhooks_in_flight(request.app):
+        return await _receive(connector_name, request)
+
+
+async def _receive(connector_name: str, request: Request) -> JSONResponse:
     runtime: Runtime = request.app.state.runtime
     metrics = metrics_of(request)
     source: Any = runtime.webhook_source(connector_name)
