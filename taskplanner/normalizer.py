@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import delete, exists, or_, select
 from sqlalchemy.orm import Session
 
 from taskplanner.clock import Clock, system_clock
@@ -334,6 +334,31 @@ class Normalizer:
             stage_name=stage.name if stage else None,
             url=application.url or (candidate.url if candidate else None),
         )
+
+    def waiting_in_stage(self, session: Session, stage_id: str, at: datetime) -> list[DomainEvent]:
+        """Candidates already in a stage that was just enabled for scheduling.
+
+        Enabling a stage is a coordinator saying "schedule people here": those sitting in
+        it with nothing scheduled there yet are ready to schedule from now on.
+        """
+        a, s = m.Application, m.Schedule
+        scheduled_here = exists().where(
+            s.application_id == a.id,
+            s.stage_id == stage_id,
+            s.status.not_in([sn.ScheduleStatus.CANCELLED.value, DELETED]),
+        )
+        query = select(a).where(
+            a.stage_id == stage_id, a.status == sn.ApplicationStatus.ACTIVE.value, ~scheduled_here
+        )
+        return [
+            ev.ApplicationEnteredStage(
+                at=at,
+                app=self.app_context(session, application),
+                entered_at=application.stage_entered_at or at,
+                scheduling_enabled=True,
+            )
+            for application in session.scalars(query.order_by(a.id))
+        ]
 
     def _application(self, session: Session, s: sn.ApplicationSnapshot) -> list[DomainEvent]:
         out: list[DomainEvent] = []

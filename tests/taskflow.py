@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, insert, select
 from sqlalchemy.orm import Session
 
-from taskplanner import health, jobsetup
+from taskplanner import health
 from taskplanner.engine import EngineResult
 from taskplanner.pipeline import Pipeline
 from taskplanner.store import models as m
@@ -72,17 +72,15 @@ def set_up_stage(
 ) -> EngineResult:
     """A coordinator's job set-up (what PUT /api/jobs/{job}/stages/{stage} does)."""
     with transaction(pipeline.db) as session:
-        events = jobsetup.update_stage(
+        return pipeline.set_up_stage(
             session,
             job_id,
             stage_id,
-            now=pipeline.clock(),
             by=by,
             scheduling_enabled=scheduling_enabled,
             inactivity_alerts=inactivity_alerts,
             interview_templates=interview_templates,
         )
-        return pipeline.handle(session, events)
 
 
 def integration_fails(

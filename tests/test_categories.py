@@ -438,6 +438,35 @@ def test_stage_enabled_in_job_setup_opens_ready_to_schedule_on_entry(pipeline: P
     assert [t.stage_id for t in open_tasks(pipeline.db, "ready_to_schedule")] == ["s-offer"]
 
 
+def test_enabling_a_stage_makes_candidates_already_there_ready_to_schedule(
+    pipeline: Pipeline,
+) -> None:
+    # Three candidates sit in Offer (not enabled by default); one is already scheduled there.
+    pipeline.ingest_now(
+        [
+            job(),
+            candidate(),
+            application("a1", stage="s-offer"),
+            application("a2", stage="s-offer"),
+            application("a3", stage="s-offer"),
+            application("a4", stage="s-review"),
+            schedule("i3", app_id="a3", stage="s-offer", kind=None),
+        ]
+    )
+    assert open_tasks(pipeline.db, "ready_to_schedule") == []
+
+    set_up_stage(pipeline, "s-offer", scheduling_enabled=True)
+
+    ready = open_tasks(pipeline.db, "ready_to_schedule")
+    assert sorted((t.application_id, t.stage_id) for t in ready) == [
+        ("a1", "s-offer"),
+        ("a2", "s-offer"),
+    ]
+    # Saving the set-up again changes nothing: they are ready already.
+    set_up_stage(pipeline, "s-offer", scheduling_enabled=True)
+    assert len(open_tasks(pipeline.db, "ready_to_schedule")) == 2
+
+
 def test_stage_disabled_in_job_setup_overrides_the_organisation_default(
     pipeline: Pipeline,
 ) -> None:

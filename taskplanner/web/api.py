@@ -431,14 +431,12 @@ def apply_stage_setup(
     interview_templates: dict[str, str] | None = None,
 ) -> None:
     """Store the set-up and let the engine close the tasks it completes (one transaction)."""
-    events = jobsetup.update_stage(
+    runtime.pipeline.set_up_stage(
         session,
         job_id,
         stage_id,
-        now=runtime.clock(),
         by=by,
         scheduling_enabled=scheduling_enabled,
         inactivity_alerts=inactivity_alerts,
         interview_templates=interview_templates,
     )
-    runtime.pipeline.handle(session, events)
