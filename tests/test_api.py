@@ -67,6 +67,20 @@ def test_requests_without_a_token_or_with_a_wrong_one_get_401(runtime: Runtime) 
 
 
 @sqlite_only
+def test_a_client_guessing_tokens_is_refused_for_a_while(runtime: Runtime) -> None:
+    with TestClient(create_app(runtime)) as guesser:
+        for n in range(20):
+            wrong = {"Authorization": f"Bearer guess-{n}"}
+            assert guesser.get("/api/tasks", headers=wrong).status_code == 401
+
+        refused = guesser.get("/api/tasks", headers={"Authorization": "Bearer guess-20"})
+        assert refused.status_code == 429
+        assert 1 <= int(refused.headers["retry-after"]) <= 300
+        # While refused, even the right token tells the guesser nothing.
+        assert guesser.get("/api/tasks", headers=AUTH).status_code == 429
+
+
+@sqlite_only
 def test_real_server_checks_tokens_over_http(runtime: Runtime) -> None:
     seed_two_coordinators(runtime, per_person=1)
     with serve(create_app(runtime)) as base, httpx.Client(base_url=base) as http:

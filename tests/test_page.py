@@ -98,11 +98,24 @@ def test_the_page_asks_for_sign_in_and_refuses_a_wrong_token(runtime: Runtime) -
         assert client.get("/", follow_redirects=False).status_code == 303
 
         assert sign_in(client, email="not an email").status_code == 400
+
         response = sign_in(client, token=SECOND_TOKEN)
         assert response.status_code == 303
         cookie = response.headers["set-cookie"]
         assert "HttpOnly" in cookie and "SameSite=lax" in cookie
         assert client.get("/").status_code == 200
+
+
+@sqlite_only
+def test_sign_in_stops_answering_a_client_that_keeps_guessing_tokens(runtime: Runtime) -> None:
+    with TestClient(create_app(runtime)) as client:
+        for n in range(20):
+            assert sign_in(client, token=f"guess-{n}").status_code == 401
+
+        refused = sign_in(client)  # even the right token, while refused
+        assert refused.status_code == 429
+        assert "Too many wrong tokens" in refused.text
+        assert client.get("/", follow_redirects=False).status_code == 303
 
 
 @sqlite_only

@@ -14,6 +14,7 @@ import ipaddress
 import json
 import re
 import secrets
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -46,6 +47,42 @@ def valid_email(value: str) -> str | None:
     return value if EMAIL.fullmatch(value) and len(value) <= 254 else None
 
 
+class GuessLimiter:
+    """Slows down token guessing: after ``limit`` wrong tokens from one client within
+    ``window`` seconds, that client is refused (429) until the window has passed.
+
+    Refusing everything meanwhile, right tokens included, keeps a locked-out guesser from
+    learning that a guess was right. Kept per process: enough to make guessing hopeless.
+    """
+
+    def __init__(self, limit: int = 20, window: float = 300.0) -> None:
+        self.limit = limit
+        self.window = window
+        self._failures: dict[str, list[float]] = {}
+        self._lock = threading.Lock()
+
+    def retry_after(self, client: str) -> int | None:
+        """Seconds until ``client`` may try again, or None when it may try now."""
+        now = time.monotonic()
+        with self._lock:
+            recent = [t for t in self._failures.get(client, []) if now - t < self.window]
+            if recent:
+                self._failures[client] = recent
+            else:
+                self._failures.pop(client, None)
+            if len(recent) < self.limit:
+                return None
+            return max(1, int(self.window - (now - recent[0])) + 1)
+
+    def failed(self, client: str) -> None:
+        with self._lock:
+            self._failures.setdefault(client, []).append(time.monotonic())
+
+
+def client_of(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
 @dataclass(frozen=True)
 class ApiClient:
     """A caller of the JSON API; ``actor`` is what history records when it acts."""
@@ -75,6 +112,7 @@ class Authenticator:
         self.secure_cookies = (server.public_url or "").lower().startswith("https://")
         public = urlsplit(server.public_url) if server.public_url else None
         self._public_origin = f"{public.scheme}://{public.netloc}".lower() if public else None
+        self.guesses = GuessLimiter()
         if self._tokens:
             material = b"\n".join(sorted(self._tokens))
             self._key = hmac.new(b"taskplanner-session-v1", material, hashlib.sha256).digest()
@@ -110,13 +148,26 @@ class Authenticator:
             )
         header = request.headers.get("authorization", "")
         scheme, _, credentials = header.partition(" ")
+        self.refuse_if_guessing(request)
         if scheme.lower() != "bearer" or not self.token_matches(credentials):
+            if credentials:
+                self.guesses.failed(client_of(request))
             raise HTTPException(
                 status.HTTP_401_UNAUTHORIZED,
                 "missing or invalid bearer token",
                 headers={"WWW-Authenticate": 'Bearer realm="taskplanner"'},
             )
         return ApiClient(actor="api")
+
+    def refuse_if_guessing(self, request: Request) -> None:
+        """429 for a client that has presented too many wrong tokens lately."""
+        wait = self.guesses.retry_after(client_of(request))
+        if wait is not None:
+            raise HTTPException(
+                status.HTTP_429_TOO_MANY_REQUESTS,
+                "too many wrong tokens; try again later",
+                headers={"Retry-After": str(wait)},
+            )
 
     # --- the page ---------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
@@ -47,7 +47,7 @@ from taskplanner.web.api import (
     coordinators,
     runtime_of,
 )
-from taskplanner.web.auth import CSRF_FIELD, PageUser, valid_email
+from taskplanner.web.auth import CSRF_FIELD, PageUser, client_of, valid_email
 
 HERE = Path(__file__).parent
 ID_PATTERN = re.compile(ID_REGEX)
@@ -325,9 +325,18 @@ async def signin(request: Request) -> Response:
     if email is None:
         context["error"] = "Enter your work email address."
         return render(request, "signin.html", context, status_code=400)
-    if auth.tokens_configured and not auth.token_matches(str(form.get("token") or "")):
-        context["error"] = "That access token is not right."
-        return render(request, "signin.html", context, status_code=401)
+    if auth.tokens_configured:
+        wait = auth.guesses.retry_after(client_of(request))
+        if wait is not None:
+            context["error"] = (
+                "Too many wrong tokens from here; try again in "
+                f"{span_text(timedelta(seconds=wait))}."
+            )
+            return render(request, "signin.html", context, status_code=429)
+        if not auth.token_matches(str(form.get("token") or "")):
+            auth.guesses.failed(client_of(request))
+            context["error"] = "That access token is not right."
+            return render(request, "signin.html", context, status_code=401)
     user = auth.start_session(email)
     response = RedirectResponse(next_url, status.HTTP_303_SEE_OTHER)
     auth.set_cookie(response, user, request)
