@@ -192,44 +192,54 @@ class CalendarProvider(ABC):
     ) -> Booking:
         """Create an event (``event_id`` reuses an id, as Google does for every copy)."""
 
-    @abstractmethod
-    def respond(self, booking: Booking, email: str, response: str) -> None: ...
+    # The fakes share these operations; what differs is how an attendee and an answer are
+    # written (``_attendee``, ``responses``), how sync state expires, and fault injection.
+    fake: Any
+    responses: dict[str, str]  # our answer words -> the provider's
 
+    @staticmethod
     @abstractmethod
-    def invite(self, booking: Booking, invitee: Invitee) -> None: ...
+    def _attendee(invitee: Invitee) -> Any: ...
 
-    @abstractmethod
-    def uninvite(self, booking: Booking, email: str) -> None: ...
+    def respond(self, booking: Booking, email: str, response: str) -> None:
+        self.fake.set_response(booking.calendar, booking.event_id, email, self.responses[response])
 
-    @abstractmethod
-    def move(self, booking: Booking, *, start: datetime, end: datetime) -> None: ...
+    def invite(self, booking: Booking, invitee: Invitee) -> None:
+        self.fake.add_attendee(booking.calendar, booking.event_id, self._attendee(invitee))
 
-    @abstractmethod
+    def uninvite(self, booking: Booking, email: str) -> None:
+        self.fake.remove_attendee(booking.calendar, booking.event_id, email)
+
+    def move(self, booking: Booking, *, start: datetime, end: datetime) -> None:
+        self.fake.move_event(booking.calendar, booking.event_id, start=start, end=end)
+
     def cancel(self, booking: Booking) -> None:
         """The organiser cancels the meeting."""
+        self.fake.cancel_event(booking.calendar, booking.event_id)
 
-    @abstractmethod
     def delete(self, booking: Booking) -> None:
         """The event is deleted from the calendar."""
+        self.fake.delete_event(booking.calendar, booking.event_id)
 
     @abstractmethod
     def expire_sync_state(self, calendar: str) -> None:
         """Sync tokens / delta links of the calendar now answer 410."""
 
-    @abstractmethod
-    def revoke_credentials(self) -> None: ...
+    def revoke_credentials(self) -> None:
+        self.fake.revoke_credentials()
 
-    @abstractmethod
-    def restore_credentials(self) -> None: ...
+    def restore_credentials(self) -> None:
+        self.fake.restore_credentials()
 
-    @abstractmethod
-    def expire_access_tokens(self) -> None: ...
+    def expire_access_tokens(self) -> None:
+        self.fake.expire_access_tokens()
 
-    @abstractmethod
-    def request_count(self, calendar: str) -> int: ...
+    def request_count(self, calendar: str) -> int:
+        count: int = self.fake.request_count(calendar)
+        return count
 
-    @abstractmethod
-    def reset_counters(self) -> None: ...
+    def reset_counters(self) -> None:
+        self.fake.reset_counters()
 
     @abstractmethod
     def slow_next(self, seconds: float, *, calendar: str, times: int = 1) -> None: ...
@@ -246,6 +256,7 @@ class GoogleProvider(CalendarProvider):
     room_2 = "room-berlin-2@resource.calendar.google.com"
     supports_private_tag = True
     secret = "PRIVATE KEY"
+    responses = _GOOGLE_RESPONSES
 
     def __init__(self, fake: FakeGoogleCalendar, key_file: Path, sleep: Sleeps) -> None:
         self.fake, self.key_file, self.sleep = fake, key_file, sleep
@@ -294,43 +305,8 @@ class GoogleProvider(CalendarProvider):
             name=invitee.name,
         )
 
-    def respond(self, booking: Booking, email: str, response: str) -> None:
-        self.fake.set_response(
-            booking.calendar, booking.event_id, email, _GOOGLE_RESPONSES[response]
-        )
-
-    def invite(self, booking: Booking, invitee: Invitee) -> None:
-        self.fake.add_attendee(booking.calendar, booking.event_id, self._attendee(invitee))
-
-    def uninvite(self, booking: Booking, email: str) -> None:
-        self.fake.remove_attendee(booking.calendar, booking.event_id, email)
-
-    def move(self, booking: Booking, *, start: datetime, end: datetime) -> None:
-        self.fake.move_event(booking.calendar, booking.event_id, start=start, end=end)
-
-    def cancel(self, booking: Booking) -> None:
-        self.fake.cancel_event(booking.calendar, booking.event_id)
-
-    def delete(self, booking: Booking) -> None:
-        self.fake.delete_event(booking.calendar, booking.event_id)
-
     def expire_sync_state(self, calendar: str) -> None:
         self.fake.expire_sync_tokens(calendar)
-
-    def revoke_credentials(self) -> None:
-        self.fake.revoke_credentials()
-
-    def restore_credentials(self) -> None:
-        self.fake.restore_credentials()
-
-    def expire_access_tokens(self) -> None:
-        self.fake.expire_access_tokens()
-
-    def request_count(self, calendar: str) -> int:
-        return self.fake.request_count(calendar)
-
-    def reset_counters(self) -> None:
-        self.fake.reset_counters()
 
     def slow_next(self, seconds: float, *, calendar: str, times: int = 1) -> None:
         self.fake.slow_next(seconds, calendar_id=calendar, times=times)
@@ -344,6 +320,7 @@ class GraphProvider(CalendarProvider):
     # Delta responses do not carry extended properties (see fake_graph's docstring).
     supports_private_tag = False
     secret = GRAPH_CLIENT_SECRET
+    responses = _GRAPH_RESPONSES
 
     def __init__(self, fake: FakeGraph, sleep: Sleeps) -> None:
         self.fake, self.sleep = fake, sleep
@@ -386,43 +363,8 @@ class GraphProvider(CalendarProvider):
             name=invitee.name,
         )
 
-    def respond(self, booking: Booking, email: str, response: str) -> None:
-        self.fake.set_response(
-            booking.calendar, booking.event_id, email, _GRAPH_RESPONSES[response]
-        )
-
-    def invite(self, booking: Booking, invitee: Invitee) -> None:
-        self.fake.add_attendee(booking.calendar, booking.event_id, self._attendee(invitee))
-
-    def uninvite(self, booking: Booking, email: str) -> None:
-        self.fake.remove_attendee(booking.calendar, booking.event_id, email)
-
-    def move(self, booking: Booking, *, start: datetime, end: datetime) -> None:
-        self.fake.move_event(booking.calendar, booking.event_id, start=start, end=end)
-
-    def cancel(self, booking: Booking) -> None:
-        self.fake.cancel_event(booking.calendar, booking.event_id)
-
-    def delete(self, booking: Booking) -> None:
-        self.fake.delete_event(booking.calendar, booking.event_id)
-
     def expire_sync_state(self, calendar: str) -> None:
         self.fake.expire_delta_links(calendar)
-
-    def revoke_credentials(self) -> None:
-        self.fake.revoke_credentials()
-
-    def restore_credentials(self) -> None:
-        self.fake.restore_credentials()
-
-    def expire_access_tokens(self) -> None:
-        self.fake.expire_access_tokens()
-
-    def request_count(self, calendar: str) -> int:
-        return self.fake.request_count(calendar)
-
-    def reset_counters(self) -> None:
-        self.fake.reset_counters()
 
     def slow_next(self, seconds: float, *, calendar: str, times: int = 1) -> None:
         self.fake.slow_next(seconds, user=calendar, times=times)
