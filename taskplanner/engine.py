@@ -141,21 +141,7 @@ class TaskEngine:
         category = CATEGORY_BY_NAME[intent.category]
         now = self.clock()
         assignee = self.assignee_for(session, category.assignee, intent.refs)
-        task = m.Task(
-            key=intent.key,
-            category=intent.category,
-            title=intent.title,
-            recommended_action=category.recommended_action,
-            action_url=intent.action_url,
-            detail=intent.detail,
-            assignee=assignee,
-            assigned_via=category.assignee.value,
-            status=OPEN,
-            created_at=now,
-            due_at=intent.due_at,
-            updated_at=now,
-            **_refs(intent.refs),
-        )
+        task = _new_task(intent, assignee, now)
         if session.get_bind().dialect.name == "sqlite":
             # One writer at a time (BEGIN IMMEDIATE): nobody can open it meanwhile.
             session.add(task)
@@ -193,23 +179,7 @@ class TaskEngine:
             )
             if cache_key not in owners:
                 owners[cache_key] = self.assignee_for(session, role, refs)
-            tasks.append(
-                m.Task(
-                    key=intent.key,
-                    category=intent.category,
-                    title=intent.title,
-                    recommended_action=category.recommended_action,
-                    action_url=intent.action_url,
-                    detail=intent.detail,
-                    assignee=owners[cache_key],
-                    assigned_via=role.value,
-                    status=OPEN,
-                    created_at=now,
-                    due_at=intent.due_at,
-                    updated_at=now,
-                    **_refs(refs),
-                )
-            )
+            tasks.append(_new_task(intent, owners[cache_key], now))
         if not tasks:
             return []
         try:
@@ -417,6 +387,25 @@ class TaskEngine:
 
 
 _REF_FIELDS = tuple(TaskRefs.__dataclass_fields__)
+
+
+def _new_task(intent: OpenTask, assignee: str, now: datetime) -> m.Task:
+    category = CATEGORY_BY_NAME[intent.category]
+    return m.Task(
+        key=intent.key,
+        category=intent.category,
+        title=intent.title,
+        recommended_action=category.recommended_action,
+        action_url=intent.action_url,
+        detail=intent.detail,
+        assignee=assignee,
+        assigned_via=category.assignee.value,
+        status=OPEN,
+        created_at=now,
+        due_at=intent.due_at,
+        updated_at=now,
+        **_refs(intent.refs),
+    )
 
 
 def _refs(refs: TaskRefs) -> dict[str, str | None]:

@@ -118,6 +118,10 @@ class Runtime:
             previous.close()
         self._connectors[name] = connector
 
+    def built_connectors(self) -> dict[str, Any]:
+        """The connectors built so far (for metrics: their request counters)."""
+        return dict(self._connectors)
+
     def webhook_source(self, name: str) -> Any | None:
         """The connector behind ``POST /webhooks/{name}``, if it takes webhooks."""
         connector_config = self.config.enabled_connectors().get(name)

@@ -25,7 +25,7 @@ def app_metrics(app: FastAPI) -> Metrics:
     state = app.state
     if getattr(state, "metrics", None) is None:
         runtime: Runtime = state.runtime
-        state.metrics = Metrics(runtime.db, runtime.clock, lambda: dict(runtime._connectors))
+        state.metrics = Metrics(runtime.db, runtime.clock, runtime.built_connectors)
     metrics: Metrics = state.metrics
     return metrics
 
