@@ -16,6 +16,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from taskplanner import readahead
 from taskplanner.clock import Clock, system_clock
 from taskplanner.domain import assignment
 from taskplanner.domain import events as ev
@@ -133,10 +134,7 @@ class TaskEngine:
         second source (the ATS and a calendar, or two calendar copies of one meeting), not
         a new occurrence, so it does not reopen a task someone already dealt with.
         """
-        settled = m.Task.status == OPEN
-        if observed_at is not None:
-            settled = or_(settled, m.Task.resolved_observation_at > observed_at)
-        if session.scalars(select(m.Task.id).where(m.Task.key == intent.key, settled)).first():
+        if self._settled(session, intent, observed_at):
             return None
         category = CATEGORY_BY_NAME[intent.category]
         now = self.clock()
@@ -156,7 +154,30 @@ class TaskEngine:
             except IntegrityError:
                 return None
         self._history(session, task.id, "opened", f"opened for {assignee}", actor, now)
+        _note_opened(session, [task])
         return task
+
+    def _settled(self, session: Session, intent: OpenTask, observed_at: datetime | None) -> bool:
+        """Is this situation open already, or resolved by news at least this new?"""
+        known = readahead.read_ahead(session).tasks_of.get(intent.refs.application_id or "")
+        if known is not None:  # every task of the application was read ahead
+            return any(
+                t.key == intent.key
+                and (
+                    t.status == OPEN
+                    or (
+                        observed_at is not None
+                        and t.resolved_observation_at is not None
+                        and t.resolved_observation_at > observed_at
+                    )
+                )
+                for t in known
+            )
+        settled = m.Task.status == OPEN
+        if observed_at is not None:
+            settled = or_(settled, m.Task.resolved_observation_at > observed_at)
+        query = select(m.Task.id).where(m.Task.key == intent.key, settled)
+        return session.scalars(query).first() is not None
 
     def open_many(
         self, session: Session, intents: Iterable[OpenTask], *, actor: str
@@ -199,6 +220,7 @@ class TaskEngine:
             )
             for t in tasks
         )
+        _note_opened(session, tasks)
         return tasks
 
     def finish(
@@ -215,17 +237,29 @@ class TaskEngine:
         actor: str,
         observed_at: datetime | None = None,
     ) -> list[m.Task]:
-        query = select(m.Task).where(m.Task.category == intent.category, m.Task.status == OPEN)
-        for column, value in intent.match.items():
-            query = query.where(getattr(m.Task, column) == value)
         closed = []
         now = self.clock()
-        for task in session.scalars(query.with_for_update()):
+        for task in self._open_matching(session, intent):
             self._complete(
                 session, task, intent.resolution, None, intent.reason, actor, now, observed_at
             )
             closed.append(task)
         return closed
+
+    def _open_matching(self, session: Session, intent: CloseTasks) -> list[m.Task]:
+        known = readahead.read_ahead(session).tasks_of.get(intent.match.get("application_id") or "")
+        if known is not None:  # every task of the application was read ahead (and locked)
+            return [
+                t
+                for t in known
+                if t.category == intent.category
+                and t.status == OPEN
+                and all(getattr(t, column) == value for column, value in intent.match.items())
+            ]
+        query = select(m.Task).where(m.Task.category == intent.category, m.Task.status == OPEN)
+        for column, value in intent.match.items():
+            query = query.where(getattr(m.Task, column) == value)
+        return list(session.scalars(query.with_for_update()))
 
     # --- people ---------------------------------------------------------------------------
 
@@ -384,6 +418,14 @@ class TaskEngine:
         session.add(
             m.TaskHistory(task_id=task_id, at=at, action=action, detail=detail, actor=actor)
         )
+
+
+def _note_opened(session: Session, tasks: Iterable[m.Task]) -> None:
+    """Keep the tasks read ahead for an application complete."""
+    known = readahead.read_ahead(session).tasks_of
+    for task in tasks:
+        if task.application_id in known:
+            known[task.application_id].append(task)
 
 
 _REF_FIELDS = tuple(TaskRefs.__dataclass_fields__)

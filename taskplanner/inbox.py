@@ -19,10 +19,18 @@ from datetime import datetime, timedelta
 
 import structlog
 from sqlalchemy import Engine, func, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from connectors.base import MalformedPayloadError, UnknownEventError, WebhookSource
+from connectors.base import (
+    MalformedPayloadError,
+    ParsedDelivery,
+    UnknownEventError,
+    WebhookSource,
+)
+from taskplanner import readahead
 from taskplanner.clock import Clock, system_clock
 from taskplanner.pipeline import Pipeline
 from taskplanner.store import models as m
@@ -50,43 +58,49 @@ def store_delivery(
     body: bytes,
     now: datetime,
 ) -> StoredDelivery:
-    """Store a verified delivery once; a re-delivery with the same id is a duplicate."""
+    """Store a verified delivery once; a re-delivery with the same id is a duplicate.
+
+    One statement on the acknowledgement path: insert unless the (connector, delivery id)
+    is there already, which also settles two replicas receiving the same delivery at once.
+    """
+    kept = {k.lower(): v for k, v in headers.items() if k.lower() not in DROPPED_HEADERS}
+    values = {
+        "connector": connector,
+        "delivery_id": delivery_id,
+        "headers": json.dumps(kept, sort_keys=True),
+        "body": body,
+        "received_at": now,
+        "next_attempt_at": now,
+        "status": PENDING,
+        "attempts": 0,
+    }
+    table = m.InboxDelivery
+    dialect = session.get_bind().dialect.name
+    insert = sqlite_insert(table) if dialect == "sqlite" else postgresql_insert(table)
+    statement = (
+        insert.values(values)
+        .on_conflict_do_nothing(index_elements=["connector", "delivery_id"])
+        .returning(table.id)
+    )
+    new_id = session.execute(statement).scalar()
+    if new_id is not None:
+        return StoredDelivery(new_id, duplicate=False)
     existing = session.scalars(
         select(m.InboxDelivery.id).where(
             m.InboxDelivery.connector == connector, m.InboxDelivery.delivery_id == delivery_id
         )
-    ).first()
-    if existing is not None:
-        return StoredDelivery(existing, duplicate=True)
-    kept = {k.lower(): v for k, v in headers.items() if k.lower() not in DROPPED_HEADERS}
-    row = m.InboxDelivery(
-        connector=connector,
-        delivery_id=delivery_id,
-        headers=json.dumps(kept, sort_keys=True),
-        body=body,
-        received_at=now,
-        next_attempt_at=now,
-    )
-    try:
-        with session.begin_nested():
-            session.add(row)
-            session.flush()
-    except IntegrityError:
-        # The same delivery arrived twice at once (two replicas): the other one won.
-        again = session.scalars(
-            select(m.InboxDelivery.id).where(
-                m.InboxDelivery.connector == connector, m.InboxDelivery.delivery_id == delivery_id
-            )
-        ).one()
-        return StoredDelivery(again, duplicate=True)
-    assert row.id is not None  # noqa: S101 - set by the flush above
-    return StoredDelivery(row.id, duplicate=False)
+    ).one()
+    return StoredDelivery(existing, duplicate=True)
 
 
 def retry_delay(attempts: int, rng: random.Random | None = None) -> timedelta:
     """Exponential backoff with jitter: ~2 s, 4 s, 8 s ... capped at 30 minutes."""
     base = min(1800.0, 2.0**attempts)
     return timedelta(seconds=(rng or random).uniform(base / 2, base))  # noqa: S311
+
+
+class Ignored(str):
+    """Why a delivery is set aside unprocessed (malformed, or an event we do not handle)."""
 
 
 @dataclass
@@ -115,6 +129,7 @@ class InboxProcessor:
         on_processed: Callable[[str, str], None] | None = None,
         should_yield: Callable[[], bool] | None = None,
         batch_seconds: float = 0.02,
+        chunk_size: int = 100,
     ) -> None:
         self.db = db
         self.pipeline = pipeline
@@ -129,6 +144,8 @@ class InboxProcessor:
         # never holds the sender's 2xx behind the database's write lock or the GIL.
         self.should_yield = should_yield
         self.batch_seconds = batch_seconds
+        self.chunk_size = chunk_size
+        self._seconds_each = 0.002  # a running estimate of the time one delivery takes
 
     def run_once(self, limit: int = 200) -> ProcessStats:
         """Claim up to ``limit`` due deliveries and process them."""
@@ -198,67 +215,133 @@ class InboxProcessor:
     def _process_chunk(
         self, ids: list[int], stats: ProcessStats, *, limit: int | None = None
     ) -> int:
-        """One transaction over a prefix of ``ids``; returns how many it consumed."""
+        """One transaction over a prefix of ``ids``; returns how many it consumed.
+
+        The chunk's rows, and the mirror rows and tasks its deliveries touch, are read
+        ahead in a few queries. The deliveries are then applied under one savepoint; if
+        one of them fails, that savepoint is rolled back and the chunk goes again with a
+        savepoint per delivery, so only the failing one is retried later.
+        """
         started = time.monotonic()
-        consumed = 0
+        chunk = ids[: limit or self._fitting()]
         outcomes: list[tuple[str, str]] = []
         with transaction(self.db) as session:
-            for delivery_id in ids[:limit]:
-                consumed += 1
-                row = session.scalars(
-                    select(m.InboxDelivery)
-                    .where(m.InboxDelivery.id == delivery_id)
-                    .with_for_update()
-                ).first()
-                if row is None or row.status != PENDING or row.lease_owner != self.owner:
-                    continue  # another replica took it over after our lease ran out
-                outcome = self._process_row(session, row)
-                row.lease_owner, row.lease_expires_at = None, None
-                session.add(row)
-                outcomes.append((row.connector, outcome))
-                if time.monotonic() - started >= self.batch_seconds or (
-                    self.should_yield is not None and self.should_yield()
-                ):
-                    break
+            rows = self._claimed_rows(session, chunk)
+            work = [(row, self._parse(row)) for row in rows]
+            self._read_ahead(session, work)
+            try:
+                with session.begin_nested():
+                    consumed = self._apply_chunk(session, work, started, outcomes, careful=False)
+            except Exception:  # noqa: BLE001 - one delivery failed: find which, alone
+                readahead.forget(session)
+                outcomes.clear()
+                consumed = self._apply_chunk(session, work, started, outcomes, careful=True)
+        if outcomes:
+            each = (time.monotonic() - started) / len(outcomes)
+            self._seconds_each = 0.7 * self._seconds_each + 0.3 * each
         for connector, outcome in outcomes:
             setattr(stats, outcome, getattr(stats, outcome) + 1)
             if self.on_processed is not None:
                 self.on_processed(connector, outcome)
-        return consumed
+        if consumed == len(rows):
+            return len(chunk)  # rows gone or taken over by another replica count as consumed
+        return chunk.index(rows[consumed].id)
 
-    def _process_row(self, session: Session, row: m.InboxDelivery) -> str:
-        outcome = self._apply_row(session, row)
-        # The attempt is counted with its outcome: touching the row before the ingest would
-        # make the ingest's autoflush write it once before and once after.
-        row.attempts += 1
-        if outcome == "failed":
-            return self._fail(row, row.last_error or "", self.clock())
-        return outcome
+    def _read_ahead(
+        self, session: Session, work: list[tuple[m.InboxDelivery, ParsedDelivery | str]]
+    ) -> None:
+        snapshots = [s for _, p in work if isinstance(p, ParsedDelivery) for s in p.snapshots]
+        try:
+            with session.begin_nested():
+                self.pipeline.read_ahead(session, snapshots)
+        except DBAPIError as exc:
+            # A lock conflict with another replica (PostgreSQL's deadlock detector): go on
+            # without; each delivery then reads and locks its rows as it goes.
+            readahead.forget(session)
+            log.info("inbox_read_ahead_skipped", error=f"{type(exc).__name__}: {exc.orig}")
 
-    def _apply_row(self, session: Session, row: m.InboxDelivery) -> str:
-        now = self.clock()
+    def _fitting(self) -> int:
+        """How many deliveries to read (and read ahead for): about what fits the time."""
+        return max(1, min(self.chunk_size, round(self.batch_seconds / self._seconds_each) + 1))
+
+    def _claimed_rows(self, session: Session, ids: list[int]) -> list[m.InboxDelivery]:
+        query = select(m.InboxDelivery).where(m.InboxDelivery.id.in_(ids)).with_for_update()
+        found = {row.id: row for row in session.scalars(query)}
+        return [
+            row
+            for row in (found.get(i) for i in ids)
+            # else another replica took it over after our lease ran out, or it is done
+            if row is not None and row.status == PENDING and row.lease_owner == self.owner
+        ]
+
+    def _parse(self, row: m.InboxDelivery) -> ParsedDelivery | str:
+        """The delivery's snapshots, or why it cannot be processed."""
         source = self.sources(row.connector)
         if source is None:
-            row.last_error = "the connector is no longer configured"
-            return "failed"
-        headers: dict[str, str] = json.loads(row.headers)
+            return "the connector is no longer configured"
         try:
-            parsed = source.parse_webhook(headers, row.body)
+            return source.parse_webhook(json.loads(row.headers), row.body)
         except (UnknownEventError, MalformedPayloadError) as exc:
-            row.status, row.last_error, row.processed_at = IGNORED, exc.message, now
+            return Ignored(exc.message)
+
+    def _apply_chunk(
+        self,
+        session: Session,
+        work: list[tuple[m.InboxDelivery, ParsedDelivery | str]],
+        started: float,
+        outcomes: list[tuple[str, str]],
+        *,
+        careful: bool,
+    ) -> int:
+        """Apply deliveries in order until the time is up; returns how many were applied."""
+        done = 0
+        for row, parsed in work:
+            outcome = self._apply_row(session, row, parsed, careful=careful)
+            row.attempts += 1
+            if outcome == "failed":
+                outcome = self._fail(row, row.last_error or "", self.clock())
+            row.lease_owner, row.lease_expires_at = None, None
+            outcomes.append((row.connector, outcome))
+            done += 1
+            if time.monotonic() - started >= self.batch_seconds or (
+                self.should_yield is not None and self.should_yield()
+            ):
+                break
+        return done
+
+    def _apply_row(
+        self,
+        session: Session,
+        row: m.InboxDelivery,
+        parsed: ParsedDelivery | str,
+        *,
+        careful: bool,
+    ) -> str:
+        now = self.clock()
+        if isinstance(parsed, Ignored):
+            row.status, row.last_error, row.processed_at = IGNORED, str(parsed), now
             log.warning(
                 "delivery_ignored",
                 connector=row.connector,
                 delivery=row.delivery_id,
-                reason=exc.message,
+                reason=str(parsed),
             )
             return IGNORED
-        try:
-            with session.begin_nested():
-                self.pipeline.ingest(session, parsed.snapshots)
-        except Exception as exc:  # a bug or a database error: retry later, then dead-letter
-            row.event_type, row.last_error = parsed.event_type[:100], f"{type(exc).__name__}: {exc}"
+        if isinstance(parsed, str):
+            row.last_error = parsed
             return "failed"
+        if careful:
+            try:
+                with session.begin_nested():
+                    self.pipeline.ingest(session, parsed.snapshots)
+            except Exception as exc:  # a bug or a database error: retry later, then dead-letter
+                row.event_type = parsed.event_type[:100]
+                row.last_error = f"{type(exc).__name__}: {exc}"
+                return "failed"
+        else:  # the caller's savepoint covers the chunk; a failure sends it round again
+            self.pipeline.ingest(session, parsed.snapshots)
+        # Set only now: touching the row before the ingest would make its autoflush write
+        # the row twice.
         row.event_type = parsed.event_type[:100]
         row.status, row.processed_at, row.last_error = DONE, now, None
         return DONE

@@ -17,6 +17,7 @@ from typing import Any, Protocol, TypeVar
 from sqlalchemy import delete, exists, or_, select
 from sqlalchemy.orm import Session
 
+from taskplanner import readahead
 from taskplanner.clock import Clock, system_clock
 from taskplanner.domain import events as ev
 from taskplanner.domain import snapshots as sn
@@ -63,11 +64,19 @@ class Normalizer:
 
     def apply(self, session: Session, snapshots: Iterable[sn.Snapshot]) -> list[DomainEvent]:
         """Store every snapshot and return the domain events they cause, in order."""
+        snapshots = list(snapshots)
+        if len(snapshots) > 1:
+            self.read_ahead(session, snapshots)
         out: list[DomainEvent] = []
         for snapshot in snapshots:
             out.extend(self._apply_one(session, snapshot))
             session.flush()
         return out
+
+    @staticmethod
+    def read_ahead(session: Session, snapshots: Iterable[sn.Snapshot]) -> None:
+        """Load what these snapshots will look up (and their tasks) in a few queries."""
+        readahead.tasks(session, readahead.mirror(session, snapshots))
 
     def _apply_one(self, session: Session, s: sn.Snapshot) -> list[DomainEvent]:
         match s:
@@ -92,7 +101,7 @@ class Normalizer:
     # --- users and candidates ---------------------------------------------------------
 
     def _user(self, session: Session, s: sn.UserSnapshot) -> list[DomainEvent]:
-        row = _locked(session, m.User, s.id)
+        row = readahead.locked(session, m.User, s.id)
         digest = content_hash(s)
         if row is not None and _is_stale(row, s.updated_at, digest):
             return []
@@ -106,7 +115,7 @@ class Normalizer:
         return [ev.PersonLeft(at=s.updated_at, email=row.email)] if left else []
 
     def _candidate(self, session: Session, s: sn.CandidateSnapshot) -> list[DomainEvent]:
-        row = _locked(session, m.Candidate, s.id)
+        row = readahead.locked(session, m.Candidate, s.id)
         digest = content_hash(s)
         if row is not None and _is_stale(row, s.updated_at, digest):
             return []
@@ -126,13 +135,15 @@ class Normalizer:
         return out
 
     def _has_applications(self, session: Session, candidate_id: str) -> bool:
+        if readahead.read_ahead(session).applications_of.get(candidate_id) is False:
+            return False
         query = select(m.Application.id).where(m.Application.candidate_id == candidate_id)
         return session.scalars(query.limit(1)).first() is not None
 
     # --- jobs, stages, interview kinds ------------------------------------------------
 
     def _job(self, session: Session, s: sn.JobSnapshot) -> list[DomainEvent]:
-        row = _locked(session, m.Job, s.id)
+        row = readahead.locked(session, m.Job, s.id)
         digest = content_hash(s)
         if row is not None and _is_stale(row, s.updated_at, digest):
             return []
@@ -320,10 +331,10 @@ class Normalizer:
     def app_context(
         self, session: Session, application: m.Application, stage_id: str | None = None
     ) -> ev.ApplicationContext:
-        candidate = session.get(m.Candidate, application.candidate_id)
-        job = session.get(m.Job, application.job_id)
+        candidate = readahead.get(session, m.Candidate, application.candidate_id)
+        job = readahead.get(session, m.Job, application.job_id)
         stage_id = stage_id or application.stage_id
-        stage = session.get(m.Stage, stage_id) if stage_id else None
+        stage = readahead.get(session, m.Stage, stage_id) if stage_id else None
         return ev.ApplicationContext(
             application_id=application.id,
             candidate_id=application.candidate_id,
@@ -364,7 +375,7 @@ class Normalizer:
         out: list[DomainEvent] = []
         if s.candidate is not None:
             out.extend(self._candidate(session, s.candidate))
-        row = _locked(session, m.Application, s.id)
+        row = readahead.locked(session, m.Application, s.id)
         digest = content_hash(s, ignore=("updated_at", "candidate"))
         if row is not None and row.status == DELETED:
             _fill_tombstone(row, s)
@@ -388,6 +399,7 @@ class Normalizer:
             )
             session.add(row)
             session.flush()
+            readahead.read_ahead(session).applications_of[s.candidate_id] = True
             entered = active and s.stage_id is not None
         else:
             was_active = row.status == sn.ApplicationStatus.ACTIVE
@@ -410,11 +422,12 @@ class Normalizer:
             else:  # the same visit (an unrejection resumes it): a report may only refine it
                 _learn_stage_entry(row, s)
             row.candidate_id, row.job_id, row.stage_id = s.candidate_id, s.job_id, s.stage_id
+            readahead.read_ahead(session).applications_of[s.candidate_id] = True
             row.status, row.url = s.status.value, s.url
             row.updated_at, row.content_hash = s.updated_at, digest
             session.add(row)
         if entered:
-            stage = session.get(m.Stage, s.stage_id) if s.stage_id else None
+            stage = readahead.get(session, m.Stage, s.stage_id) if s.stage_id else None
             out.append(
                 ev.ApplicationEnteredStage(
                     at=s.updated_at,
@@ -435,6 +448,8 @@ class Normalizer:
         declines recorded meanwhile follow the application's own events.
         """
         out: list[DomainEvent] = []
+        if readahead.read_ahead(session).schedules_of.get(application.id) is False:
+            return out  # read ahead: none were stored before it
         query = select(m.Schedule).where(
             m.Schedule.application_id == application.id,
             m.Schedule.status.not_in([sn.ScheduleStatus.CANCELLED.value, DELETED]),
@@ -465,11 +480,11 @@ class Normalizer:
     # --- schedules (ATS interviews) ----------------------------------------------------
 
     def _schedule(self, session: Session, s: sn.ScheduleSnapshot) -> list[DomainEvent]:
-        row = _locked(session, m.Schedule, s.id)
+        row = readahead.locked(session, m.Schedule, s.id)
         digest = content_hash(s)
         if row is not None and (row.status == DELETED or _is_stale(row, s.updated_at, digest)):
             return []
-        application = session.get(m.Application, s.application_id)
+        application = readahead.get(session, m.Application, s.application_id)
         stage_id = s.stage_id or self._stage_of_kind(session, s.interview_kind_id)
         if stage_id is None and application is not None:
             stage_id = row.stage_id if row is not None else application.stage_id
@@ -489,6 +504,7 @@ class Normalizer:
             stage_id,
             s.interview_kind_id,
         )
+        readahead.read_ahead(session).schedules_of[s.application_id] = True
         row.status, row.starts_at, row.ends_at = s.status.value, s.starts_at, s.ends_at
         row.external_event_id, row.updated_at, row.content_hash = (
             s.external_event_id,
@@ -633,7 +649,7 @@ class Normalizer:
     # --- scorecards ---------------------------------------------------------------------
 
     def _scorecard(self, session: Session, s: sn.ScorecardSnapshot) -> list[DomainEvent]:
-        row = _locked(session, m.Scorecard, s.id)
+        row = readahead.locked(session, m.Scorecard, s.id)
         digest = content_hash(s)
         if row is not None and _is_stale(row, s.updated_at, digest):
             return []
@@ -665,7 +681,7 @@ class Normalizer:
 
     def _calendar_event(self, session: Session, s: sn.CalendarEventSnapshot) -> list[DomainEvent]:
         key = (s.connector, s.calendar_id, s.event_id)
-        row = _locked(session, m.CalendarEvent, key)
+        row = readahead.locked(session, m.CalendarEvent, key)
         digest = content_hash(s)
         if row is not None and _is_stale(row, s.updated_at, digest):
             return []
@@ -858,7 +874,7 @@ class Normalizer:
     def _deletion(self, session: Session, d: sn.Deletion) -> list[DomainEvent]:
         kind = d.kind
         if kind is sn.EntityKind.APPLICATION:
-            app_row = _locked(session, m.Application, d.id)
+            app_row = readahead.locked(session, m.Application, d.id)
             if app_row is None:
                 # Deliveries arrive in any order: keep a tombstone so the application's older
                 # snapshots, still on their way, cannot bring it back (with its tasks).
@@ -885,7 +901,7 @@ class Normalizer:
             session.add(app_row)
             return out
         if kind is sn.EntityKind.SCHEDULE:
-            schedule = _locked(session, m.Schedule, d.id)
+            schedule = readahead.locked(session, m.Schedule, d.id)
             if schedule is None:
                 # As for applications: an older poll page must not resurrect it.
                 session.add(
@@ -909,7 +925,7 @@ class Normalizer:
             app = self.app_context(session, application, schedule.stage_id)
             return [self._cancelled(schedule.id, app, application, d.at)]
         if kind is sn.EntityKind.JOB:
-            job = _locked(session, m.Job, d.id)
+            job = readahead.locked(session, m.Job, d.id)
             if job is None or job.status == DELETED:
                 return []
             was_closed = job.status == sn.JobStatus.CLOSED
@@ -952,7 +968,7 @@ class Normalizer:
 
     def _delete_calendar_event(self, session: Session, d: sn.Deletion) -> list[DomainEvent]:
         calendar_id, _, event_id = d.id.rpartition("/")
-        row = _locked(session, m.CalendarEvent, (d.connector or "", calendar_id, event_id))
+        row = readahead.locked(session, m.CalendarEvent, (d.connector or "", calendar_id, event_id))
         if row is None or row.status == sn.EventStatus.CANCELLED:
             return []
         # A deleted event is a cancelled one; keeping the row keeps its link and history.
@@ -1006,17 +1022,6 @@ def _fill_tombstone(row: m.Application, s: sn.ApplicationSnapshot) -> None:
     """
     row.candidate_id, row.job_id, row.url = s.candidate_id, s.job_id, s.url
     row.updated_at = max(row.updated_at, s.updated_at)
-
-
-def _locked(session: Session, model: type[_Row], key: Any) -> _Row | None:
-    """The mirror row about to be diffed, locked until commit (FOR UPDATE on PostgreSQL).
-
-    Two replicas ingesting the same entity at once (a webhook here, a poll there) then take
-    turns instead of both diffing the same old state and losing one change. SQLite already
-    serialises writers (BEGIN IMMEDIATE); populate_existing makes the locked read win over
-    a copy this session read before taking the lock.
-    """
-    return session.get(model, key, with_for_update=True, populate_existing=True)
 
 
 def _known_owner(reported: str | None, stored: str | None) -> str | None:

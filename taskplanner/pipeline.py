@@ -34,6 +34,10 @@ class Pipeline:
         events = self.normalizer.apply(session, snapshots)
         return self.tasks.handle(session, events, allow_open=not baseline)
 
+    def read_ahead(self, session: Session, snapshots: Iterable[Snapshot]) -> None:
+        """Load what ingesting these snapshots will look up, in a few queries."""
+        self.normalizer.read_ahead(session, snapshots)
+
     def handle(self, session: Session, events: list[DomainEvent]) -> EngineResult:
         return self.tasks.handle(session, events)
 
