@@ -1,11 +1,13 @@
 """Webhook ingest benchmark: Greenhouse deliveries through POST /webhooks/greenhouse to tasks.
 
-Serves the real app with uvicorn on 127.0.0.1 beside an inbox processor thread that drains
-the inbox the way the daemon does (woken by each stored delivery), and sends N signed
-``new_candidate_application`` deliveries (one new application in Phone Screen each, so one
-``ready_to_schedule`` task each) from a separate process with a pool of concurrent httpx
-connections. Beside it, in the same run and on the same database and uvicorn setup, a
-baseline: a bare endpoint that only writes the raw body to a table. Prints both rates, their
+Serves the real app with uvicorn on 127.0.0.1 beside the daemon's inbox worker process
+(woken by each stored delivery, stepping aside while one is being stored), and sends N
+signed ``new_candidate_application`` deliveries (one new application in Phone Screen each,
+so one ``ready_to_schedule`` task each) from a separate process over a pool of concurrent
+keep-alive connections (a lean HTTP/1.1 client: httpx would spend more CPU per request
+than the server, crowding it out on a small machine). Beside it, in the same run and on the
+same database and uvicorn setup, a baseline: a bare endpoint that only writes the raw body
+to a table. Prints both rates, their
 ratio (target >= 50%) and the acknowledgement latency at a paced 200 deliveries/s (target:
 p99 < 50 ms), with the processor running and, for comparison, paused. SQLite by default,
 PostgreSQL with --postgres. Prints figures; asserts nothing.
@@ -23,18 +25,17 @@ import os
 import statistics
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from multiprocessing.connection import Connection
+from multiprocessing.connection import Connection as PipeEnd
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import httpx  # noqa: E402
 import psycopg  # noqa: E402
 from fastapi.concurrency import run_in_threadpool  # noqa: E402
 from sqlalchemy import Column, Engine, Integer, LargeBinary, MetaData, Table, func, select  # noqa: E402
@@ -43,7 +44,9 @@ from starlette.requests import Request  # noqa: E402
 from starlette.responses import JSONResponse  # noqa: E402
 from starlette.routing import Route  # noqa: E402
 
+from taskplanner.daemon import DaemonOptions  # noqa: E402
 from taskplanner.inbox import DONE  # noqa: E402
+from taskplanner.inbox_worker import InboxWorker, RoundFailed, WorkerSpec  # noqa: E402
 from taskplanner.logsetup import configure_logging  # noqa: E402
 from taskplanner.sandbox.fake_greenhouse import (  # noqa: E402
     WebhookRecorder,
@@ -137,6 +140,74 @@ def make_deliveries(
 # ---------------------------------------------------------------------------- the sender process
 
 
+class Connection:
+    """One keep-alive HTTP/1.1 connection that POSTs pre-built requests.
+
+    The sender is part of the rig, not of what is measured: httpx spends more CPU per request
+    than the server does, and on a small machine that CPU comes out of the server's share. So
+    requests are written as bytes and only the status line and Content-Length are parsed.
+    """
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def open(cls, host: str, port: int) -> Connection:
+        return cls(*await asyncio.open_connection(host, port))
+
+    async def exchange(self, request: bytes) -> tuple[int, bytes]:
+        self.writer.write(request)
+        status_line = await self.reader.readline()
+        if not status_line:
+            raise ConnectionResetError("the server closed the connection")
+        length = 0
+        while (line := await self.reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        body = await self.reader.readexactly(length)
+        return int(status_line.split()[1]), body
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+class Pool:
+    """Up to ``size`` connections to one server, opened as needed and reused."""
+
+    def __init__(self, url: str, size: int) -> None:
+        address = urlsplit(url)
+        self.host, self.port = address.hostname or "127.0.0.1", address.port or 80
+        self.idle: list[Connection] = []
+        self.slots = asyncio.Semaphore(size)
+
+    async def exchange(self, request: bytes) -> tuple[int, bytes]:
+        async with self.slots:
+            if self.idle:
+                connection = self.idle.pop()
+            else:
+                connection = await Connection.open(self.host, self.port)
+            try:
+                answer = await connection.exchange(request)
+            except BaseException:
+                connection.close()
+                raise
+            self.idle.append(connection)
+            return answer
+
+    def close(self) -> None:
+        for connection in self.idle:
+            connection.close()
+
+
+def build_request(url: str, body: bytes, headers: dict[str, str]) -> bytes:
+    address = urlsplit(url)
+    lines = [f"POST {address.path} HTTP/1.1", f"Host: {address.netloc}"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    lines.append(f"Content-Length: {len(body)}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
 class Sent:
     """Acknowledgement latencies (from the first attempt) and how many sends were retried."""
 
@@ -144,59 +215,61 @@ class Sent:
         self.latencies: list[float] = []
         self.retries = 0
 
-    async def post(
-        self, client: httpx.AsyncClient, url: str, body: bytes, headers: dict[str, str]
-    ) -> None:
+    async def post(self, pool: Pool, request: bytes) -> None:
         # Like Greenhouse, send again when the connection drops before an answer (a keep-alive
         # connection the server closed just then); the event id makes the copy a duplicate.
         began = time.perf_counter()
         for attempt in range(3):
             try:
-                response = await client.post(url, content=body, headers=headers)
+                status, body = await pool.exchange(request)
                 break
-            except httpx.TransportError:
+            except (ConnectionError, asyncio.IncompleteReadError):
                 if attempt == 2:
                     raise
                 self.retries += 1
         self.latencies.append(time.perf_counter() - began)
-        if response.status_code != 200:
-            raise RuntimeError(f"POST answered {response.status_code}: {response.text}")
+        if status != 200:
+            raise RuntimeError(f"POST answered {status}: {body[:300]!r}")
 
 
 async def _burst(url: str, deliveries: list[Delivery], concurrency: int) -> Sent:
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    queue: asyncio.Queue[Delivery] = asyncio.Queue()
-    for delivery in deliveries:
-        queue.put_nowait(delivery)
+    requests = [build_request(url, body, headers) for body, headers in deliveries]
+    queue: asyncio.Queue[bytes] = asyncio.Queue()
+    for request in requests:
+        queue.put_nowait(request)
     sent = Sent()
+    pool = Pool(url, concurrency)
 
-    async def worker(client: httpx.AsyncClient) -> None:
+    async def worker() -> None:
         while not queue.empty():
-            body, headers = queue.get_nowait()
-            await sent.post(client, url, body, headers)
+            await sent.post(pool, queue.get_nowait())
 
-    async with httpx.AsyncClient(limits=limits, timeout=60) as client:
-        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
+    try:
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    finally:
+        pool.close()
     return sent
 
 
 async def _paced(url: str, deliveries: list[Delivery], rate: float) -> Sent:
     """Open loop: delivery i leaves at start + i/rate whatever the earlier ones are doing."""
+    requests = [build_request(url, body, headers) for body, headers in deliveries]
     sent = Sent()
-    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-    async with httpx.AsyncClient(limits=limits, timeout=60) as client:
-        await client.get(url.rsplit("/webhooks", 1)[0] + "/healthz")  # warm a connection
+    pool = Pool(url, 64)
 
-        async def send(at: float, body: bytes, headers: dict[str, str]) -> None:
-            await asyncio.sleep(max(0.0, at - time.perf_counter()))
-            await sent.post(client, url, body, headers)
+    async def send(at: float, request: bytes) -> None:
+        await asyncio.sleep(max(0.0, at - time.perf_counter()))
+        await sent.post(pool, request)
 
-        start = time.perf_counter() + 0.2
-        await asyncio.gather(*(send(start + i / rate, b, h) for i, (b, h) in enumerate(deliveries)))
+    start = time.perf_counter() + 0.2
+    try:
+        await asyncio.gather(*(send(start + i / rate, r) for i, r in enumerate(requests)))
+    finally:
+        pool.close()
     return sent
 
 
-def sender(conn: Connection) -> None:
+def sender(conn: PipeEnd) -> None:
     """Runs in its own process so the client does not share the server's GIL."""
     while True:
         order = conn.recv()
@@ -221,36 +294,27 @@ def sender(conn: Connection) -> None:
 # ---------------------------------------------------------------------------- the servers
 
 
-class InboxLoop:
-    """The daemon's inbox loop in small: claim a batch, process each, sleep until woken."""
+def inbox_worker(env: GreenhouseEnv, app: Any) -> InboxWorker:
+    """The inbox worker process the daemon runs, wired to this app as the daemon wires it."""
+    options = DaemonOptions()
+    spec = WorkerSpec(
+        config=env.runtime.config,
+        owner="bench",
+        lease=env.runtime.config.daemon.lease,
+        batch=options.inbox_batch,
+        idle=options.inbox_idle,
+        log_level="warning",
+        log_json=False,
+    )
 
-    def __init__(
-        self, env: GreenhouseEnv, app: Any, wakeup: threading.Event, batch: int = 50
-    ) -> None:
-        self.processor = env.runtime.inbox_processor(
-            "bench", should_yield=webhooks_in_flight(app).busy
-        )
-        self.wakeup = wakeup
-        self.batch = batch
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="inbox", daemon=True)
+    def on_round(failed: RoundFailed | None) -> None:
+        if failed is not None:
+            print(f"  inbox round failed: {failed.error}", file=sys.stderr)
 
-    def _run(self) -> None:
-        while not self.stopping.is_set():
-            self.wakeup.clear()
-            ids = self.processor.claim(self.batch)
-            self.processor.process_claimed(ids)
-            if not ids:
-                self.wakeup.wait(0.05)
-
-    def __enter__(self) -> InboxLoop:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stopping.set()
-        self.wakeup.set()
-        self.thread.join(timeout=30)
+    worker = InboxWorker(spec, on_processed=lambda *_: None, on_round=on_round)
+    app.state.inbox_wakeup = worker.link.wakeup
+    webhooks_in_flight(app).share(worker.link.storing)
+    return worker
 
 
 def bare_app(db: Engine, limit: int) -> Starlette:
@@ -320,6 +384,12 @@ def run(
             all_tasks = select(func.count()).select_from(m.Task)
             tasks_before = count(env.db, all_tasks)
 
+            # The daemon's inbox worker process, started now so it is ready (idle) when the
+            # deliveries come.
+            app = create_app(env.runtime)
+            worker = inbox_worker(env, app)
+            worker.start()
+
             # Baseline: the same POSTs to a bare endpoint writing the raw body.
             with serve(bare_app(env.db, limit)) as bare_url:  # type: ignore[arg-type]
                 parent.send(("burst", f"{bare_url}/webhooks/greenhouse", deliveries, concurrency))
@@ -328,12 +398,9 @@ def run(
             assert stored >= total, stored  # a re-sent body is stored twice: no dedupe here
 
             # The pipeline: verify, store in the inbox, answer; processed alongside.
-            wakeup = threading.Event()
-            app = create_app(env.runtime)
-            app.state.inbox_wakeup = wakeup
             with serve(app) as app_url:
                 hook = f"{app_url}/webhooks/greenhouse"
-                with InboxLoop(env, app, wakeup):
+                try:
                     parent.send(("burst", hook, deliveries, concurrency))
                     acked = parent.recv()
                     finished = wait_for_tasks(env.db, total)
@@ -341,6 +408,8 @@ def run(
                     parent.send(("paced", hook, paced, paced_rate))
                     paced_result = parent.recv()
                     wait_for_tasks(env.db, total + paced_count)
+                finally:
+                    worker.stop(timeout=30)
                 # For comparison: the acknowledgement path alone, nothing processed meanwhile.
                 parent.send(("paced", hook, unprocessed, paced_rate))
                 ack_only = parent.recv()

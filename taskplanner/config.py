@@ -346,6 +346,9 @@ class DaemonConfig(_Model):
     lease: Duration = timedelta(seconds=30)
     # SIGTERM/SIGINT: how long to wait for the current sync page or delivery to finish.
     shutdown_timeout: Duration = timedelta(seconds=20)
+    # Where webhook deliveries are processed: "process" (a worker process beside the web
+    # server, so acknowledging and processing use two cores) or "thread" (one process).
+    inbox_worker: Literal["process", "thread"] = "process"
 
 
 class DigestConfig(_SecretHolder):

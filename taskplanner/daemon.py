@@ -37,6 +37,8 @@ from taskplanner import health
 from taskplanner.clock import Clock, system_clock
 from taskplanner.config import Config
 from taskplanner.inbox import PENDING, InboxProcessor
+from taskplanner.inbox_worker import InboxWorker, RoundFailed, WorkerSpec
+from taskplanner.logsetup import current_settings
 from taskplanner.metrics import Metrics
 from taskplanner.runtime import Runtime, UnsupportedConnector, replica_id
 from taskplanner.store import models as m
@@ -68,6 +70,7 @@ class DaemonOptions:
     digest_every: timedelta = timedelta(minutes=1)
     renew_every: timedelta = timedelta(minutes=30)
     lease: timedelta | None = None  # default: [daemon] lease
+    inbox_worker: str | None = None  # "process" or "thread"; default: [daemon] inbox_worker
     shutdown_timeout: timedelta | None = None  # default: [daemon] shutdown_timeout
 
 
@@ -347,6 +350,16 @@ class _JobHealth:
             else:
                 log.exception("job_failed", job=job, error=error)
 
+    def failed_in_worker(self, job: str, failed: RoundFailed) -> None:
+        with self.lock:
+            first = job not in self.failing
+            self.failing[job] = failed.error
+        if first:
+            if failed.database:
+                log.warning("job_failed", job=job, error=failed.error)
+            else:
+                log.error("job_failed", job=job, error=failed.error, traceback=failed.trace)
+
     def succeeded(self, job: str) -> None:
         with self.lock:
             was = self.failing.pop(job, None)
@@ -394,6 +407,7 @@ class Daemon:
         self.metrics: Metrics | None = None
         self.runner: SyncRunner | None = None
         self.processor: InboxProcessor | None = None
+        self.worker: InboxWorker | None = None
         self.sources: list[str] = []
         self._failing_sources: set[str] = set()
 
@@ -412,6 +426,8 @@ class Daemon:
         self.start()
         try:
             while not self.stopping.wait(0.5):
+                if self.worker is not None:
+                    self.worker.restart_if_dead()
                 if self._server_thread_died():
                     log.error("server_stopped_unexpectedly")
                     self.stopping.set()
@@ -445,15 +461,24 @@ class Daemon:
         self.runner = runtime.sync_runner(self.owner, lease=self.lease, on_report=self._on_report)
         self.runner.connectors = self._connector_for_sync
         self.runner.ensure_sources()
-        self.processor = runtime.inbox_processor(
-            self.owner,
-            lease=self.lease,
-            on_processed=metrics.observe_processed,
-            should_yield=webhooks_in_flight(app).busy,
-        )
+        in_flight = webhooks_in_flight(app)
+        if self._inbox_in_a_process():
+            self.worker = self._inbox_worker(metrics)
+            app.state.inbox_wakeup = self.worker.link.wakeup
+            in_flight.share(self.worker.link.storing)
+        else:
+            self.processor = runtime.inbox_processor(
+                self.owner,
+                lease=self.lease,
+                on_processed=metrics.observe_processed,
+                should_yield=in_flight.busy,
+            )
         self._apply_configuration()
         self._start_scheduler()
-        self._start_thread("inbox", self._inbox_loop)
+        if self.worker is not None:
+            self.worker.start()
+        else:
+            self._start_thread("inbox", self._inbox_loop)
         self._start_server(app)
         log.info(
             "daemon_started",
@@ -465,6 +490,32 @@ class Daemon:
         )
         if self.on_started is not None:
             self.on_started(self)
+
+    def _inbox_in_a_process(self) -> bool:
+        choice = self.options.inbox_worker or self.runtime.config.daemon.inbox_worker
+        # A worker process keeps its own clock: a runtime on another clock (tests, the
+        # sandbox's time travel) processes in a thread.
+        return choice == "process" and self.runtime.clock is system_clock
+
+    def _inbox_worker(self, metrics: Metrics) -> InboxWorker:
+        level, as_json = current_settings()
+        spec = WorkerSpec(
+            config=self.runtime.config,
+            owner=self.owner,
+            lease=self.lease,
+            batch=self.options.inbox_batch,
+            idle=self.options.inbox_idle,
+            log_level=level,
+            log_json=as_json,
+        )
+
+        def on_round(failed: RoundFailed | None) -> None:
+            if failed is None:
+                self.jobs.succeeded("inbox")
+            else:
+                self.jobs.failed_in_worker("inbox", failed)
+
+        return InboxWorker(spec, on_processed=metrics.observe_processed, on_round=on_round)
 
     def _usable_sources(self) -> list[str]:
         names = []
@@ -705,11 +756,7 @@ class Daemon:
     def _inbox_round(self) -> int:
         processor = self.processor
         assert processor is not None  # noqa: S101 - set in start()
-        ids = processor.claim(self.options.inbox_batch)
-        _, left = processor.process_claimed(ids, stop=self.stopping.is_set)
-        if left:
-            release_leases(self.runtime.db, self.owner, left)
-        return len(ids)
+        return processor.drain_round(self.options.inbox_batch, stop=self.stopping.is_set)
 
     # ---- shutdown
 
@@ -752,6 +799,9 @@ class Daemon:
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
         if any(thread.is_alive() for thread in self._threads):
+            self.incomplete = True
+        if self.worker is not None and not self.worker.stop(deadline - time.monotonic()):
+            log.warning("shutdown_incomplete", units_running="inbox worker")
             self.incomplete = True
         try:
             release_leases(self.runtime.db, self.owner)

@@ -115,7 +115,7 @@ class TaskEngine:
             task.due_at, task.updated_at = event.starts_at, now
             session.add(task)
             detail = f"due {before} → {event.starts_at.isoformat()} (the interview moved)"
-            self._history(session, task.id, "due_changed", detail, actor, now)
+            self._history(session, task, "due_changed", detail, actor, now)
             count += 1
         return count
 
@@ -141,9 +141,9 @@ class TaskEngine:
         assignee = self.assignee_for(session, category.assignee, intent.refs)
         task = _new_task(intent, assignee, now)
         if session.get_bind().dialect.name == "sqlite":
-            # One writer at a time (BEGIN IMMEDIATE): nobody can open it meanwhile.
+            # One writer at a time (BEGIN IMMEDIATE): nobody can open it meanwhile. The
+            # insert waits for the next flush, so a batch's tasks go in together.
             session.add(task)
-            session.flush()
         else:
             try:
                 # Another replica may open the same situation at the same moment; the
@@ -153,7 +153,7 @@ class TaskEngine:
                     session.flush()
             except IntegrityError:
                 return None
-        self._history(session, task.id, "opened", f"opened for {assignee}", actor, now)
+        self._history(session, task, "opened", f"opened for {assignee}", actor, now)
         _note_opened(session, [task])
         return task
 
@@ -328,8 +328,10 @@ class TaskEngine:
         self, session: Session, refs: TaskRefs, role: Role = Role.STAGE_OWNER
     ) -> assignment.Ownership:
         rules = self.rules
-        job = session.get(m.Job, refs.job_id) if refs.job_id else None
-        candidate = session.get(m.Candidate, refs.candidate_id) if refs.candidate_id else None
+        job = readahead.get(session, m.Job, refs.job_id) if refs.job_id else None
+        candidate = (
+            readahead.get(session, m.Candidate, refs.candidate_id) if refs.candidate_id else None
+        )
         override = rules.job(refs.job_id)
         gone = self._gone(
             session,
@@ -349,10 +351,10 @@ class TaskEngine:
         stage_id = refs.stage_id
         if role is Role.CANDIDATE_COORDINATOR and refs.application_id:
             # "else the SO of the application's current stage" (SPEC §3)
-            application = session.get(m.Application, refs.application_id)
+            application = readahead.get(session, m.Application, refs.application_id)
             if application is not None and application.stage_id:
                 stage_id = application.stage_id
-        stage = session.get(m.Stage, stage_id) if stage_id else None
+        stage = readahead.get(session, m.Stage, stage_id) if stage_id else None
         owner = assignment.stage_owner(
             rules, refs.job_id, stage.name if stage else None, coordinator, gone=gone
         )
@@ -401,7 +403,7 @@ class TaskEngine:
         # Provider time of what resolved it; a person's or the sweep's act is "now".
         task.resolved_observation_at = observed_at or now
         session.add(task)
-        self._history(session, task.id, "completed", f"{resolution.value}: {reason}", actor, now)
+        self._history(session, task, "completed", f"{resolution.value}: {reason}", actor, now)
 
     def _reassign(
         self, session: Session, task: m.Task, to: str, via: str, actor: str, why: str
@@ -410,14 +412,12 @@ class TaskEngine:
         before = task.assignee
         task.assignee, task.assigned_via, task.updated_at = to, via, now
         session.add(task)
-        self._history(session, task.id, "reassigned", f"{before} → {to} ({why})", actor, now)
+        self._history(session, task, "reassigned", f"{before} → {to} ({why})", actor, now)
 
     def _history(
-        self, session: Session, task_id: int, action: str, detail: str, actor: str, at: Any
+        self, session: Session, task: m.Task, action: str, detail: str, actor: str, at: Any
     ) -> None:
-        session.add(
-            m.TaskHistory(task_id=task_id, at=at, action=action, detail=detail, actor=actor)
-        )
+        session.add(m.TaskHistory(task=task, at=at, action=action, detail=detail, actor=actor))
 
 
 def _note_opened(session: Session, tasks: Iterable[m.Task]) -> None:

@@ -130,6 +130,7 @@ class InboxProcessor:
         should_yield: Callable[[], bool] | None = None,
         batch_seconds: float = 0.02,
         chunk_size: int = 100,
+        yield_within_chunk: bool = True,
     ) -> None:
         self.db = db
         self.pipeline = pipeline
@@ -145,12 +146,36 @@ class InboxProcessor:
         self.should_yield = should_yield
         self.batch_seconds = batch_seconds
         self.chunk_size = chunk_size
+        # In the daemon's process a waiting acknowledgement also needs the interpreter lock,
+        # so the processor steps aside at once; a worker process only shares the database
+        # and finishes its (short) chunk first.
+        self.yield_within_chunk = yield_within_chunk
         self._seconds_each = 0.002  # a running estimate of the time one delivery takes
 
     def run_once(self, limit: int = 200) -> ProcessStats:
         """Claim up to ``limit`` due deliveries and process them."""
         stats, _ = self.process_claimed(self.claim(limit))
         return stats
+
+    def drain_round(self, limit: int, *, stop: Callable[[], bool] | None = None) -> int:
+        """Claim up to ``limit`` deliveries, process them, give back what ``stop`` left.
+
+        Returns how many were claimed (0: nothing is due).
+        """
+        ids = self.claim(limit)
+        _, left = self.process_claimed(ids, stop=stop)
+        if left:
+            with transaction(self.db) as session:
+                session.execute(
+                    update(m.InboxDelivery)
+                    .where(
+                        m.InboxDelivery.id.in_(left),
+                        m.InboxDelivery.lease_owner == self.owner,
+                        m.InboxDelivery.status == PENDING,
+                    )
+                    .values(lease_owner=None, lease_expires_at=None)
+                )
+        return len(ids)
 
     def process_claimed(
         self, ids: list[int], *, stop: Callable[[], bool] | None = None
@@ -176,7 +201,7 @@ class InboxProcessor:
         assert self.should_yield is not None  # noqa: S101 - checked by the caller
         deadline = time.monotonic() + 0.05
         while self.should_yield() and time.monotonic() < deadline:
-            time.sleep(0.001)
+            time.sleep(0.0002)
 
     def claim(self, limit: int) -> list[int]:
         now = self.clock()
@@ -304,7 +329,7 @@ class InboxProcessor:
             outcomes.append((row.connector, outcome))
             done += 1
             if time.monotonic() - started >= self.batch_seconds or (
-                self.should_yield is not None and self.should_yield()
+                self.yield_within_chunk and self.should_yield is not None and self.should_yield()
             ):
                 break
         return done

@@ -59,6 +59,14 @@ def redact_secrets(
     return event_dict
 
 
+_current: tuple[str, bool] = ("info", False)
+
+
+def current_settings() -> tuple[str, bool]:
+    """The level and format (JSON or not) last configured, for a worker process to match."""
+    return _current
+
+
 def configure_logging(
     level: str = "info", *, json: bool | None = None, stream: TextIO | None = None
 ) -> None:
@@ -72,6 +80,8 @@ def configure_logging(
     if not isinstance(numeric, int):
         raise ValueError(f"unknown log level {level!r}; one of {', '.join(LEVELS)}")
     as_json = not out.isatty() if json is None else json
+    global _current
+    _current = (level, as_json)
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,

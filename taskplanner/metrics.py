@@ -159,8 +159,8 @@ class Metrics:
         if not report.ok:
             self.sync_errors.labels(report.connector).inc()
 
-    def observe_processed(self, connector: str, result: str) -> None:
-        self.deliveries_processed.labels(connector, result).inc()
+    def observe_processed(self, connector: str, result: str, count: int = 1) -> None:
+        self.deliveries_processed.labels(connector, result).inc(count)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

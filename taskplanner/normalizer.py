@@ -69,8 +69,9 @@ class Normalizer:
             self.read_ahead(session, snapshots)
         out: list[DomainEvent] = []
         for snapshot in snapshots:
+            # No flush between snapshots: lookups see rows added meanwhile (the session's
+            # pending rows; any query flushes first), and a batch's inserts go in together.
             out.extend(self._apply_one(session, snapshot))
-            session.flush()
         return out
 
     @staticmethod
@@ -398,7 +399,6 @@ class Normalizer:
                 content_hash=digest,
             )
             session.add(row)
-            session.flush()
             readahead.read_ahead(session).applications_of[s.candidate_id] = True
             entered = active and s.stage_id is not None
         else:

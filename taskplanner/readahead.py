@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from sqlalchemy import inspect, select
+from sqlalchemy import event, inspect, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
@@ -45,6 +45,8 @@ class ReadAhead:
     schedules_of: dict[str, bool] = field(default_factory=dict)
     # application id -> its tasks (open and completed), for ids read ahead.
     tasks_of: dict[str, list[m.Task]] = field(default_factory=dict)
+    # Rows added in this transaction and not flushed yet, by identity key.
+    added: dict[Any, Any] = field(default_factory=dict)
 
 
 def read_ahead(session: Session) -> ReadAhead:
@@ -72,10 +74,13 @@ def locked(session: Session, model: type[_Row], key: Any) -> _Row | None:
     """
     known = read_ahead(session)
     ident = identity_key(model, key)
+    added = known.added.get(ident)
+    if added is not None and added in session.new:
+        return added  # type: ignore[no-any-return]
     held = session.identity_map.get(ident)
     if held is not None and (known.serialised or ident in known.locked):
         return held
-    if held is None and ident in known.absent and not _pending(session, model):
+    if held is None and ident in known.absent:
         return None
     row = session.get(model, key, with_for_update=True, populate_existing=True)
     if row is not None:
@@ -85,15 +90,25 @@ def locked(session: Session, model: type[_Row], key: Any) -> _Row | None:
 
 def get(session: Session, model: type[_Row], key: Any) -> _Row | None:
     """``session.get`` that also remembers a row read ahead as missing."""
+    known = read_ahead(session)
     ident = identity_key(model, key)
-    known_missing = ident in read_ahead(session).absent
-    if known_missing and session.identity_map.get(ident) is None and not _pending(session, model):
+    added = known.added.get(ident)
+    if added is not None and added in session.new:
+        return added  # type: ignore[no-any-return]
+    if ident in known.absent and session.identity_map.get(ident) is None:
         return None
     return session.get(model, key)
 
 
-def _pending(session: Session, model: type[m.Base]) -> bool:
-    return any(isinstance(obj, model) for obj in session.new)
+@event.listens_for(Session, "transient_to_pending")
+def _note_added(session: Session, instance: object) -> None:
+    """Remember a new row by its key, so lookups find it before it is flushed."""
+    known: ReadAhead | None = session.info.get(_INFO_KEY)
+    if known is None:
+        return
+    ident = inspect(instance).mapper.identity_key_from_instance(instance)
+    if all(part is not None for part in ident[1]):
+        known.added[ident] = instance
 
 
 def _chunks(ids: Iterable[Any]) -> Iterator[list[Any]]:

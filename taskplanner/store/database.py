@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fcntl
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -34,11 +36,14 @@ def create_db_engine(url: str, **kwargs: Any) -> Engine:
         # small transaction, and every webhook acknowledgement is one.
         kwargs.setdefault("pool_size", 8)
         kwargs.setdefault("max_overflow", 16)
-        engine = create_engine(
-            url,
-            connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
-            **kwargs,
-        )
+        connect_args: dict[str, Any] = {
+            "check_same_thread": False,
+            "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000,
+        }
+        database = make_url(url).database
+        if database and database != ":memory:" and not database.startswith("file:"):
+            connect_args["factory"] = _queued_writers(f"{database}-writer.lock")
+        engine = create_engine(url, connect_args=connect_args, **kwargs)
         event.listen(engine, "connect", _configure_sqlite)
         event.listen(engine, "begin", _begin_immediate)
         return engine
@@ -66,8 +71,71 @@ def _begin_immediate(connection: Any) -> None:
     # Read-only work (the API's lists) opts out and runs beside writers under WAL.
     if connection.get_execution_options().get(READ_ONLY):
         connection.exec_driver_sql("BEGIN")
-    else:
+        return
+    dbapi_connection = connection.connection.dbapi_connection
+    if isinstance(dbapi_connection, _QueuedWriter):
+        dbapi_connection.wait_for_turn()
+    try:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
+    except BaseException:
+        if isinstance(dbapi_connection, _QueuedWriter):
+            dbapi_connection.end_turn()
+        raise
+
+
+class _QueuedWriter(sqlite3.Connection):
+    """A SQLite connection whose writing transactions queue on a file lock first.
+
+    SQLite's own busy handler polls with sleeps of 1, 2, 5, 10 ... ms, so a writer that
+    finds the database locked sleeps through most of the moment it frees, and under load
+    (webhook acknowledgements beside the inbox worker process) that wasted time is most of
+    the wait. Every taskplanner process writing the file first takes an exclusive ``flock``
+    on ``<file>-writer.lock``: the kernel wakes the next writer as soon as one commits. The
+    lock is held from BEGIN IMMEDIATE to COMMIT or ROLLBACK; a closed connection drops it.
+    """
+
+    lock_path: str = ""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._lock_file: Any = None
+        self._holding = False
+
+    def wait_for_turn(self) -> None:
+        if self._lock_file is None:
+            self._lock_file = open(self.lock_path, "a+b")  # noqa: SIM115 - lives with self
+        fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_EX)
+        self._holding = True
+
+    def end_turn(self) -> None:
+        if self._holding:
+            self._holding = False
+            fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_UN)
+
+    def commit(self) -> None:
+        try:
+            super().commit()
+        finally:
+            self.end_turn()
+
+    def rollback(self) -> None:
+        try:
+            super().rollback()
+        finally:
+            self.end_turn()
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self.end_turn()
+            if self._lock_file is not None:
+                self._lock_file.close()
+                self._lock_file = None
+
+
+def _queued_writers(lock_path: str) -> type[sqlite3.Connection]:
+    return type("QueuedWriter", (_QueuedWriter,), {"lock_path": lock_path})
 
 
 @event.listens_for(Session, "loaded_as_persistent")

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Index, LargeBinary, MetaData, String, Text, text
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from taskplanner.store.types import UTCDateTime
 
@@ -326,3 +326,9 @@ class TaskHistory(Base):
     action: Mapped[str]  # opened | assigned | reassigned | due_changed | completed
     detail: Mapped[str] = mapped_column(Text)  # why, in words a coordinator reads
     actor: Mapped[str]  # a person's email, or the event/sweep that caused it
+    # The task, so history can be written for a task not yet flushed (its id unknown): the
+    # flush inserts the task first and fills task_id in. No database foreign key: the
+    # schema stays as migrated.
+    task: Mapped[Task] = relationship(
+        primaryjoin="foreign(TaskHistory.task_id) == Task.id", lazy="raise"
+    )

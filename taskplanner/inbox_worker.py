@@ -1,0 +1,207 @@
+"""The inbox drained by a process of its own, beside the daemon's web server.
+
+In one process, acknowledging webhooks and processing them take turns on one interpreter
+lock, so during a burst the sender waits for its 2xx while deliveries are processed, and
+deliveries wait while senders are answered. A worker process processes on another core
+while the server answers. It shares with the daemon only what it must:
+
+- the wake-up event a stored delivery sets;
+- how many deliveries are being stored right now (the worker ends its transaction early
+  while one is, so an acknowledgement never queues long behind the write lock);
+- a stop flag, and a queue of reports (deliveries processed per connector and result,
+  rounds that failed or recovered) that the daemon turns into metrics and health.
+
+The worker claims deliveries under the daemon's replica id, so the daemon's heartbeat
+extends its leases and the daemon's shutdown releases them. It leaves when asked, and by
+itself when the daemon is gone (``PR_SET_PDEATHSIG`` on Linux, a check of its parent
+everywhere), so a daemon killed with SIGKILL leaves no worker behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import multiprocessing
+import queue
+import signal
+import sys
+import threading
+import traceback
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy.exc import SQLAlchemyError
+
+from taskplanner.config import Config
+
+log = structlog.get_logger("taskplanner.inbox")
+
+_CONTEXT = multiprocessing.get_context("spawn")  # no fork: the daemon runs threads
+
+
+@dataclass
+class WorkerLink:
+    """The little the daemon and its worker share, made before the worker starts."""
+
+    wakeup: Any = field(default_factory=_CONTEXT.Event)
+    stopping: Any = field(default_factory=_CONTEXT.Event)
+    # Deliveries being stored; written by the daemon's web server only (under its lock).
+    storing: Any = field(default_factory=lambda: _CONTEXT.RawValue("i", 0))
+    reports: Any = field(default_factory=_CONTEXT.Queue)
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    config: Config
+    owner: str
+    lease: timedelta
+    batch: int
+    idle: float
+    log_level: str
+    log_json: bool
+
+
+@dataclass(frozen=True)
+class RoundFailed:
+    error: str  # one line, type and message
+    database: bool  # the database is away: expected, no traceback worth logging
+    trace: str
+
+
+def run_worker(spec: WorkerSpec, link: WorkerLink) -> None:
+    """The worker process: drain the inbox until told to stop or the daemon is gone."""
+    _die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the daemon, which decides
+    from taskplanner.logsetup import configure_logging
+    from taskplanner.runtime import Runtime
+
+    configure_logging(spec.log_level, json=spec.log_json)
+    parent = multiprocessing.parent_process()
+
+    def stop() -> bool:
+        return link.stopping.is_set() or (parent is not None and not parent.is_alive())
+
+    processed: Counter[tuple[str, str]] = Counter()
+
+    def count(connector: str, result: str) -> None:
+        processed[(connector, result)] += 1
+
+    runtime = Runtime.from_config(spec.config, migrate=False)
+    processor = runtime.inbox_processor(
+        spec.owner,
+        lease=spec.lease,
+        on_processed=count,
+        should_yield=lambda: link.storing.value > 0,
+        yield_within_chunk=False,
+    )
+    try:
+        while not stop():
+            link.wakeup.clear()
+            claimed = 0
+            try:
+                claimed = processor.drain_round(spec.batch, stop=stop)
+            except Exception as exc:  # noqa: BLE001 - reported; the next round tries again
+                error = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+                database = isinstance(exc, SQLAlchemyError)
+                link.reports.put(RoundFailed(error, database, traceback.format_exc()))
+            else:
+                link.reports.put(dict(processed))
+                processed.clear()
+            if claimed == 0:
+                link.wakeup.wait(spec.idle)
+    finally:
+        runtime.close()
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGKILL this process when the daemon dies, however it dies."""
+    if not sys.platform.startswith("linux"):
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+
+
+class InboxWorker:
+    """The daemon's handle on its worker process: start, watch, report, stop."""
+
+    def __init__(
+        self,
+        spec: WorkerSpec,
+        *,
+        on_processed: Callable[[str, str, int], None],
+        on_round: Callable[[RoundFailed | None], None],
+    ) -> None:
+        self.spec = spec
+        self.link = WorkerLink()
+        self.on_processed = on_processed
+        self.on_round = on_round
+        self.process: Any = None
+        self._reader: threading.Thread | None = None
+        self._closing = threading.Event()
+
+    def start(self) -> None:
+        self.process = _CONTEXT.Process(
+            target=run_worker, args=(self.spec, self.link), name="taskplanner-inbox", daemon=True
+        )
+        self.process.start()
+        if self._reader is None:
+            self._reader = threading.Thread(target=self._read, name="inbox-reports", daemon=True)
+            self._reader.start()
+        log.info("inbox_worker_started", pid=self.process.pid)
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.is_alive()
+
+    def restart_if_dead(self) -> bool:
+        """Start a new worker when the last one died unasked; True when it did."""
+        if self.alive() or self.link.stopping.is_set():
+            return False
+        log.error("inbox_worker_died", exit_code=self.process.exitcode if self.process else None)
+        self.start()
+        return True
+
+    def stop(self, timeout: float) -> bool:
+        """Ask the worker to finish its transaction and leave; False if it had to be killed."""
+        self.link.stopping.set()
+        self.link.wakeup.set()
+        clean = True
+        if self.process is not None:
+            self.process.join(max(0.0, timeout))
+            if self.process.is_alive():
+                clean = False
+                self.process.kill()
+                self.process.join(5)
+        self._closing.set()
+        if self._reader is not None:
+            self._reader.join(5)
+        self._drain()
+        return clean
+
+    def _read(self) -> None:
+        while not self._closing.is_set():
+            try:
+                report = self.link.reports.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            except (EOFError, OSError):  # the queue's pipe went with a killed worker
+                return
+            self._handle(report)
+
+    def _drain(self) -> None:
+        with contextlib.suppress(Exception):
+            while True:
+                self._handle(self.link.reports.get_nowait())
+
+    def _handle(self, report: Any) -> None:
+        if isinstance(report, RoundFailed):
+            self.on_round(report)
+            return
+        for (connector, result), n in report.items():
+            self.on_processed(connector, result, n)
+        self.on_round(None)
