@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import event as orm_events
+from sqlalchemy import insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -210,16 +211,8 @@ class TaskEngine:
         except IntegrityError:
             # Someone opened one of these meanwhile (another replica): go one by one.
             return [t for t in (self.open(session, i, actor=actor) for i in pending) if t]
-        session.add_all(
-            m.TaskHistory(
-                task_id=t.id,
-                at=now,
-                action="opened",
-                detail=f"opened for {t.assignee}",
-                actor=actor,
-            )
-            for t in tasks
-        )
+        for t in tasks:
+            self._history(session, t, "opened", f"opened for {t.assignee}", actor, now)
         _note_opened(session, tasks)
         return tasks
 
@@ -417,7 +410,7 @@ class TaskEngine:
     def _history(
         self, session: Session, task: m.Task, action: str, detail: str, actor: str, at: Any
     ) -> None:
-        session.add(m.TaskHistory(task=task, at=at, action=action, detail=detail, actor=actor))
+        record_history(session, task, at=at, action=action, detail=detail, actor=actor)
 
 
 def _note_opened(session: Session, tasks: Iterable[m.Task]) -> None:
@@ -458,7 +451,77 @@ def _task_refs(task: m.Task) -> TaskRefs:
     return TaskRefs(**{name: getattr(task, name) for name in _REF_FIELDS})
 
 
+# --- history -------------------------------------------------------------------------------
+#
+# History rows are plain inserts nobody reads back in the transaction that writes them, so
+# they are not ORM objects (each of which the flush would insert alone, to learn its id): they
+# wait in the session, are written together by the next flush (when their tasks have ids) or
+# at commit, and are dropped with a savepoint that rolls back.
+
+_HISTORY = "task_history_pending"
+
+
+@dataclass
+class _Entry:
+    task: m.Task
+    values: dict[str, Any]
+    transaction: Any  # the (nested) transaction it was written in
+
+
+def record_history(session: Session, task: m.Task, **values: Any) -> None:
+    entry = _Entry(task, values, session.get_nested_transaction() or session.get_transaction())
+    session.info.setdefault(_HISTORY, []).append(entry)
+
+
+def write_history(session: Session) -> None:
+    """Write the waiting history rows now (a flush first, for tasks without an id)."""
+    pending: list[_Entry] = session.info.get(_HISTORY) or []
+    if any(e.task.id is None for e in pending):
+        session.flush()
+    _write(session)
+
+
+def _write(session: Session) -> None:
+    pending: list[_Entry] = session.info.get(_HISTORY) or []
+    ready = [e for e in pending if e.task.id is not None]
+    if not ready:
+        return
+    session.info[_HISTORY] = [e for e in pending if e.task.id is None]
+    session.connection().execute(
+        insert(m.TaskHistory), [{"task_id": e.task.id, **e.values} for e in ready]
+    )
+
+
+@orm_events.listens_for(Session, "after_flush")
+def _after_flush(session: Session, _context: Any) -> None:
+    _write(session)
+
+
+@orm_events.listens_for(Session, "before_commit")
+def _before_commit(session: Session) -> None:
+    if session.info.get(_HISTORY):
+        write_history(session)
+
+
+@orm_events.listens_for(Session, "after_soft_rollback")
+def _after_rollback(session: Session, previous: Any) -> None:
+    """Forget what was recorded inside the transaction or savepoint that rolled back."""
+    pending: list[_Entry] | None = session.info.get(_HISTORY)
+    if not pending:
+        return
+
+    def inside(transaction: Any) -> bool:
+        while transaction is not None:
+            if transaction is previous:
+                return True
+            transaction = transaction.parent
+        return False
+
+    session.info[_HISTORY] = [e for e in pending if not inside(e.transaction)]
+
+
 def history_of(session: Session, task_id: int) -> Iterable[m.TaskHistory]:
+    write_history(session)
     return session.scalars(
         select(m.TaskHistory).where(m.TaskHistory.task_id == task_id).order_by(m.TaskHistory.id)
     )

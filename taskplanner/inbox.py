@@ -10,8 +10,12 @@ blocks the rest.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import queue
 import random
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -91,6 +95,104 @@ def store_delivery(
         )
     ).one()
     return StoredDelivery(existing, duplicate=True)
+
+
+@dataclass(frozen=True)
+class _Pending:
+    connector: str
+    delivery_id: str
+    headers: Mapping[str, str]
+    body: bytes
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[StoredDelivery]
+
+
+class DeliveryWriter:
+    """Stores the deliveries of concurrent webhook requests together (a group commit).
+
+    Each request still hears its 2xx only once the transaction holding its delivery has
+    committed, but the requests that arrive while one transaction commits share the next:
+    one write lock and one commit per group instead of per delivery, which leaves the inbox
+    processor more of the database during a burst. A transaction that fails is retried
+    one delivery at a time, so one bad delivery fails only its own request.
+    """
+
+    def __init__(self, db: Engine, clock: Clock = system_clock, *, max_group: int = 64) -> None:
+        self.db = db
+        self.clock = clock
+        self.max_group = max_group
+        self._queue: queue.SimpleQueue[_Pending] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+
+    async def store(
+        self, *, connector: str, delivery_id: str, headers: Mapping[str, str], body: bytes
+    ) -> StoredDelivery:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[StoredDelivery] = loop.create_future()
+        self._start()
+        self._queue.put(_Pending(connector, delivery_id, headers, body, loop, future))
+        return await future
+
+    def _start(self) -> None:
+        if self._thread is not None:
+            return
+        with self._start_lock:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="inbox-writer", daemon=True
+                )
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            group = [self._queue.get()]
+            while len(group) < self.max_group:
+                try:
+                    group.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                self._settle(group, self._write(group))
+            except Exception:  # noqa: BLE001 - find the one that fails, alone
+                for pending in group:
+                    try:
+                        self._settle([pending], self._write([pending]))
+                    except Exception as exc:  # noqa: BLE001 - its request answers 5xx
+                        _resolve(pending, exc)
+
+    def _write(self, group: list[_Pending]) -> list[StoredDelivery]:
+        with transaction(self.db) as session:
+            now = self.clock()
+            return [
+                store_delivery(
+                    session,
+                    connector=p.connector,
+                    delivery_id=p.delivery_id,
+                    headers=p.headers,
+                    body=p.body,
+                    now=now,
+                )
+                for p in group
+            ]
+
+    @staticmethod
+    def _settle(group: list[_Pending], stored: list[StoredDelivery]) -> None:
+        for pending, result in zip(group, stored, strict=True):
+            _resolve(pending, result)
+
+
+def _resolve(pending: _Pending, outcome: StoredDelivery | BaseException) -> None:
+    def settle() -> None:
+        if pending.future.done():  # the client went away meanwhile
+            return
+        if isinstance(outcome, BaseException):
+            pending.future.set_exception(outcome)
+        else:
+            pending.future.set_result(outcome)
+
+    with contextlib.suppress(RuntimeError):  # the request's event loop has closed
+        pending.loop.call_soon_threadsafe(settle)
 
 
 def retry_delay(attempts: int, rng: random.Random | None = None) -> timedelta:

@@ -31,9 +31,24 @@ _Row = TypeVar("_Row", bound=m.Base)
 
 def content_hash(snapshot: Any, *, ignore: tuple[str, ...] = ("updated_at",)) -> str:
     """A digest of what a snapshot says, apart from when it says it."""
-    data = {k: v for k, v in dataclasses.asdict(snapshot).items() if k not in ignore}
+    data = {
+        f.name: _plain(getattr(snapshot, f.name))
+        for f in dataclasses.fields(snapshot)
+        if f.name not in ignore
+    }
     text = json.dumps(data, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def _plain(value: Any) -> Any:
+    """``dataclasses.asdict`` without its deep copies (snapshots are frozen): same JSON."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
 
 
 class _Mirrored(Protocol):

@@ -20,7 +20,6 @@ from typing import Any, TypeVar
 
 from sqlalchemy import event, inspect, select
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.util import identity_key
 
 from taskplanner.domain import snapshots as sn
 from taskplanner.store import models as m
@@ -47,6 +46,12 @@ class ReadAhead:
     tasks_of: dict[str, list[m.Task]] = field(default_factory=dict)
     # Rows added in this transaction and not flushed yet, by identity key.
     added: dict[Any, Any] = field(default_factory=dict)
+
+
+def identity_key(model: type[m.Base], key: Any) -> tuple[Any, ...]:
+    """The session's identity-map key of a row (``sqlalchemy.orm.util.identity_key``, fast:
+    these models have no inheritance, so the class is the identity class)."""
+    return (model, key if isinstance(key, tuple) else (key,), None)
 
 
 def read_ahead(session: Session) -> ReadAhead:
@@ -77,9 +82,9 @@ def locked(session: Session, model: type[_Row], key: Any) -> _Row | None:
     added = known.added.get(ident)
     if added is not None and added in session.new:
         return added  # type: ignore[no-any-return]
-    held = session.identity_map.get(ident)
+    held: Any = session.identity_map.get(ident)
     if held is not None and (known.serialised or ident in known.locked):
-        return held
+        return held  # type: ignore[no-any-return]
     if held is None and ident in known.absent:
         return None
     row = session.get(model, key, with_for_update=True, populate_existing=True)

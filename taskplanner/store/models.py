@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Index, LargeBinary, MetaData, String, Text, text
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from taskplanner.store.types import UTCDateTime
 
@@ -33,18 +33,35 @@ class Base(DeclarativeBase):
     def __init__(self, **kwargs: Any) -> None:
         # Column defaults apply when the object is built, not only at INSERT, so code can
         # read e.g. ``attempts`` of a row it has just created.
-        for column in self.__table__.columns:
-            default = column.default
-            if column.key not in kwargs and default is not None and default.is_scalar:
-                kwargs[column.key] = default.arg
+        defaults, names = _construction(type(self))
+        for key, value in defaults:
+            if key not in kwargs:
+                setattr(self, key, value)
         for key, value in kwargs.items():
-            if not hasattr(type(self), key):
+            if key not in names:
                 raise TypeError(f"{type(self).__name__} has no attribute {key!r}")
             setattr(self, key, value)
 
     def __repr__(self) -> str:
         keys = ", ".join(f"{c.key}={getattr(self, c.key)!r}" for c in self.__table__.primary_key)
         return f"{type(self).__name__}({keys})"
+
+
+_CONSTRUCTION: dict[type, tuple[list[tuple[str, Any]], frozenset[str]]] = {}
+
+
+def _construction(cls: type[Base]) -> tuple[list[tuple[str, Any]], frozenset[str]]:
+    """A model's scalar column defaults and the attribute names it accepts (computed once)."""
+    known = _CONSTRUCTION.get(cls)
+    if known is None:
+        defaults = [
+            (column.key, column.default.arg)
+            for column in cls.__table__.columns
+            if column.default is not None and column.default.is_scalar
+        ]
+        names = frozenset(name for name in dir(cls) if not name.startswith("__"))
+        known = _CONSTRUCTION[cls] = (defaults, names)
+    return known
 
 
 # --- canonical mirror ---------------------------------------------------------------
@@ -326,9 +343,3 @@ class TaskHistory(Base):
     action: Mapped[str]  # opened | assigned | reassigned | due_changed | completed
     detail: Mapped[str] = mapped_column(Text)  # why, in words a coordinator reads
     actor: Mapped[str]  # a person's email, or the event/sweep that caused it
-    # The task, so history can be written for a task not yet flushed (its id unknown): the
-    # flush inserts the task first and fills task_id in. No database foreign key: the
-    # schema stays as migrated.
-    task: Mapped[Task] = relationship(
-        primaryjoin="foreign(TaskHistory.task_id) == Task.id", lazy="raise"
-    )

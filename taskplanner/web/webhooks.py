@@ -15,13 +15,11 @@ from typing import Any
 
 import structlog
 from fastapi import APIRouter, HTTPException, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from connectors.base import WebhookRejected
-from taskplanner.inbox import store_delivery
+from taskplanner.inbox import DeliveryWriter
 from taskplanner.runtime import Runtime
-from taskplanner.store.database import transaction
 from taskplanner.web.ops import metrics_of
 
 log = structlog.get_logger("taskplanner.webhooks")
@@ -104,6 +102,15 @@ async def read_limited(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def delivery_writer(app: Any) -> DeliveryWriter:
+    state = app.state
+    if getattr(state, "delivery_writer", None) is None:
+        runtime: Runtime = state.runtime
+        state.delivery_writer = DeliveryWriter(runtime.db, runtime.clock)
+    writer: DeliveryWriter = state.delivery_writer
+    return writer
+
+
 def inbox_wakeup(request: Request) -> threading.Event | None:
     """Set when a delivery is stored, so the daemon's inbox loop runs at once."""
     event: threading.Event | None = getattr(request.app.state, "inbox_wakeup", None)
@@ -145,20 +152,10 @@ async def _receive(connector_name: str, request: Request) -> JSONResponse:
         raise HTTPException(401, "signature verification failed") from None
     delivery_id = source.delivery_id(headers, body) or hashlib.sha256(body).hexdigest()
 
-    in_flight = webhooks_in_flight(request.app)
-
-    def store() -> Any:
-        with in_flight.storing(), transaction(runtime.db) as session:
-            return store_delivery(
-                session,
-                connector=connector_name,
-                delivery_id=delivery_id,
-                headers=headers,
-                body=body,
-                now=runtime.clock(),
-            )
-
-    stored = await run_in_threadpool(store)
+    with webhooks_in_flight(request.app).storing():
+        stored = await delivery_writer(request.app).store(
+            connector=connector_name, delivery_id=delivery_id, headers=headers, body=body
+        )
     outcome = "duplicate" if stored.duplicate else "accepted"
     metrics.deliveries_received.labels(connector_name, outcome).inc()
     wakeup = inbox_wakeup(request)
