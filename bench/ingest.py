@@ -150,6 +150,7 @@ class Connection:
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader, self.writer = reader, writer
+        self.used = time.monotonic()
 
     @classmethod
     async def open(cls, host: str, port: int) -> Connection:
@@ -183,17 +184,27 @@ class Pool:
 
     async def exchange(self, request: bytes) -> tuple[int, bytes]:
         async with self.slots:
-            if self.idle:
-                connection = self.idle.pop()
-            else:
+            connection = self._reusable()
+            if connection is None:
                 connection = await Connection.open(self.host, self.port)
             try:
                 answer = await connection.exchange(request)
             except BaseException:
                 connection.close()
                 raise
+            connection.used = time.monotonic()
             self.idle.append(connection)
             return answer
+
+    def _reusable(self) -> Connection | None:
+        """The most recently used idle connection; ones idle near uvicorn's keep-alive
+        timeout (5 s) are closed instead, as the server may be closing them right now."""
+        while self.idle:
+            connection = self.idle.pop()
+            if time.monotonic() - connection.used < 3.0:
+                return connection
+            connection.close()
+        return None
 
     def close(self) -> None:
         for connection in self.idle:

@@ -36,6 +36,7 @@ from connectors.base import (
 )
 from taskplanner import readahead
 from taskplanner.clock import Clock, system_clock
+from taskplanner.engine import OPTIMISTIC
 from taskplanner.pipeline import Pipeline
 from taskplanner.store import models as m
 from taskplanner.store.database import is_sqlite, transaction
@@ -357,12 +358,16 @@ class InboxProcessor:
             work = [(row, self._parse(row)) for row in rows]
             self._read_ahead(session, work)
             try:
+                session.info[OPTIMISTIC] = True
                 with session.begin_nested():
                     consumed = self._apply_chunk(session, work, started, outcomes, careful=False)
             except Exception:  # noqa: BLE001 - one delivery failed: find which, alone
                 readahead.forget(session)
                 outcomes.clear()
+                session.info.pop(OPTIMISTIC, None)
                 consumed = self._apply_chunk(session, work, started, outcomes, careful=True)
+            finally:
+                session.info.pop(OPTIMISTIC, None)
         if outcomes:
             each = (time.monotonic() - started) / len(outcomes)
             self._seconds_each = 0.7 * self._seconds_each + 0.3 * each

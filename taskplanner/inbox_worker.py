@@ -78,6 +78,7 @@ def run_worker(spec: WorkerSpec, link: WorkerLink) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the daemon, which decides
     from taskplanner.logsetup import configure_logging
     from taskplanner.runtime import Runtime
+    from taskplanner.store.database import is_sqlite
 
     configure_logging(spec.log_level, json=spec.log_json)
     parent = multiprocessing.parent_process()
@@ -95,7 +96,8 @@ def run_worker(spec: WorkerSpec, link: WorkerLink) -> None:
         spec.owner,
         lease=spec.lease,
         on_processed=count,
-        should_yield=lambda: link.storing.value > 0,
+        # Only SQLite has one write lock for the stores and the worker to share.
+        should_yield=(lambda: link.storing.value > 0) if is_sqlite(runtime.db) else None,
         yield_within_chunk=False,
     )
     try:
