@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import event as orm_events
-from sqlalchemy import insert, or_, select
+from sqlalchemy import insert, inspect, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -216,8 +216,11 @@ class TaskEngine:
         except IntegrityError:
             # Someone opened one of these meanwhile (another replica): go one by one.
             return [t for t in (self.open(session, i, actor=actor) for i in pending) if t]
+        entries = []
         for t in tasks:
-            self._history(session, t, "opened", f"opened for {t.assignee}", actor, now)
+            opened = {"at": now, "action": "opened", "detail": f"opened for {t.assignee}"}
+            entries.append(_Entry(t, {**opened, "actor": actor}, None))
+        _insert_history(session, entries)
         _note_opened(session, tasks)
         return tasks
 
@@ -475,7 +478,20 @@ class _Entry:
 
 def record_history(session: Session, task: m.Task, **values: Any) -> None:
     entry = _Entry(task, values, session.get_nested_transaction() or session.get_transaction())
+    if task.id is not None and not inspect(task).modified:
+        # Nothing of this task waits for a flush that would write the entry along (the task
+        # was flushed on its own): write it now, in the transaction it belongs to, rather
+        # than at a flush that may come inside a savepoint begun later.
+        _insert_history(session, [entry])
+        return
     session.info.setdefault(_HISTORY, []).append(entry)
+
+
+def _insert_history(session: Session, entries: list[_Entry]) -> None:
+    if entries:
+        session.connection().execute(
+            insert(m.TaskHistory), [{"task_id": e.task.id, **e.values} for e in entries]
+        )
 
 
 def write_history(session: Session) -> None:
@@ -492,9 +508,7 @@ def _write(session: Session) -> None:
     if not ready:
         return
     session.info[_HISTORY] = [e for e in pending if e.task.id is None]
-    session.connection().execute(
-        insert(m.TaskHistory), [{"task_id": e.task.id, **e.values} for e in ready]
-    )
+    _insert_history(session, ready)
 
 
 @orm_events.listens_for(Session, "after_flush")

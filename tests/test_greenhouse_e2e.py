@@ -616,3 +616,46 @@ def test_processing_stops_between_transactions_and_leaves_the_rest_claimed(
     ]
     stats, left = processor.process_claimed(left)
     assert (stats.done, left) == (3, [])
+
+
+def test_a_delivery_the_database_refuses_fails_alone_and_its_chunk_is_processed(
+    env: GreenhouseEnv,
+) -> None:
+    if env.db.dialect.name != "postgresql":
+        pytest.skip("SQLite stores a NUL character; PostgreSQL refuses it, as needed here")
+    fake = env.fake
+    org = seed_organisation(fake, jobs=1, applications_per_job=0)
+    job = org.job_ids[0]
+    assert env.sync().ok
+    phone = fake.stage_id(job, "Phone Screen")
+    with WebhookRecorder() as recorder:
+        fake.configure_webhook(recorder.url, env.secret)
+        for n in range(5):
+            fake.add_candidate_application(job, "Cand", f"N{n}", f"c{n}@x.example", stage_id=phone)
+    received = [(dict(r.headers), r.body) for r in recorder.received]
+    # The third one names its candidate with a NUL character, which PostgreSQL refuses.
+    poisoned = json.loads(received[2][1])
+    poisoned["payload"]["application"]["candidate"]["first_name"] = "Ca\u0000nd"
+    body = json.dumps(poisoned).encode()
+    received[2] = ({**received[2][0], "Signature": sign(body, env.secret)}, body)
+    with transaction(env.db) as session:
+        for headers, body in received:
+            store_delivery(
+                session,
+                connector=GREENHOUSE,
+                delivery_id=headers["Greenhouse-Event-ID"],
+                headers=headers,
+                body=body,
+                now=env.clock(),
+            )
+
+    stats = env.processor(batch_seconds=60).run_once()  # one chunk for all five
+
+    assert (stats.done, stats.failed) == (4, 1)
+    rows = inbox(env.db)
+    assert [r.status for r in rows] == [DONE, DONE, "pending", DONE, DONE]
+    assert rows[2].attempts == 1 and "NUL" in (rows[2].last_error or "")
+    assert rows[2].next_attempt_at > env.clock()  # retried later, with backoff
+    opened = open_tasks(env.db, "ready_to_schedule")
+    assert len(opened) == 4
+    assert all([e.action for e in history(env.db, t.id)] == ["opened"] for t in opened)
