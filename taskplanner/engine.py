@@ -7,7 +7,8 @@ through the mirror and the configuration, and appends history for every change.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -36,9 +37,18 @@ from taskplanner.store import models as m
 
 OPEN = "open"
 COMPLETED = "completed"
-# session.info key: set while a caller would rather redo its whole transaction on a
-# conflicting open (another replica opened the same situation) than pay a savepoint per task.
-OPTIMISTIC = "engine_optimistic"
+_OPTIMISTIC = "engine_optimistic"
+
+
+@contextmanager
+def optimistic_opens(session: Session) -> Iterator[None]:
+    """Open tasks without a savepoint each, for a caller that would rather redo its whole
+    batch when another replica opened the same situation first (a rare conflict)."""
+    session.info[_OPTIMISTIC] = True
+    try:
+        yield
+    finally:
+        session.info.pop(_OPTIMISTIC, None)
 
 
 class TaskNotFound(LookupError):
@@ -144,7 +154,7 @@ class TaskEngine:
         now = self.clock()
         assignee = self.assignee_for(session, category.assignee, intent.refs)
         task = _new_task(intent, assignee, now)
-        if session.get_bind().dialect.name == "sqlite" or session.info.get(OPTIMISTIC):
+        if session.get_bind().dialect.name == "sqlite" or session.info.get(_OPTIMISTIC):
             # SQLite has one writer at a time (BEGIN IMMEDIATE): nobody can open it
             # meanwhile. An optimistic caller (the inbox's chunks) redoes its whole batch,
             # with a savepoint per task, if another replica opened it first. The insert

@@ -36,7 +36,7 @@ from connectors.base import (
 )
 from taskplanner import readahead
 from taskplanner.clock import Clock, system_clock
-from taskplanner.engine import OPTIMISTIC
+from taskplanner.engine import optimistic_opens
 from taskplanner.pipeline import Pipeline
 from taskplanner.store import models as m
 from taskplanner.store.database import is_sqlite, transaction
@@ -285,10 +285,11 @@ class InboxProcessor:
     ) -> tuple[ProcessStats, list[int]]:
         """Process claimed deliveries in short transactions; returns what ``stop`` left over.
 
-        Each transaction takes deliveries until ``batch_seconds`` have passed or an
-        acknowledgement is waiting: one commit (and one write lock) serves several
-        deliveries, and each delivery still has its own savepoint and is marked done in
-        the transaction that applied it, so a crash never applies one twice.
+        Each transaction takes about as many deliveries as fit ``batch_seconds``: one
+        commit (and one write lock) serves several deliveries, and each delivery is marked
+        done in the transaction that applied it, so a crash never applies one twice.
+        Between transactions the processor steps aside while ``should_yield`` says an
+        acknowledgement is waiting.
         """
         stats = ProcessStats()
         position = 0
@@ -304,7 +305,7 @@ class InboxProcessor:
         assert self.should_yield is not None  # noqa: S101 - checked by the caller
         deadline = time.monotonic() + 0.05
         while self.should_yield() and time.monotonic() < deadline:
-            time.sleep(0.0002)
+            time.sleep(0.0005)
 
     def claim(self, limit: int) -> list[int]:
         now = self.clock()
@@ -358,16 +359,12 @@ class InboxProcessor:
             work = [(row, self._parse(row)) for row in rows]
             self._read_ahead(session, work)
             try:
-                session.info[OPTIMISTIC] = True
-                with session.begin_nested():
+                with session.begin_nested(), optimistic_opens(session):
                     consumed = self._apply_chunk(session, work, started, outcomes, careful=False)
             except Exception:  # noqa: BLE001 - one delivery failed: find which, alone
                 readahead.forget(session)
                 outcomes.clear()
-                session.info.pop(OPTIMISTIC, None)
                 consumed = self._apply_chunk(session, work, started, outcomes, careful=True)
-            finally:
-                session.info.pop(OPTIMISTIC, None)
         if outcomes:
             each = (time.monotonic() - started) / len(outcomes)
             self._seconds_each = 0.7 * self._seconds_each + 0.3 * each

@@ -26,6 +26,7 @@ import queue
 import signal
 import sys
 import threading
+import time
 import traceback
 from collections import Counter
 from collections.abc import Callable
@@ -146,8 +147,12 @@ class InboxWorker:
         self.process: Any = None
         self._reader: threading.Thread | None = None
         self._closing = threading.Event()
+        self._started_at = 0.0
+        self._died_at: float | None = None
+        self._backoff = 0.0
 
     def start(self) -> None:
+        self._started_at = time.monotonic()
         self.process = _CONTEXT.Process(
             target=run_worker, args=(self.spec, self.link), name="taskplanner-inbox", daemon=True
         )
@@ -161,10 +166,25 @@ class InboxWorker:
         return self.process is not None and self.process.is_alive()
 
     def restart_if_dead(self) -> bool:
-        """Start a new worker when the last one died unasked; True when it did."""
-        if self.alive() or self.link.stopping.is_set():
+        """Start a new worker when the last one died unasked; True when it did.
+
+        A worker that keeps dying young is restarted after 1 s, 2 s, 4 s ... at most a
+        minute, not in a tight loop.
+        """
+        if self.process is None or self.alive() or self.link.stopping.is_set():
             return False
-        log.error("inbox_worker_died", exit_code=self.process.exitcode if self.process else None)
+        if self._died_at is None:
+            self._died_at = time.monotonic()
+            lived = self._died_at - self._started_at
+            self._backoff = 0.0 if lived > 60 else min(60.0, max(1.0, self._backoff * 2))
+            log.error(
+                "inbox_worker_died",
+                exit_code=self.process.exitcode,
+                restart_in_seconds=self._backoff,
+            )
+        if time.monotonic() - self._died_at < self._backoff:
+            return False
+        self._died_at = None
         self.start()
         return True
 

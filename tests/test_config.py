@@ -200,6 +200,12 @@ BROKEN: list[tuple[str, str, str, str]] = [
     ),
     ("unknown_section", "[digest]", "[digests]\n[digest]", "digests: unknown key"),
     ("port_not_an_integer", "port = 8080", 'port = "abc"', "server.port: expected an integer"),
+    (
+        "unknown_inbox_worker",
+        "[digest]",
+        '[daemon]\ninbox_worker = "fork"\n[digest]',
+        "daemon.inbox_worker: expected one of 'process' or 'thread', got 'fork'",
+    ),
     ("port_out_of_range", "port = 8080", "port = 70000", "server.port: must be less than"),
     (
         "bad_duration",
