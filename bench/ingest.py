@@ -1,16 +1,15 @@
 """Webhook ingest benchmark: Greenhouse deliveries through POST /webhooks/greenhouse to tasks.
 
 Serves the real app with uvicorn on 127.0.0.1 beside the daemon's inbox worker process
-(woken by each stored delivery, stepping aside while one is being stored), and sends N
-signed ``new_candidate_application`` deliveries (one new application in Phone Screen each,
-so one ``ready_to_schedule`` task each) from a separate process over a pool of concurrent
-keep-alive connections (a lean HTTP/1.1 client: httpx would spend more CPU per request
-than the server, crowding it out on a small machine). Beside it, in the same run and on the
-same database and uvicorn setup, a baseline: a bare endpoint that only writes the raw body
-to a table. Prints both rates, their
-ratio (target >= 50%) and the acknowledgement latency at a paced 200 deliveries/s (target:
-p99 < 50 ms), with the processor running and, for comparison, paused. SQLite by default,
-PostgreSQL with --postgres. Prints figures; asserts nothing.
+(woken by each stored delivery), and sends N signed ``new_candidate_application``
+deliveries (one new application in Phone Screen each, so one ``ready_to_schedule`` task
+each) from a separate process over a pool of concurrent keep-alive connections (a lean
+HTTP/1.1 client: httpx would spend more CPU per request than the server, crowding it out on
+a small machine). Beside it, in the same run and on the same database and uvicorn setup, a
+baseline: a bare endpoint that only writes the raw body to a table. Prints both rates,
+their ratio (target >= 50%) and the acknowledgement latency at a paced 200 deliveries/s
+(target: p99 < 50 ms), with the processor running and, for comparison, stopped. SQLite by
+default, PostgreSQL with --postgres. Prints figures; asserts nothing.
 
     .venv/bin/python bench/ingest.py [--deliveries 10000] [--concurrency 32] [--postgres]
 """
@@ -58,7 +57,6 @@ from taskplanner.store import models as m  # noqa: E402
 from taskplanner.store.database import create_db_engine, transaction  # noqa: E402
 from taskplanner.store.migrate import upgrade  # noqa: E402
 from taskplanner.web.app import create_app  # noqa: E402
-from taskplanner.web.webhooks import webhooks_in_flight  # noqa: E402
 from tests.greenhouse_env import GreenhouseEnv, greenhouse_env  # noqa: E402
 from tests.webapp import serve  # noqa: E402
 
@@ -324,7 +322,6 @@ def inbox_worker(env: GreenhouseEnv, app: Any) -> InboxWorker:
 
     worker = InboxWorker(spec, on_processed=lambda *_: None, on_round=on_round)
     app.state.inbox_wakeup = worker.link.wakeup
-    webhooks_in_flight(app).share(worker.link.storing)
     return worker
 
 

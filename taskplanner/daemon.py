@@ -461,17 +461,15 @@ class Daemon:
         self.runner = runtime.sync_runner(self.owner, lease=self.lease, on_report=self._on_report)
         self.runner.connectors = self._connector_for_sync
         self.runner.ensure_sources()
-        in_flight = webhooks_in_flight(app)
         if self._inbox_in_a_process():
             self.worker = self._inbox_worker(metrics)
             app.state.inbox_wakeup = self.worker.link.wakeup
-            in_flight.share(self.worker.link.storing)
         else:
             self.processor = runtime.inbox_processor(
                 self.owner,
                 lease=self.lease,
                 on_processed=metrics.observe_processed,
-                should_yield=in_flight.busy,
+                should_yield=webhooks_in_flight(app).busy,
             )
         self._apply_configuration()
         self._start_scheduler()

@@ -233,7 +233,6 @@ class InboxProcessor:
         should_yield: Callable[[], bool] | None = None,
         batch_seconds: float = 0.02,
         chunk_size: int = 100,
-        yield_within_chunk: bool = True,
     ) -> None:
         self.db = db
         self.pipeline = pipeline
@@ -243,16 +242,14 @@ class InboxProcessor:
         self.max_attempts = max_attempts
         self.lease = lease
         self.on_processed = on_processed
-        # Acknowledging webhooks comes first: while one waits (the daemon says so), the
-        # processor ends its transaction early and steps aside, so a burst of processing
-        # never holds the sender's 2xx behind the database's write lock or the GIL.
+        # Acknowledging webhooks comes first: in the daemon's own process (a thread) a
+        # waiting acknowledgement needs the interpreter lock, so while one waits the
+        # processor ends its transaction early and steps aside. A worker process needs no
+        # such turn-taking: stores are group-committed and queue for SQLite's write lock in
+        # the kernel, waiting at most one short chunk.
         self.should_yield = should_yield
         self.batch_seconds = batch_seconds
         self.chunk_size = chunk_size
-        # In the daemon's process a waiting acknowledgement also needs the interpreter lock,
-        # so the processor steps aside at once; a worker process only shares the database
-        # and finishes its (short) chunk first.
-        self.yield_within_chunk = yield_within_chunk
         self._seconds_each = 0.002  # a running estimate of the time one delivery takes
 
     def run_once(self, limit: int = 200) -> ProcessStats:
@@ -433,7 +430,7 @@ class InboxProcessor:
             outcomes.append((row.connector, outcome))
             done += 1
             if time.monotonic() - started >= self.batch_seconds or (
-                self.yield_within_chunk and self.should_yield is not None and self.should_yield()
+                self.should_yield is not None and self.should_yield()
             ):
                 break
         return done

@@ -3,11 +3,11 @@
 In one process, acknowledging webhooks and processing them take turns on one interpreter
 lock, so during a burst the sender waits for its 2xx while deliveries are processed, and
 deliveries wait while senders are answered. A worker process processes on another core
-while the server answers. It shares with the daemon only what it must:
+while the server answers; on SQLite an acknowledgement waits at most for the worker's
+current short transaction (writers queue on a file lock, see ``store.database``). It
+shares with the daemon only what it must:
 
 - the wake-up event a stored delivery sets;
-- how many deliveries are being stored right now (the worker ends its transaction early
-  while one is, so an acknowledgement never queues long behind the write lock);
 - a stop flag, and a queue of reports (deliveries processed per connector and result,
   rounds that failed or recovered) that the daemon turns into metrics and health.
 
@@ -50,8 +50,6 @@ class WorkerLink:
 
     wakeup: Any = field(default_factory=_CONTEXT.Event)
     stopping: Any = field(default_factory=_CONTEXT.Event)
-    # Deliveries being stored; written by the daemon's web server only (under its lock).
-    storing: Any = field(default_factory=lambda: _CONTEXT.RawValue("i", 0))
     reports: Any = field(default_factory=_CONTEXT.Queue)
 
 
@@ -79,7 +77,6 @@ def run_worker(spec: WorkerSpec, link: WorkerLink) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the daemon, which decides
     from taskplanner.logsetup import configure_logging
     from taskplanner.runtime import Runtime
-    from taskplanner.store.database import is_sqlite
 
     configure_logging(spec.log_level, json=spec.log_json)
     parent = multiprocessing.parent_process()
@@ -97,9 +94,6 @@ def run_worker(spec: WorkerSpec, link: WorkerLink) -> None:
         spec.owner,
         lease=spec.lease,
         on_processed=count,
-        # Only SQLite has one write lock for the stores and the worker to share.
-        should_yield=(lambda: link.storing.value > 0) if is_sqlite(runtime.db) else None,
-        yield_within_chunk=False,
     )
     try:
         while not stop():

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import structlog
@@ -31,26 +29,16 @@ class BodyTooLarge(Exception):
 
 
 class InFlight:
-    """How many webhook requests are being answered, and how many are storing, right now.
+    """How many webhook requests are being answered right now.
 
-    The inbox processor reads it to step aside while a sender waits for its 2xx:
-    acknowledging is what providers time out on; processing can wait a few milliseconds.
-    In one process it steps aside for the whole request (``busy``), since processing and
-    answering share the interpreter lock. A worker process shares only the database, so it
-    steps aside while a delivery is being stored (``storing``, published in a
-    ``multiprocessing`` integer with `share`): on SQLite that is what waits for the write
-    lock its transactions hold.
+    An inbox processor running as a thread of the daemon reads it (``busy``) to step aside
+    while a sender waits for its 2xx: they share the interpreter lock, and acknowledging is
+    what providers time out on; processing can wait a few milliseconds.
     """
 
     def __init__(self) -> None:
         self._count = 0
-        self._storing = 0
         self._lock = threading.Lock()
-        self._shared: Any = None
-
-    def share(self, value: Any) -> None:
-        """Also publish the number of deliveries being stored in ``value``."""
-        self._shared = value
 
     def __enter__(self) -> InFlight:
         with self._lock:
@@ -60,20 +48,6 @@ class InFlight:
     def __exit__(self, *exc: object) -> None:
         with self._lock:
             self._count -= 1
-
-    @contextmanager
-    def storing(self) -> Iterator[None]:
-        self._add_storing(1)
-        try:
-            yield
-        finally:
-            self._add_storing(-1)
-
-    def _add_storing(self, n: int) -> None:
-        with self._lock:
-            self._storing += n
-            if self._shared is not None:
-                self._shared.value = self._storing
 
     def busy(self) -> bool:
         return self._count > 0
@@ -152,10 +126,9 @@ async def _receive(connector_name: str, request: Request) -> JSONResponse:
         raise HTTPException(401, "signature verification failed") from None
     delivery_id = source.delivery_id(headers, body) or hashlib.sha256(body).hexdigest()
 
-    with webhooks_in_flight(request.app).storing():
-        stored = await delivery_writer(request.app).store(
-            connector=connector_name, delivery_id=delivery_id, headers=headers, body=body
-        )
+    stored = await delivery_writer(request.app).store(
+        connector=connector_name, delivery_id=delivery_id, headers=headers, body=body
+    )
     outcome = "duplicate" if stored.duplicate else "accepted"
     metrics.deliveries_received.labels(connector_name, outcome).inc()
     wakeup = inbox_wakeup(request)
