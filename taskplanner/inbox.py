@@ -461,6 +461,9 @@ class InboxProcessor:
                 with session.begin_nested():
                     self.pipeline.ingest(session, parsed.snapshots)
             except Exception as exc:  # a bug or a database error: retry later, then dead-letter
+                # The savepoint took back what it wrote and, on PostgreSQL, the row locks it
+                # took: what was noted about them no longer holds.
+                readahead.forget(session)
                 row.event_type = parsed.event_type[:100]
                 row.last_error = f"{type(exc).__name__}: {exc}"
                 return "failed"
