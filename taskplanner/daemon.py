@@ -442,6 +442,8 @@ class Daemon:
         """Ask the daemon to shut down (what SIGTERM does)."""
         self.stopping.set()
         self.wakeup.set()
+        if self.worker is not None:
+            self.worker.request_stop()  # it finishes the transaction in hand and leaves
 
     # ---- start-up
 

@@ -182,10 +182,14 @@ class InboxWorker:
         self.start()
         return True
 
-    def stop(self, timeout: float) -> bool:
-        """Ask the worker to finish its transaction and leave; False if it had to be killed."""
+    def request_stop(self) -> None:
+        """Tell the worker to take no new work, finish its transaction in hand and leave."""
         self.link.stopping.set()
         self.link.wakeup.set()
+
+    def stop(self, timeout: float) -> bool:
+        """Stop the worker and wait for it; False if it had to be killed after ``timeout``."""
+        self.request_stop()
         clean = True
         if self.process is not None:
             self.process.join(max(0.0, timeout))
