@@ -25,7 +25,7 @@ import structlog
 from sqlalchemy import Engine, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from connectors.base import (
@@ -155,6 +155,10 @@ class DeliveryWriter:
                     break
             try:
                 self._settle(group, self._write(group))
+            except (OperationalError, InterfaceError) as exc:
+                # The database is away: each delivery alone would only wait for it again.
+                for pending in group:
+                    _resolve(pending, exc)
             except Exception:  # noqa: BLE001 - find the one that fails, alone
                 for pending in group:
                     try:

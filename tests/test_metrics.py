@@ -19,6 +19,7 @@ from taskplanner.sandbox.fake_greenhouse import (
     DEFAULT_CLIENT_SECRET,
     FakeGreenhouse,
     SeededOrganisation,
+    WebhookRecorder,
     seed_organisation,
 )
 from tests.daemon_harness import TcpProxy, fresh_pg_database, running_daemon
@@ -130,13 +131,32 @@ def test_metrics_parse_and_their_counters_move_as_deliveries_arrive(
 
 
 @pytest.mark.postgres
-def test_readyz_is_503_while_the_database_is_away_and_200_again_without_a_restart() -> None:
+def test_readyz_is_503_while_the_database_is_away_and_200_again_without_a_restart(
+    greenhouse: tuple[FakeGreenhouse, SeededOrganisation],
+) -> None:
+    fake, org = greenhouse
+    connectors = {
+        "greenhouse": {
+            "type": "greenhouse",
+            "base_url": fake.base_url,
+            "auth_url": fake.auth_url,
+            "client_id_env": "GH_ID",
+            "client_secret_env": "GH_SECRET",
+            "webhook_secret_env": "GH_HOOK",
+            "poll_interval": "1h",
+        }
+    }
+    with WebhookRecorder() as recorder:
+        fake.configure_webhook(recorder.url, WEBHOOK_SECRET)
+        fake.add_candidate_application(org.job_ids[0], "Pat", "Offline", "pat@example.com")
+    (delivery,) = recorder.received
     with fresh_pg_database("taskplanner_readyz") as url:
         proxy = TcpProxy(("127.0.0.1", 5432)).start()
         try:
             proxied = url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
             assert proxied != url
-            with running_daemon(config(proxied)) as daemon:
+            with running_daemon(config(proxied, connectors)) as daemon:
+                hook = f"{daemon.url}/webhooks/greenhouse"
                 ready = httpx.get(daemon.url + "/readyz", timeout=10)
                 assert ready.status_code == 200
                 assert ready.json()["database"] == "ok"
@@ -150,11 +170,19 @@ def test_readyz_is_503_while_the_database_is_away_and_200_again_without_a_restar
                 assert down["database"].startswith("unreachable")
                 assert httpx.get(daemon.url + "/healthz", timeout=5).status_code == 200
                 assert httpx.get(daemon.url + "/metrics", timeout=15).status_code == 200
+                # A webhook meanwhile is not acknowledged, so the provider sends it again.
+                refused = httpx.post(
+                    hook, content=delivery.body, headers=delivery.headers, timeout=30
+                )
+                assert refused.status_code == 503
+                assert refused.headers["Retry-After"] == "30"
 
                 proxy.restore()
                 eventually(
                     lambda: httpx.get(daemon.url + "/readyz", timeout=15).status_code == 200,
                     "readyz to see the database again",
                 )
+                again = httpx.post(hook, content=delivery.body, headers=delivery.headers)
+                assert again.status_code == 200 and again.json()["status"] == "accepted"
         finally:
             proxy.cut()

@@ -14,6 +14,7 @@ from typing import Any
 import structlog
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import SQLAlchemyError
 
 from connectors.base import WebhookRejected
 from taskplanner.inbox import DeliveryWriter
@@ -98,6 +99,7 @@ def inbox_wakeup(request: Request) -> threading.Event | None:
         401: {"description": "Missing or wrong signature; nothing stored"},
         404: {"description": "No such connector"},
         413: {"description": "Body over server.max_body_bytes"},
+        503: {"description": "The database is unavailable; nothing stored, send again later"},
     },
 )
 async def receive(connector_name: str, request: Request) -> JSONResponse:
@@ -126,9 +128,19 @@ async def _receive(connector_name: str, request: Request) -> JSONResponse:
         raise HTTPException(401, "signature verification failed") from None
     delivery_id = source.delivery_id(headers, body) or hashlib.sha256(body).hexdigest()
 
-    stored = await delivery_writer(request.app).store(
-        connector=connector_name, delivery_id=delivery_id, headers=headers, body=body
-    )
+    try:
+        stored = await delivery_writer(request.app).store(
+            connector=connector_name, delivery_id=delivery_id, headers=headers, body=body
+        )
+    except SQLAlchemyError as exc:
+        # Not stored, so not acknowledged: the provider sends it again later.
+        metrics.deliveries_received.labels(connector_name, "not_stored").inc()
+        log.warning("webhook_not_stored", connector=connector_name, error=type(exc).__name__)
+        return JSONResponse(
+            {"status": "not stored: the database is unavailable"},
+            status_code=503,
+            headers={"Retry-After": "30"},
+        )
     outcome = "duplicate" if stored.duplicate else "accepted"
     metrics.deliveries_received.labels(connector_name, outcome).inc()
     wakeup = inbox_wakeup(request)
