@@ -118,10 +118,18 @@ class DeliveryWriter:
     one delivery at a time, so one bad delivery fails only its own request.
     """
 
-    def __init__(self, db: Engine, clock: Clock = system_clock, *, max_group: int = 64) -> None:
+    def __init__(
+        self,
+        db: Engine,
+        clock: Clock = system_clock,
+        *,
+        max_group: int = 64,
+        idle_seconds: float = 30.0,
+    ) -> None:
         self.db = db
         self.clock = clock
         self.max_group = max_group
+        self.idle_seconds = idle_seconds  # a writer thread idle this long ends
         self._queue: queue.SimpleQueue[_Pending] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
@@ -131,13 +139,11 @@ class DeliveryWriter:
     ) -> StoredDelivery:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[StoredDelivery] = loop.create_future()
-        self._start()
         self._queue.put(_Pending(connector, delivery_id, headers, body, loop, future))
+        self._start()  # after the put: a writer about to leave sees the delivery and stays
         return await future
 
     def _start(self) -> None:
-        if self._thread is not None:
-            return
         with self._start_lock:
             if self._thread is None:
                 self._thread = threading.Thread(
@@ -145,9 +151,20 @@ class DeliveryWriter:
                 )
                 self._thread.start()
 
-    def _run(self) -> None:
+    def _next(self) -> _Pending | None:
+        """The next delivery, or None when none came for a while (the thread then ends)."""
         while True:
-            group = [self._queue.get()]
+            try:
+                return self._queue.get(timeout=self.idle_seconds)
+            except queue.Empty:
+                with self._start_lock:
+                    if self._queue.empty():
+                        self._thread = None
+                        return None
+
+    def _run(self) -> None:
+        while (first := self._next()) is not None:
+            group = [first]
             while len(group) < self.max_group:
                 try:
                     group.append(self._queue.get_nowait())
