@@ -321,7 +321,7 @@ def inbox_worker(env: GreenhouseEnv, app: Any) -> InboxWorker:
             print(f"  inbox round failed: {failed.error}", file=sys.stderr)
 
     worker = InboxWorker(spec, on_processed=lambda *_: None, on_round=on_round)
-    app.state.inbox_wakeup = worker.link.wakeup
+    app.state.inbox_wakeup = worker.wakeup
     return worker
 
 

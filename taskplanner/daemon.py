@@ -465,7 +465,7 @@ class Daemon:
         self.runner.ensure_sources()
         if self._inbox_in_a_process():
             self.worker = self._inbox_worker(metrics)
-            app.state.inbox_wakeup = self.worker.link.wakeup
+            app.state.inbox_wakeup = self.worker.wakeup
         else:
             self.processor = runtime.inbox_processor(
                 self.owner,

@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import multiprocessing
-import queue
+import os
 import signal
 import sys
 import threading
@@ -30,7 +30,7 @@ import time
 import traceback
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -44,13 +44,81 @@ log = structlog.get_logger("taskplanner.inbox")
 _CONTEXT = multiprocessing.get_context("spawn")  # no fork: the daemon runs threads
 
 
-@dataclass
 class WorkerLink:
-    """The little the daemon and its worker share, made before the worker starts."""
+    """What one worker process and the daemon share: two one-way pipes and a stop flag.
 
-    wakeup: Any = field(default_factory=_CONTEXT.Event)
-    stopping: Any = field(default_factory=_CONTEXT.Event)
-    reports: Any = field(default_factory=_CONTEXT.Queue)
+    Plain pipes, not ``multiprocessing.Event`` or ``Queue``: their locks and semaphores are
+    shared with the worker, and a worker that dies holding or waiting on one (killed by the
+    OOM killer, say) can leave the daemon blocked for good in ``Event.set()``. A pipe only
+    ever reports that the other end is gone.
+    """
+
+    def __init__(self) -> None:
+        self._bell_in, self._bell_out = _CONTEXT.Pipe(duplex=False)  # daemon -> worker
+        self.reports_in, self._reports_out = _CONTEXT.Pipe(duplex=False)  # worker -> daemon
+        self.stopping = _CONTEXT.RawValue("b", 0)  # no lock to be left holding
+        os.set_blocking(self._bell_out.fileno(), False)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The worker gets its own ends only (pickled for the new process)."""
+        return {
+            "_bell_in": self._bell_in,
+            "_reports_out": self._reports_out,
+            "stopping": self.stopping,
+        }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
+    # --- the daemon's side
+
+    def ring(self) -> None:
+        """Wake the worker (a stored delivery, or stop). Never blocks."""
+        with contextlib.suppress(OSError):  # full: it will wake anyway; broken: it is gone
+            os.write(self._bell_out.fileno(), b"\0")
+
+    def stop(self) -> None:
+        self.stopping.value = 1
+        self.ring()
+
+    def started(self) -> None:
+        """The worker has its copies now: the daemon's copies of the worker's ends go, so
+        the daemon sees end-of-file when the worker dies."""
+        self._reports_out.close()
+        self._bell_in.close()
+
+    def close(self) -> None:
+        for end in (self._bell_out, self.reports_in):
+            with contextlib.suppress(OSError):
+                end.close()
+
+    # --- the worker's side
+
+    def wait(self, timeout: float) -> None:
+        """Sleep until rung or ``timeout``; swallow the rings that came meanwhile."""
+        if self._bell_in.poll(timeout):
+            os.set_blocking(self._bell_in.fileno(), False)
+            with contextlib.suppress(BlockingIOError):
+                os.read(self._bell_in.fileno(), 65536)
+
+    def report(self, report: Any) -> None:
+        self._reports_out.send(report)
+
+    def should_stop(self) -> bool:
+        return bool(self.stopping.value)
+
+
+class _Doorbell:
+    """What the web server sets when it stores a delivery (``app.state.inbox_wakeup``):
+    rings whichever worker process is current."""
+
+    def __init__(self, worker: InboxWorker) -> None:
+        self._worker = worker
+
+    def set(self) -> None:
+        link = self._worker.link
+        if link is not None:
+            link.ring()
 
 
 @dataclass(frozen=True)
@@ -82,7 +150,7 @@ def run_worker(spec: WorkerSpec, link: WorkerLink) -> None:
     parent = multiprocessing.parent_process()
 
     def stop() -> bool:
-        return link.stopping.is_set() or (parent is not None and not parent.is_alive())
+        return link.should_stop() or (parent is not None and not parent.is_alive())
 
     processed: Counter[tuple[str, str]] = Counter()
 
@@ -97,19 +165,20 @@ def run_worker(spec: WorkerSpec, link: WorkerLink) -> None:
     )
     try:
         while not stop():
-            link.wakeup.clear()
             claimed = 0
             try:
                 claimed = processor.drain_round(spec.batch, stop=stop)
             except Exception as exc:  # noqa: BLE001 - reported; the next round tries again
                 error = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
                 database = isinstance(exc, SQLAlchemyError)
-                link.reports.put(RoundFailed(error, database, traceback.format_exc()))
+                link.report(RoundFailed(error, database, traceback.format_exc()))
             else:
-                link.reports.put(dict(processed))
+                link.report(dict(processed))
                 processed.clear()
             if claimed == 0:
-                link.wakeup.wait(spec.idle)
+                link.wait(spec.idle)
+    except (BrokenPipeError, EOFError):  # the daemon is gone
+        pass
     finally:
         runtime.close()
 
@@ -135,25 +204,32 @@ class InboxWorker:
         on_round: Callable[[RoundFailed | None], None],
     ) -> None:
         self.spec = spec
-        self.link = WorkerLink()
+        self.link: WorkerLink | None = None
+        self.wakeup = _Doorbell(self)  # for app.state.inbox_wakeup
         self.on_processed = on_processed
         self.on_round = on_round
         self.process: Any = None
         self._reader: threading.Thread | None = None
-        self._closing = threading.Event()
+        self._stopping = False
         self._started_at = 0.0
         self._died_at: float | None = None
         self._backoff = 0.0
 
     def start(self) -> None:
+        """Start a worker process (each with a link of its own) and read its reports."""
+        if self.link is not None:
+            self.link.close()
+        link = self.link = WorkerLink()
         self._started_at = time.monotonic()
         self.process = _CONTEXT.Process(
-            target=run_worker, args=(self.spec, self.link), name="taskplanner-inbox", daemon=True
+            target=run_worker, args=(self.spec, link), name="taskplanner-inbox", daemon=True
         )
         self.process.start()
-        if self._reader is None:
-            self._reader = threading.Thread(target=self._read, name="inbox-reports", daemon=True)
-            self._reader.start()
+        link.started()
+        self._reader = threading.Thread(
+            target=self._read, args=(link,), name="inbox-reports", daemon=True
+        )
+        self._reader.start()
         log.info("inbox_worker_started", pid=self.process.pid)
 
     def alive(self) -> bool:
@@ -165,7 +241,7 @@ class InboxWorker:
         A worker that keeps dying young is restarted after 1 s, 2 s, 4 s ... at most a
         minute, not in a tight loop.
         """
-        if self.process is None or self.alive() or self.link.stopping.is_set():
+        if self.process is None or self.alive() or self._stopping:
             return False
         if self._died_at is None:
             self._died_at = time.monotonic()
@@ -184,8 +260,9 @@ class InboxWorker:
 
     def request_stop(self) -> None:
         """Tell the worker to take no new work, finish its transaction in hand and leave."""
-        self.link.stopping.set()
-        self.link.wakeup.set()
+        self._stopping = True
+        if self.link is not None:
+            self.link.stop()
 
     def stop(self, timeout: float) -> bool:
         """Stop the worker and wait for it; False if it had to be killed after ``timeout``."""
@@ -197,26 +274,20 @@ class InboxWorker:
                 clean = False
                 self.process.kill()
                 self.process.join(5)
-        self._closing.set()
         if self._reader is not None:
-            self._reader.join(5)
-        self._drain()
+            self._reader.join(5)  # it reads the last reports, then sees end-of-file
+        if self.link is not None:
+            self.link.close()
         return clean
 
-    def _read(self) -> None:
-        while not self._closing.is_set():
+    def _read(self, link: WorkerLink) -> None:
+        """Turn one worker's reports into metrics and health until its pipe closes."""
+        while True:
             try:
-                report = self.link.reports.get(timeout=0.5)
-            except queue.Empty:
-                continue
-            except (EOFError, OSError):  # the queue's pipe went with a killed worker
+                report = link.reports_in.recv()
+            except (EOFError, OSError):  # the worker is gone (or the link closed)
                 return
             self._handle(report)
-
-    def _drain(self) -> None:
-        with contextlib.suppress(Exception):
-            while True:
-                self._handle(self.link.reports.get_nowait())
 
     def _handle(self, report: Any) -> None:
         if isinstance(report, RoundFailed):

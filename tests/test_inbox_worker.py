@@ -194,7 +194,15 @@ def test_a_dead_worker_is_replaced_and_a_killed_daemon_leaves_no_worker(
         (first,) = worker_pids(daemon)
         assert first in children(daemon.pid)
 
-        os.kill(first, signal.SIGKILL)
+        os.kill(first, signal.SIGKILL)  # while it waits for work
+        # Waking a dead worker must not hang the server (multiprocessing.Event.set() would
+        # wait for the dead waiter forever): this delivery is acknowledged at once.
+        (early,) = applications(fake, job, 100, 1)
+        answer = httpx.post(
+            f"{daemon.url}/webhooks/greenhouse", content=early.body, headers=early.headers,
+            timeout=10,
+        )
+        assert answer.status_code == 200
         wait_for("a new worker", lambda: len(worker_pids(daemon)) == 2)
         assert any(e.get("event") == "inbox_worker_died" for e in daemon.events())
         second = worker_pids(daemon)[-1]
@@ -202,8 +210,8 @@ def test_a_dead_worker_is_replaced_and_a_killed_daemon_leaves_no_worker(
 
         post_all(daemon, applications(fake, job, 0, 20))
         wait_for(
-            "the new worker to process them",
-            lambda: scalar(database, "SELECT count(*) FROM inbox WHERE status = 'done'") == 20,
+            "the new worker to process them (and the one that came meanwhile)",
+            lambda: scalar(database, "SELECT count(*) FROM inbox WHERE status = 'done'") == 21,
         )
 
         daemon.process.kill()  # SIGKILL: no shutdown, no chance to stop the worker
