@@ -8,8 +8,9 @@ do not exist, so asking again costs nothing.
 
 Everything here is kept in ``session.info`` and so lives exactly as long as the transaction
 (sessions here serve one transaction). What is noted is only ever answered while it is still
-true: rows written later in the transaction are seen through the identity map, and the sets
-of "who has applications / schedules" only grow, so at worst a lookup asks the database.
+true: rows added later in the transaction are seen through the session (flushed or not), and
+the sets of "who has applications / schedules" only grow, so at worst a lookup asks the
+database.
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ def locked(session: Session, model: type[_Row], key: Any) -> _Row | None:
     known = read_ahead(session)
     ident = identity_key(model, key)
     added = known.added.get(ident)
-    if added is not None and added in session.new:
+    if added is not None and inspect(added).pending:  # added, not flushed yet
         return added  # type: ignore[no-any-return]
     held: Any = session.identity_map.get(ident)
     if held is not None and (known.serialised or ident in known.locked):
@@ -98,7 +99,7 @@ def get(session: Session, model: type[_Row], key: Any) -> _Row | None:
     known = read_ahead(session)
     ident = identity_key(model, key)
     added = known.added.get(ident)
-    if added is not None and added in session.new:
+    if added is not None and inspect(added).pending:  # added, not flushed yet
         return added  # type: ignore[no-any-return]
     if ident in known.absent and session.identity_map.get(ident) is None:
         return None
