@@ -36,7 +36,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from taskplanner import health
 from taskplanner.clock import Clock, system_clock
 from taskplanner.config import Config
-from taskplanner.inbox import PENDING, InboxProcessor
+from taskplanner.inbox import PENDING, InboxProcessor, release_claims
 from taskplanner.inbox_worker import InboxWorker, RoundFailed, WorkerSpec
 from taskplanner.logsetup import current_settings
 from taskplanner.metrics import Metrics
@@ -286,12 +286,7 @@ def extend_leases(db: Engine, owner: str, lease: timedelta, now: datetime) -> No
 def release_leases(db: Engine, owner: str, inbox_ids: list[int] | None = None) -> None:
     """Give back what this replica holds (all of it, or some claimed deliveries)."""
     with transaction(db) as session:
-        inbox = update(m.InboxDelivery).where(
-            m.InboxDelivery.lease_owner == owner, m.InboxDelivery.status == PENDING
-        )
-        if inbox_ids is not None:
-            inbox = inbox.where(m.InboxDelivery.id.in_(inbox_ids))
-        session.execute(inbox.values(lease_owner=None, lease_expires_at=None))
+        release_claims(session, owner, inbox_ids)
         if inbox_ids is None:
             # next_due_at stays as it was: a source interrupted mid-poll is due at once.
             session.execute(

@@ -287,15 +287,7 @@ class InboxProcessor:
         _, left = self.process_claimed(ids, stop=stop)
         if left:
             with transaction(self.db) as session:
-                session.execute(
-                    update(m.InboxDelivery)
-                    .where(
-                        m.InboxDelivery.id.in_(left),
-                        m.InboxDelivery.lease_owner == self.owner,
-                        m.InboxDelivery.status == PENDING,
-                    )
-                    .values(lease_owner=None, lease_expires_at=None)
-                )
+                release_claims(session, self.owner, left)
         return len(ids)
 
     def process_claimed(
@@ -350,18 +342,7 @@ class InboxProcessor:
                 )
         return ids
 
-    def process(self, delivery_id: int) -> str | None:
-        """Process one claimed delivery; returns done / ignored / failed / dead."""
-        stats = ProcessStats()
-        self._process_chunk([delivery_id], stats, limit=1)
-        for outcome in ("done", "ignored", "failed", "dead"):
-            if getattr(stats, outcome):
-                return outcome
-        return None
-
-    def _process_chunk(
-        self, ids: list[int], stats: ProcessStats, *, limit: int | None = None
-    ) -> int:
+    def _process_chunk(self, ids: list[int], stats: ProcessStats) -> int:
         """One transaction over a prefix of ``ids``; returns how many it consumed.
 
         The chunk's rows, and the mirror rows and tasks its deliveries touch, are read
@@ -370,7 +351,7 @@ class InboxProcessor:
         savepoint per delivery, so only the failing one is retried later.
         """
         started = time.monotonic()
-        chunk = ids[: limit or self._fitting()]
+        chunk = ids[: self._fitting()]
         outcomes: list[tuple[str, str]] = []
         with transaction(self.db) as session:
             rows = self._claimed_rows(session, chunk)
@@ -517,6 +498,16 @@ class InboxProcessor:
             error=row.last_error,
         )
         return "failed"
+
+
+def release_claims(session: Session, owner: str, ids: list[int] | None = None) -> None:
+    """Give back ``owner``'s claims on unprocessed deliveries (all of them, or ``ids``)."""
+    query = update(m.InboxDelivery).where(
+        m.InboxDelivery.lease_owner == owner, m.InboxDelivery.status == PENDING
+    )
+    if ids is not None:
+        query = query.where(m.InboxDelivery.id.in_(ids))
+    session.execute(query.values(lease_owner=None, lease_expires_at=None))
 
 
 def retry(session: Session, inbox_id: int, now: datetime) -> m.InboxDelivery:

@@ -80,8 +80,7 @@ def locked(session: Session, model: type[_Row], key: Any) -> _Row | None:
     """
     known = read_ahead(session)
     ident = identity_key(model, key)
-    added = known.added.get(ident)
-    if added is not None and inspect(added).pending:  # added, not flushed yet
+    if (added := _unflushed(known, ident)) is not None:
         return added  # type: ignore[no-any-return]
     held: Any = session.identity_map.get(ident)
     if held is not None and (known.serialised or ident in known.locked):
@@ -98,12 +97,17 @@ def get(session: Session, model: type[_Row], key: Any) -> _Row | None:
     """``session.get`` that also remembers a row read ahead as missing."""
     known = read_ahead(session)
     ident = identity_key(model, key)
-    added = known.added.get(ident)
-    if added is not None and inspect(added).pending:  # added, not flushed yet
+    if (added := _unflushed(known, ident)) is not None:
         return added  # type: ignore[no-any-return]
     if ident in known.absent and session.identity_map.get(ident) is None:
         return None
     return session.get(model, key)
+
+
+def _unflushed(known: ReadAhead, ident: Any) -> Any:
+    """The row added in this transaction under ``ident``, while it is not flushed yet."""
+    added = known.added.get(ident)
+    return added if added is not None and inspect(added).pending else None
 
 
 @event.listens_for(Session, "transient_to_pending")

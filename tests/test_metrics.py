@@ -69,17 +69,9 @@ def config(database_url: str, connectors: dict[str, Any] | None = None) -> Confi
     )
 
 
-@pytest.fixture
-def greenhouse() -> Iterator[tuple[FakeGreenhouse, SeededOrganisation]]:
-    with FakeGreenhouse() as fake:
-        yield fake, seed_organisation(fake, seed=11, jobs=1, applications_per_job=1)
-
-
-def test_metrics_parse_and_their_counters_move_as_deliveries_arrive(
-    tmp_path: Path, greenhouse: tuple[FakeGreenhouse, SeededOrganisation]
-) -> None:
-    fake, org = greenhouse
-    connectors = {
+def greenhouse_connector(fake: FakeGreenhouse) -> dict[str, Any]:
+    """[connectors.greenhouse] against the fake, polling hourly (the tests drive webhooks)."""
+    return {
         "greenhouse": {
             "type": "greenhouse",
             "base_url": fake.base_url,
@@ -90,6 +82,19 @@ def test_metrics_parse_and_their_counters_move_as_deliveries_arrive(
             "poll_interval": "1h",
         }
     }
+
+
+@pytest.fixture
+def greenhouse() -> Iterator[tuple[FakeGreenhouse, SeededOrganisation]]:
+    with FakeGreenhouse() as fake:
+        yield fake, seed_organisation(fake, seed=11, jobs=1, applications_per_job=1)
+
+
+def test_metrics_parse_and_their_counters_move_as_deliveries_arrive(
+    tmp_path: Path, greenhouse: tuple[FakeGreenhouse, SeededOrganisation]
+) -> None:
+    fake, org = greenhouse
+    connectors = greenhouse_connector(fake)
     with running_daemon(config(f"sqlite:///{tmp_path / 'tp.db'}", connectors)) as daemon:
         eventually(
             lambda: value(scrape(daemon), "taskplanner_sync_duration_seconds_count",
@@ -135,17 +140,7 @@ def test_readyz_is_503_while_the_database_is_away_and_200_again_without_a_restar
     greenhouse: tuple[FakeGreenhouse, SeededOrganisation],
 ) -> None:
     fake, org = greenhouse
-    connectors = {
-        "greenhouse": {
-            "type": "greenhouse",
-            "base_url": fake.base_url,
-            "auth_url": fake.auth_url,
-            "client_id_env": "GH_ID",
-            "client_secret_env": "GH_SECRET",
-            "webhook_secret_env": "GH_HOOK",
-            "poll_interval": "1h",
-        }
-    }
+    connectors = greenhouse_connector(fake)
     with WebhookRecorder() as recorder:
         fake.configure_webhook(recorder.url, WEBHOOK_SECRET)
         fake.add_candidate_application(org.job_ids[0], "Pat", "Offline", "pat@example.com")

@@ -35,6 +35,7 @@ from taskplanner.tasklist import (
     list_tasks,
     open_counts,
     related_names,
+    task_json,
     tasks_for_job,
 )
 from taskplanner.web.api import (
@@ -152,24 +153,14 @@ def task_row(task: m.Task, names: Any, now: datetime, zone: ZoneInfo) -> dict[st
     due_text = ""
     if task.due_at is not None:
         due_text = span_text(now - task.due_at if overdue else task.due_at - now)
-    category = CATEGORY_BY_NAME.get(task.category)
     return {
-        "id": task.id,
-        "category": task.category,
-        "category_label": category.label if category else task.category,
-        "title": task.title,
-        "recommended_action": task.recommended_action,
-        "action_url": action_url,
+        **task_json(task),
+        "action_url": action_url,  # only http(s) or our own pages
         "action_label": action_label,
         "external": external,
         "candidate_name": names.candidate(task),
         "job_name": names.job(task),
-        "assignee": task.assignee,
-        "status": task.status,
-        "resolution": task.resolution,
         "resolution_label": RESOLUTION_LABELS.get(task.resolution or "", task.resolution),
-        "completed_by": task.completed_by,
-        "completion_reason": task.completion_reason,
         "age": span_text(now - task.created_at),
         "created_iso": task.created_at.isoformat(),
         "created_local": _local(task.created_at, zone),
