@@ -335,17 +335,11 @@ class _JobHealth:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def failed(self, job: str, exc: BaseException) -> None:
-        error = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
-        with self.lock:
-            first = job not in self.failing
-            self.failing[job] = error
-        if first:
-            if isinstance(exc, SQLAlchemyError):
-                log.warning("job_failed", job=job, error=error)
-            else:
-                log.exception("job_failed", job=job, error=error)
+        """Call while handling ``exc``."""
+        self.failed_as(job, RoundFailed.of(exc))
 
-    def failed_in_worker(self, job: str, failed: RoundFailed) -> None:
+    def failed_as(self, job: str, failed: RoundFailed) -> None:
+        """A failure described (the inbox worker's, told across processes)."""
         with self.lock:
             first = job not in self.failing
             self.failing[job] = failed.error
@@ -508,7 +502,7 @@ class Daemon:
             if failed is None:
                 self.jobs.succeeded("inbox")
             else:
-                self.jobs.failed_in_worker("inbox", failed)
+                self.jobs.failed_as("inbox", failed)
 
         return InboxWorker(spec, on_processed=metrics.observe_processed, on_round=on_round)
 

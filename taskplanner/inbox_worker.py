@@ -134,9 +134,17 @@ class WorkerSpec:
 
 @dataclass(frozen=True)
 class RoundFailed:
+    """A failure told across processes: the exception itself does not travel."""
+
     error: str  # one line, type and message
     database: bool  # the database is away: expected, no traceback worth logging
     trace: str
+
+    @classmethod
+    def of(cls, exc: BaseException) -> RoundFailed:
+        """Call while handling ``exc`` (the traceback is the one being handled)."""
+        error = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+        return cls(error, isinstance(exc, SQLAlchemyError), traceback.format_exc())
 
 
 def run_worker(spec: WorkerSpec, link: WorkerLink) -> None:
@@ -169,9 +177,7 @@ def run_worker(spec: WorkerSpec, link: WorkerLink) -> None:
             try:
                 claimed = processor.drain_round(spec.batch, stop=stop)
             except Exception as exc:  # noqa: BLE001 - reported; the next round tries again
-                error = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
-                database = isinstance(exc, SQLAlchemyError)
-                link.report(RoundFailed(error, database, traceback.format_exc()))
+                link.report(RoundFailed.of(exc))
             else:
                 link.report(dict(processed))
                 processed.clear()

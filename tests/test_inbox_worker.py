@@ -80,9 +80,7 @@ def applications(fake: FakeGreenhouse, job: int, first: int, count: int) -> list
         fake.configure_webhook(recorder.url, WEBHOOK_SECRET)
         for n in range(first, first + count):
             fake.add_candidate_application(job, "Pat", f"W{n}", f"w{n}@example.com", stage_id=phone)
-        fake.webhooks_enabled = False
-    fake.webhooks_enabled = True
-    return [d for d in fake.webhook_deliveries[-count:]]
+    return fake.webhook_deliveries[-count:]
 
 
 def post_all(daemon: DaemonProcess, deliveries: list[WebhookDelivery]) -> None:
