@@ -7,6 +7,8 @@ keyset cursor (``next_cursor`` → ``?cursor=``), so pages stay exact while task
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -259,16 +261,8 @@ def complete_task(
 ) -> dict[str, Any]:
     runtime = runtime_of(request)
     by = (body.by if body else None) or client.actor
-    with transaction(runtime.db) as session:
-        try:
-            task = runtime.pipeline.tasks.complete(session, task_id, by=by)
-        except TaskNotFound:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no task {task_id}") from None
-        except TaskAlreadyCompleted:
-            raise HTTPException(
-                status.HTTP_409_CONFLICT, f"task {task_id} is already completed"
-            ) from None
-        return task_json(task)
+    with transaction(runtime.db) as session, _task_errors(task_id):
+        return task_json(runtime.pipeline.tasks.complete(session, task_id, by=by))
 
 
 @router.post(
@@ -284,18 +278,24 @@ def assign_task(
     client: Annotated[ApiClient, Depends(api_client)],
 ) -> dict[str, Any]:
     runtime = runtime_of(request)
-    with transaction(runtime.db) as session:
-        try:
-            task = runtime.pipeline.tasks.assign(
-                session, task_id, to=body.assignee, by=body.by or client.actor
-            )
-        except TaskNotFound:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no task {task_id}") from None
-        except TaskAlreadyCompleted:
-            raise HTTPException(
-                status.HTTP_409_CONFLICT, f"task {task_id} is already completed"
-            ) from None
+    with transaction(runtime.db) as session, _task_errors(task_id):
+        task = runtime.pipeline.tasks.assign(
+            session, task_id, to=body.assignee, by=body.by or client.actor
+        )
         return task_json(task)
+
+
+@contextmanager
+def _task_errors(task_id: int) -> Iterator[None]:
+    """A hand action on a task: 404 when there is none, 409 when it is already completed."""
+    try:
+        yield
+    except TaskNotFound:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no task {task_id}") from None
+    except TaskAlreadyCompleted:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, f"task {task_id} is already completed"
+        ) from None
 
 
 # --- people --------------------------------------------------------------------------------------
