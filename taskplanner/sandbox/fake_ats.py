@@ -1,0 +1,204 @@
+"""What every loopback fake ATS offers its drivers: the sandbox organisation and the test suites.
+
+`FakeGreenhouse`, `FakeLever` and `FakeAshby` each serve their provider's documented API on
+127.0.0.1; this protocol is the editable organisation behind them, in *our* vocabulary, so one
+scripted organisation (``taskplanner sandbox --ats ...``) and one end-to-end suite drive all
+three. Ids are the provider's own (Greenhouse: integers, Lever and Ashby: UUID strings).
+
+Where a provider cannot express an operation (Lever has no per-interviewer RSVP in its API, say)
+the fake raises `NotSupportedByProvider` and leaves ``capabilities`` without the matching name,
+so suites skip that scenario and the README's provider table can say why.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
+
+Id = TypeVar("Id")
+
+# Our role vocabulary ([[people]].role); each fake maps it to its provider's access roles.
+PersonRole = Literal["admin", "coordinator", "recruiter", "hiring_manager", "interviewer"]
+Response = Literal["needs_action", "accepted", "tentative", "declined"]
+
+# Optional behaviours a provider may or may not have (see `FakeATS.capabilities`).
+INTERVIEWER_RSVP = "interviewer_rsvp"  # the ATS records each interviewer's answer
+JOB_PUBLISHING = "job_publishing"  # jobs are published (job board) apart from being opened
+PER_JOB_STAGES = "per_job_stages"  # each job has its own stages (Lever: account-wide)
+STAGE_REMOVAL = "stage_removal"  # a stage can be removed from a job
+HIRING_TEAM_COORDINATOR = "hiring_team_coordinator"  # a job names its coordinator
+CANDIDATE_COORDINATOR = "candidate_coordinator"  # an application names its own coordinator
+HARD_DELETES = "hard_deletes"  # applications/candidates can be deleted outright
+
+# The stages a job gets unless told otherwise: (stage name, interview kinds in it).
+DEFAULT_STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("Application Review", ("Application Review",)),
+    ("Phone Screen", ("Recruiter Phone Screen",)),
+    ("Technical Interview", ("Technical Interview",)),
+    ("Onsite", ("Onsite Panel", "Hiring Manager Interview")),
+    ("Offer", ()),
+)
+
+
+class NotSupportedByProvider(NotImplementedError):  # noqa: N818 - reads as what happened
+    """The provider has no such operation (its fake says which, and why, in the message)."""
+
+
+class FakeATSError(Exception):
+    """A driver asked the fake organisation for something that does not exist."""
+
+
+@runtime_checkable
+class SignedDelivery(Protocol):
+    """One webhook POST a fake made: exactly the bytes and headers the provider would send."""
+
+    body: bytes
+    headers: dict[str, str]
+
+    @property
+    def delivered(self) -> bool: ...
+
+
+@runtime_checkable
+class FakeATS(Protocol[Id]):
+    """An ATS organisation served on 127.0.0.1, changed through these methods.
+
+    Every change bumps the records' provider timestamps and, when a webhook target is set,
+    sends the signed webhook the provider documents for it (synchronously unless the fake
+    was made with ``async_webhooks=True``; then ``flush_webhooks()`` waits for them).
+    """
+
+    provider: str  # "greenhouse" | "lever" | "ashby": the connector type it stands in for
+    capabilities: frozenset[str]
+
+    # -------------------------------------------------------------- lifecycle
+    def start(self) -> Any: ...
+    def stop(self) -> None: ...
+    def __enter__(self) -> Any: ...
+    def __exit__(self, *exc: object) -> None: ...
+
+    @property
+    def base_url(self) -> str:
+        """The URL the connector's ``base_url`` points at."""
+        ...
+
+    # -------------------------------------------------------------- credentials and faults
+    def revoke_credentials(self) -> None:
+        """Reject the configured credentials (401) until `restore_credentials`."""
+
+    def restore_credentials(self) -> None: ...
+
+    def fail_next(
+        self,
+        status: int = 500,
+        *,
+        times: int = 1,
+        retry_after: float | str | None = None,
+        path: str | None = None,
+    ) -> None:
+        """Answer the next ``times`` API requests (under ``path``, if given) with ``status``."""
+
+    def throttle_next(
+        self, times: int = 1, *, retry_after: float | str = 1, path: str | None = None
+    ) -> None:
+        """The provider's documented throttling answer, ``times`` times."""
+
+    def slow_next(self, delay: float, *, times: int = 1, path: str | None = None) -> None: ...
+    def truncate_next(self, *, times: int = 1, path: str | None = None) -> None: ...
+    def disconnect_next(self, *, times: int = 1, path: str | None = None) -> None: ...
+
+    requests: Counter[str]  # request path -> count
+
+    def reset_counters(self) -> None: ...
+
+    # -------------------------------------------------------------- webhooks
+    webhook_deliveries: list[Any]  # each a `SignedDelivery`
+
+    def configure_webhook(self, url: str, secret: str, *, enabled: bool = True) -> None: ...
+    def flush_webhooks(self, timeout: float = 10.0) -> None: ...
+    def redeliver(self, delivery: Any) -> Any:
+        """Send a past delivery again, byte for byte (the provider's retry)."""
+        ...
+
+    # -------------------------------------------------------------- people
+    def add_user(
+        self,
+        email: str,
+        first_name: str,
+        last_name: str,
+        *,
+        role: PersonRole | None = None,
+    ) -> Id: ...
+
+    def user_id(self, email: str) -> Id: ...
+    def deactivate_user(self, user_id: Id) -> None: ...
+
+    # -------------------------------------------------------------- jobs and their stages
+    def create_job(
+        self,
+        name: str,
+        *,
+        stages: Sequence[tuple[str, Sequence[str]]] = DEFAULT_STAGES,
+        status: Literal["open", "draft", "closed"] = "open",
+        recruiter_id: Id | None = None,
+        coordinator_id: Id | None = None,
+    ) -> Id: ...
+
+    def stage_id(self, job_id: Id, name: str) -> Id: ...
+    def stage_ids(self, job_id: Id) -> list[Id]: ...
+    def interview_kind_id(self, job_id: Id, stage_name: str, name: str | None = None) -> Id: ...
+    def add_stage(self, job_id: Id, name: str, interviews: Sequence[str] = ()) -> Id: ...
+    def remove_stage(self, stage_id: Id) -> None: ...
+    def add_interview_kind(self, stage_id: Id, name: str) -> Id: ...
+    def publish_job(self, job_id: Id) -> Any: ...
+    def unpublish_job(self, job_id: Id) -> None: ...
+    def close_job(self, job_id: Id) -> None: ...
+    def rename_job(self, job_id: Id, name: str) -> None: ...
+    def set_job_coordinator(self, job_id: Id, user_id: Id) -> None: ...
+
+    # -------------------------------------------------------------- candidates
+    def add_candidate_application(
+        self,
+        job_id: Id,
+        first_name: str,
+        last_name: str,
+        email: str,
+        *,
+        stage_id: Id | None = None,
+        coordinator_id: Id | None = None,
+    ) -> tuple[Id, Id]:
+        """A new candidate applying to a job: ``(candidate id, application id)``."""
+        ...
+
+    def move_application(self, application_id: Id, stage_id: Id) -> None: ...
+    def advance_application(self, application_id: Id) -> Id: ...
+    def reject_application(self, application_id: Id) -> None: ...
+    def unreject_application(self, application_id: Id) -> None: ...
+    def hire(self, application_id: Id) -> None: ...
+    def delete_application(self, application_id: Id) -> None: ...
+    def delete_candidate(self, candidate_id: Id) -> None: ...
+
+    # -------------------------------------------------------------- interviews and scorecards
+    def schedule_interview(
+        self,
+        application_id: Id,
+        interview_kind_id: Id,
+        interviewer_ids: Sequence[Id],
+        starts_at: datetime,
+        ends_at: datetime,
+        *,
+        external_event_id: str | None = None,
+        organizer_id: Id | None = None,
+    ) -> Id: ...
+
+    def reschedule_interview(self, interview_id: Id, starts_at: datetime, ends_at: datetime
+                             ) -> None: ...
+    def add_interviewer(self, interview_id: Id, user_id: Id) -> None: ...
+    def remove_interviewer(self, interview_id: Id, user_id: Id) -> None: ...
+    def set_interviewer_response(self, interview_id: Id, user_id: Id, response: Response
+                                 ) -> None: ...
+    def cancel_interview(self, interview_id: Id) -> None: ...
+    def submit_scorecard(self, interview_id: Id, user_id: Id) -> Id: ...
+    def delete_scorecard(self, scorecard_id: Id) -> None: ...
