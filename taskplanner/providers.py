@@ -116,7 +116,7 @@ def provider(type_: str) -> Provider:
 
 
 def display_name(type_: str | None) -> str:
-    """"Greenhouse" for ``greenhouse``; an unknown type is shown as it is spelt."""
+    """ "Greenhouse" for ``greenhouse``; an unknown type is shown as it is spelt."""
     known = PROVIDERS.get(type_ or "")
     return known.display_name if known is not None else (type_ or "unknown provider")
 

@@ -237,7 +237,8 @@ class SeededOrganisation:
     job_ids: list[Any]
     application_ids: list[Any] = field(default_factory=list)
     candidate_ids: list[Any] = field(default_factory=list)
-    # application id -> the stage id it was put in (and, unless moved since, still is in)
+    # application id -> its job, and the stage it was put in (unless moved since, still is in)
+    job_of: dict[Any, Any] = field(default_factory=dict)
     stage_of: dict[Any, Any] = field(default_factory=dict)
 
 
@@ -285,5 +286,6 @@ def seed_organisation(
             )
             org.candidate_ids.append(candidate_id)
             org.application_ids.append(application_id)
+            org.job_of[application_id] = job_id
             org.stage_of[application_id] = stage
     return org
