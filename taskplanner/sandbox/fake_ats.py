@@ -33,6 +33,17 @@ STAGE_REMOVAL = "stage_removal"  # a stage can be removed from a job
 HIRING_TEAM_COORDINATOR = "hiring_team_coordinator"  # a job names its coordinator
 CANDIDATE_COORDINATOR = "candidate_coordinator"  # an application names its own coordinator
 HARD_DELETES = "hard_deletes"  # applications/candidates can be deleted outright
+CAPABILITIES = frozenset(
+    {
+        INTERVIEWER_RSVP,
+        JOB_PUBLISHING,
+        PER_JOB_STAGES,
+        STAGE_REMOVAL,
+        HIRING_TEAM_COORDINATOR,
+        CANDIDATE_COORDINATOR,
+        HARD_DELETES,
+    }
+)
 
 # The stages a job gets unless told otherwise: (stage name, interview kinds in it).
 DEFAULT_STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (

@@ -46,14 +46,8 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import httpx
 
 from taskplanner.sandbox.fake_ats import (
-    CANDIDATE_COORDINATOR,
+    CAPABILITIES,
     DEFAULT_STAGES,
-    HARD_DELETES,
-    HIRING_TEAM_COORDINATOR,
-    INTERVIEWER_RSVP,
-    JOB_PUBLISHING,
-    PER_JOB_STAGES,
-    STAGE_REMOVAL,
     ConnectorSettings,
     FakeATSError,
     PersonRole,
@@ -310,17 +304,7 @@ class FakeGreenhouse:
     provider = "greenhouse"
     # Greenhouse has all of them: RSVPs on /v3/interviewers, job posts, a plan per job,
     # hiring-team coordinators, a coordinator per application, hard deletes.
-    capabilities = frozenset(
-        {
-            INTERVIEWER_RSVP,
-            JOB_PUBLISHING,
-            PER_JOB_STAGES,
-            STAGE_REMOVAL,
-            HIRING_TEAM_COORDINATOR,
-            CANDIDATE_COORDINATOR,
-            HARD_DELETES,
-        }
-    )
+    capabilities = CAPABILITIES
 
     def __init__(
         self,
