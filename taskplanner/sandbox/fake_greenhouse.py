@@ -356,6 +356,8 @@ class FakeGreenhouse:
         self._ids = itertools.count(1001)
         self._tables: dict[str, dict[int, Record]] = {name: {} for name in RESOURCE_FILTERS}
         self._job_meta: dict[int, Record] = {}  # v1-only job fields the webhooks still carry
+        # application id -> its current application_stages row (so a move needs no scan)
+        self._current_stage: dict[int, int] = {}
         self._tokens: dict[str, _Token] = {}
         self._credential_generation = 0
         self._revoked = False
@@ -954,9 +956,7 @@ class FakeGreenhouse:
             application = self._get("applications", application_id)
             now = self._stamp()
             # v3: job_interview_stage_id is null for applications in a terminal state.
-            for row in self._tables["application_stages"].values():
-                if row["application_id"] == application_id and row["current"]:
-                    self._touch(row, now=now, current=False, exited_at=now)
+            self._leave_stage(application_id, now)
             self._touch(application, now=now, status="hired", last_activity_at=now,
                         job_interview_stage_id=None, stage_id=None, stage_name=None)
             payload = self._hire_payload(application_id, now)
@@ -1251,12 +1251,16 @@ class FakeGreenhouse:
         self._enter_stage(application, stage, now)
         return application_id
 
+    def _leave_stage(self, application_id: int, now: str) -> None:
+        row = self._tables["application_stages"].get(self._current_stage.pop(application_id, 0))
+        if row is not None and row["current"]:
+            self._touch(row, now=now, current=False, exited_at=now)
+
     def _enter_stage(self, application: Record, stage: Record, now: str) -> None:
         application_id = int(application["id"])
-        for row in self._tables["application_stages"].values():
-            if row["application_id"] == application_id and row["current"]:
-                self._touch(row, now=now, current=False, exited_at=now)
+        self._leave_stage(application_id, now)
         row_id = self._new_id()
+        self._current_stage[application_id] = row_id
         self._tables["application_stages"][row_id] = {
             "id": row_id,
             "application_id": application_id,
@@ -1324,6 +1328,7 @@ class FakeGreenhouse:
             for row in list(self._tables[resource].values()):
                 if row["application_id"] == application_id:
                     del self._tables[resource][int(row["id"])]
+        self._current_stage.pop(application_id, None)
         del self._tables["applications"][application_id]
 
     # ------------------------------------------------------------------ internals: webhook payloads
