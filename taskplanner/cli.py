@@ -29,6 +29,7 @@ from taskplanner.config import (
     format_duration,
     load_config,
 )
+from taskplanner.providers import ATS_TYPES
 from taskplanner.store.database import transaction
 from taskplanner.store.migrate import upgrade
 
@@ -533,9 +534,7 @@ def sandbox(
         typer.Option(help="SQLite file, emptied at start (only one the sandbox made).",
                      dir_okay=False),
     ] = Path("taskplanner-sandbox.db"),
-    ats: Annotated[
-        str, typer.Option(help="The fake ATS: greenhouse, lever or ashby.")
-    ] = "greenhouse",
+    ats: Annotated[str, typer.Option(help=f"The fake ATS: {', '.join(ATS_TYPES)}.")] = ATS_TYPES[0],
     log_level: LogLevelOption = "info",
 ) -> None:
     """The daemon on a generated organisation served by a loopback fake ATS and Google."""

@@ -28,6 +28,10 @@ class Provider:
 
     ``connector`` and ``fake`` are ``"module:Class"``; the class is imported only when used,
     so a missing module makes the provider unavailable rather than breaking every import.
+    The connector class builds itself with ``from_config(name, cfg, **options)``, where the
+    options ``policy`` (a ``connectors.http.RetryPolicy``) and ``clock`` replace its defaults
+    (tests make retries instant that way). The fake implements
+    ``taskplanner.sandbox.fake_ats.FakeATS`` and takes ``async_webhooks=True``.
     """
 
     type: str
@@ -116,7 +120,8 @@ def provider(type_: str) -> Provider:
 
 
 def display_name(type_: str | None) -> str:
-    """ "Greenhouse" for ``greenhouse``; an unknown type is shown as it is spelt."""
+    """The name people know a type by ("Greenhouse" for ``greenhouse``); an unknown type is
+    shown as it is spelt."""
     known = PROVIDERS.get(type_ or "")
     return known.display_name if known is not None else (type_ or "unknown provider")
 
