@@ -93,6 +93,8 @@ class FakeATS(Protocol[Id]):
     Every change bumps the records' provider timestamps and, when a webhook target is set,
     sends the signed webhook the provider documents for it (synchronously unless the fake
     was made with ``async_webhooks=True``; then ``flush_webhooks()`` waits for them).
+    A fake can be made with no arguments (127.0.0.1, a free port): the sandbox and the
+    conformance suite (``tests/test_fake_ats.py``) make it that way.
     """
 
     provider: str  # "greenhouse" | "lever" | "ashby": the connector type it stands in for
