@@ -1,9 +1,10 @@
-"""Webhook ingest benchmark: Greenhouse deliveries through POST /webhooks/greenhouse to tasks.
+"""Webhook ingest benchmark: an ATS's deliveries through POST /webhooks/<ats> to tasks.
 
 Serves the real app with uvicorn on 127.0.0.1 beside the daemon's inbox worker process
-(woken by each stored delivery), and sends N signed ``new_candidate_application``
-deliveries (one new application in Phone Screen each, so one ``ready_to_schedule`` task
-each) from a separate process over a pool of concurrent keep-alive connections (a lean
+(woken by each stored delivery), and sends N signed deliveries, captured from the provider's
+loopback fake (``--ats``, Greenhouse by default) as it announces one new application in Phone
+Screen each (so about one ``ready_to_schedule`` task each), from a separate process over a pool
+of concurrent keep-alive connections (a lean
 HTTP/1.1 client: httpx would spend more CPU per request than the server, crowding it out on
 a small machine). Beside it, in the same run and on the same database and uvicorn setup, a
 baseline: a bare endpoint that only writes the raw body to a table. Prints both rates,
@@ -11,14 +12,14 @@ their ratio (target >= 50%) and the acknowledgement latency at a paced 200 deliv
 (target: p99 < 50 ms), with the processor running and, for comparison, stopped. SQLite by
 default, PostgreSQL with --postgres. Prints figures; asserts nothing.
 
-    .venv/bin/python bench/ingest.py [--deliveries 10000] [--concurrency 32] [--postgres]
+    .venv/bin/python bench/ingest.py [--ats greenhouse] [--deliveries 10000] [--concurrency 32]
+        [--postgres]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import multiprocessing
 import os
 import statistics
@@ -47,17 +48,14 @@ from taskplanner.daemon import DaemonOptions  # noqa: E402
 from taskplanner.inbox import DONE  # noqa: E402
 from taskplanner.inbox_worker import InboxWorker, RoundFailed, WorkerSpec  # noqa: E402
 from taskplanner.logsetup import configure_logging  # noqa: E402
-from taskplanner.sandbox.fake_greenhouse import (  # noqa: E402
-    WebhookRecorder,
-    greenhouse_json,
-    seed_organisation,
-    sign,
-)
+from taskplanner.providers import display_name  # noqa: E402
+from taskplanner.sandbox.fake_ats import seed_organisation  # noqa: E402
+from taskplanner.sandbox.webhook_recorder import WebhookRecorder  # noqa: E402
 from taskplanner.store import models as m  # noqa: E402
 from taskplanner.store.database import create_db_engine, transaction  # noqa: E402
 from taskplanner.store.migrate import upgrade  # noqa: E402
 from taskplanner.web.app import create_app  # noqa: E402
-from tests.greenhouse_env import GreenhouseEnv, greenhouse_env  # noqa: E402
+from tests.ats_env import E2E_PROVIDERS, ATSEnv, ats_env  # noqa: E402
 from tests.webapp import serve  # noqa: E402
 
 Delivery = tuple[bytes, dict[str, str]]
@@ -96,43 +94,21 @@ def postgres_database() -> Iterator[str]:
 # ---------------------------------------------------------------------------- deliveries
 
 
-def capture_template(env: GreenhouseEnv) -> tuple[dict[str, Any], int]:
-    """A real new_candidate_application delivery from the fake, and the Phone Screen id."""
+def capture_deliveries(env: ATSEnv, job: Any, stage: Any, count: int, tag: str) -> list[Delivery]:
+    """``count`` signed deliveries as the fake sends them when new candidates apply into
+    ``stage`` (captured by a recorder, not the daemon): the provider's own bodies and headers."""
     fake = env.fake
-    org = seed_organisation(fake, jobs=1, applications_per_job=0)
-    job = org.job_ids[0]
-    phone = fake.stage_id(job, "Phone Screen")
+    first = len(fake.webhook_deliveries)
     with WebhookRecorder() as recorder:
         fake.configure_webhook(recorder.url, env.secret)
-        fake.add_candidate_application(job, "Ada", "Lovelace", "ada@example.com", stage_id=phone)
-    template: dict[str, Any] = json.loads(recorder.received[-1].body)
-    return template, phone
-
-
-def make_deliveries(
-    template: dict[str, Any], secret: str, first: int, count: int
-) -> list[Delivery]:
-    """``count`` signed deliveries, each a new application (its own candidate) in the stage."""
-    out: list[Delivery] = []
-    for n in range(first, first + count):
-        document = json.loads(json.dumps(template))
-        application = document["payload"]["application"]
-        candidate = application["candidate"]
-        application["id"], candidate["id"] = 50_000_000 + n, 60_000_000 + n
-        candidate["last_name"] = f"Bench{n}"
-        candidate["email_addresses"] = [{"value": f"bench{n}@example.com", "type": "personal"}]
-        body = greenhouse_json(document)
-        out.append(
-            (
-                body,
-                {
-                    "Content-Type": "application/json",
-                    "Signature": sign(body, secret),
-                    "Greenhouse-Event-ID": str(uuid.uuid4()),
-                },
+        n = 0
+        while len(fake.webhook_deliveries) - first < count:
+            fake.add_candidate_application(
+                job, "Bench", f"{tag}{n}", f"bench-{tag}{n}@example.com", stage_id=stage
             )
-        )
-    return out
+            n += 1
+        fake.flush_webhooks()
+    return [(d.body, dict(d.headers)) for d in fake.webhook_deliveries[first : first + count]]
 
 
 # ---------------------------------------------------------------------------- the sender process
@@ -303,7 +279,7 @@ def sender(conn: PipeEnd) -> None:
 # ---------------------------------------------------------------------------- the servers
 
 
-def inbox_worker(env: GreenhouseEnv, app: Any) -> InboxWorker:
+def inbox_worker(env: ATSEnv, app: Any) -> InboxWorker:
     """The inbox worker process the daemon runs, wired to this app as the daemon wires it."""
     options = DaemonOptions()
     spec = WorkerSpec(
@@ -369,7 +345,13 @@ def percentile(values: list[float], share: float) -> float:
 
 
 def run(
-    url: str, total: int, concurrency: int, paced_rate: float, paced_seconds: float, label: str
+    url: str,
+    ats: str,
+    total: int,
+    concurrency: int,
+    paced_rate: float,
+    paced_seconds: float,
+    label: str,
 ) -> None:
     engine = create_db_engine(url)
     upgrade(engine)
@@ -380,14 +362,16 @@ def run(
     process.start()
     child.close()  # so a sender that dies shows here as EOFError instead of a hang
     try:
-        with greenhouse_env(url) as env:
+        with ats_env(url, ats) as env:
+            org = seed_organisation(env.fake, jobs=1, applications_per_job=0)
+            job = org.job_ids[0]
             assert env.sync().ok  # the baseline sync: the job and its stages are known
-            template, _ = capture_template(env)
-            assert env.sync().ok
+            phone = env.fake.stage_id(job, "Phone Screen")
             paced_count = int(paced_rate * paced_seconds)
-            deliveries = make_deliveries(template, env.secret, 0, total)
-            paced = make_deliveries(template, env.secret, total, paced_count)
-            unprocessed = make_deliveries(template, env.secret, total + paced_count, paced_count)
+            # Captured after the baseline and never polled: only the deliveries tell of them.
+            deliveries = capture_deliveries(env, job, phone, total, "burst")
+            paced = capture_deliveries(env, job, phone, paced_count, "paced")
+            unprocessed = capture_deliveries(env, job, phone, paced_count, "alone")
             limit = env.runtime.config.server.max_body_bytes
             all_tasks = select(func.count()).select_from(m.Task)
             tasks_before = count(env.db, all_tasks)
@@ -400,14 +384,14 @@ def run(
 
             # Baseline: the same POSTs to a bare endpoint writing the raw body.
             with serve(bare_app(env.db, limit)) as bare_url:  # type: ignore[arg-type]
-                parent.send(("burst", f"{bare_url}/webhooks/greenhouse", deliveries, concurrency))
+                parent.send(("burst", f"{bare_url}/webhooks/{env.name}", deliveries, concurrency))
                 bare = parent.recv()
             stored = count(env.db, select(func.count()).select_from(raw_deliveries))
             assert stored >= total, stored  # a re-sent body is stored twice: no dedupe here
 
             # The pipeline: verify, store in the inbox, answer; processed alongside.
             with serve(app) as app_url:
-                hook = f"{app_url}/webhooks/greenhouse"
+                hook = f"{app_url}/webhooks/{env.name}"
                 try:
                     parent.send(("burst", hook, deliveries, concurrency))
                     acked = parent.recv()
@@ -432,13 +416,16 @@ def run(
     latencies = [s * 1000 for s in paced_result["latencies"]]
     retries = bare["retries"] + acked["retries"] + paced_result["retries"] + ack_only["retries"]
     alone = [s * 1000 for s in ack_only["latencies"]]
-    print(f"ingest bench ({label}, {total} deliveries, {concurrency} concurrent connections)")
+    print(
+        f"ingest bench ({display_name(ats)}, {label}, {total} deliveries, "
+        f"{concurrency} concurrent connections)"
+    )
     print(
         f"  baseline  bare endpoint, raw body to the database: {bare_rate:8.0f} deliveries/s "
         f"(p99 ack {percentile(bare['latencies'], 0.99) * 1000:.1f} ms)"
     )
     print(
-        f"  pipeline  POST /webhooks/greenhouse to processed tasks: {pipeline_rate:8.0f} "
+        f"  pipeline  POST /webhooks/{ats} to processed tasks: {pipeline_rate:8.0f} "
         f"deliveries/s ({opened} tasks opened; acknowledged at {ack_rate:.0f}/s, "
         f"p99 ack {percentile(acked['latencies'], 0.99) * 1000:.1f} ms under load)"
     )
@@ -458,6 +445,9 @@ def run(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument(
+        "--ats", choices=E2E_PROVIDERS, default=E2E_PROVIDERS[0], help="the ATS whose fake sends"
+    )
     parser.add_argument("--deliveries", type=int, default=10_000)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--paced-rate", type=float, default=200.0, help="deliveries per second")
@@ -471,6 +461,7 @@ def main() -> None:
     with database as url:
         run(
             url,
+            args.ats,
             args.deliveries,
             args.concurrency,
             args.paced_rate,

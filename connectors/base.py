@@ -98,7 +98,11 @@ class ParsedDelivery:
 
 @runtime_checkable
 class Connector(Protocol):
-    """One provider. Implementations: GreenhouseConnector, GoogleCalendarConnector, ..."""
+    """One provider. Implementations: GreenhouseConnector, GoogleCalendarConnector, ...
+
+    Each is named in ``taskplanner.providers`` and built by its classmethod
+    ``from_config(name, cfg, **options)`` (options ``policy`` and ``clock`` replace defaults).
+    """
 
     name: str  # the config key, e.g. "greenhouse"
     kind: str  # the config type, e.g. "greenhouse"

@@ -29,6 +29,7 @@ from taskplanner.config import (
     format_duration,
     load_config,
 )
+from taskplanner.providers import ATS_TYPES
 from taskplanner.store.database import transaction
 from taskplanner.store.migrate import upgrade
 
@@ -533,15 +534,19 @@ def sandbox(
         typer.Option(help="SQLite file, emptied at start (only one the sandbox made).",
                      dir_okay=False),
     ] = Path("taskplanner-sandbox.db"),
+    ats: Annotated[str, typer.Option(help=f"The fake ATS: {', '.join(ATS_TYPES)}.")] = ATS_TYPES[0],
     log_level: LogLevelOption = "info",
 ) -> None:
-    """The daemon on a generated organisation served by loopback fake Greenhouse and Google."""
+    """The daemon on a generated organisation served by a loopback fake ATS and Google."""
     from taskplanner.daemon import DaemonError
-    from taskplanner.sandbox.run import run_sandbox
+    from taskplanner.sandbox.run import run_sandbox, sandbox_unavailable
 
+    unavailable = sandbox_unavailable(ats)
+    if unavailable is not None:
+        fail(unavailable)
     _configure_logging_or_exit(log_level)
     try:
-        code = run_sandbox(seed=seed, port=port, db_path=db)
+        code = run_sandbox(seed=seed, port=port, db_path=db, ats=ats)
     except DaemonError as exc:
         fail(str(exc), 1)
     raise typer.Exit(code)

@@ -29,6 +29,8 @@ from pydantic import (
     model_validator,
 )
 
+from taskplanner import providers
+
 __all__ = [
     "ATS_CONNECTOR_TYPES",
     "CALENDAR_CONNECTOR_TYPES",
@@ -64,8 +66,8 @@ CONFIG_ENV_VAR = "TASKPLANNER_CONFIG"
 DEFAULT_CONFIG_FILE = "taskplanner.toml"
 MEMORY_SOURCE = "<memory>"
 
-ATS_CONNECTOR_TYPES: frozenset[str] = frozenset({"greenhouse", "lever", "ashby"})
-CALENDAR_CONNECTOR_TYPES: frozenset[str] = frozenset({"google_calendar", "microsoft_calendar"})
+ATS_CONNECTOR_TYPES: frozenset[str] = frozenset(providers.ATS_TYPES)
+CALENDAR_CONNECTOR_TYPES: frozenset[str] = frozenset(providers.CALENDAR_TYPES)
 
 _CONNECTOR_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 # Deliberately simple: catches typos like a missing "@" without pulling in email-validator.
@@ -386,6 +388,8 @@ class GreenhouseConfig(_ConnectorBase):
     webhook_secret_env: OptionalEnvVarName = None
     # The Harvest OAuth `sub`: the Greenhouse user the API acts as.
     user_id: str | None = None
+    # Host of the links to candidates and jobs (EU accounts: https://app.eu.greenhouse.io).
+    app_url: str = "https://app.greenhouse.io"
 
 
 class LeverConfig(_ConnectorBase):
@@ -436,7 +440,7 @@ ConnectorConfig = Annotated[
     GreenhouseConfig | LeverConfig | AshbyConfig | GoogleCalendarConfig | MicrosoftCalendarConfig,
     Field(discriminator="type"),
 ]
-_CONNECTOR_TYPES = ("greenhouse", "lever", "ashby", "google_calendar", "microsoft_calendar")
+_CONNECTOR_TYPES = tuple(providers.PROVIDERS)
 
 
 # --------------------------------------------------------------------------- the whole file
@@ -475,6 +479,10 @@ class Config(_Model):
                 (ats_names[1],),
                 f"only one ATS connector may be enabled, connectors.{ats_names[0]} is one already",
             )
+        for name, connector in connectors.items():
+            reason = providers.provider(connector.type).unavailable_reason()
+            if connector.enabled and reason is not None:
+                raise _KeyedValueError((name, "type"), reason)
         return connectors
 
     @field_validator("people")

@@ -6,7 +6,6 @@ build one from a ``Config`` made in Python.
 
 from __future__ import annotations
 
-import importlib
 import os
 import socket
 from dataclasses import dataclass, field
@@ -19,20 +18,14 @@ from taskplanner.config import Config
 from taskplanner.domain.assignment import JobOverrideRules, OrgRules
 from taskplanner.inbox import InboxProcessor
 from taskplanner.pipeline import Pipeline
+from taskplanner.providers import PROVIDERS, ProviderUnavailable
 from taskplanner.store.database import create_db_engine
 from taskplanner.store.migrate import upgrade
 from taskplanner.sync import SyncRunner
 
-# type in the configuration -> "module:Class" implementing connectors.base.Connector
-CONNECTOR_CLASSES = {
-    "greenhouse": "connectors.greenhouse:GreenhouseConnector",
-    "google_calendar": "connectors.google_calendar:GoogleCalendarConnector",
-    "microsoft_calendar": "connectors.microsoft_calendar:MicrosoftCalendarConnector",
-}
-
 
 class UnsupportedConnector(RuntimeError):
-    pass
+    """A configured connector whose provider has no connector in this version."""
 
 
 def replica_id() -> str:
@@ -63,14 +56,16 @@ def rules_from_config(config: Config) -> OrgRules:
 
 
 def build_connector(name: str, connector_config: Any) -> Any:
-    """Instantiate the connector class for a configured connector."""
-    target = CONNECTOR_CLASSES.get(connector_config.type)
-    if target is None:
+    """Instantiate the connector class the provider registry names for a configured connector."""
+    provider = PROVIDERS.get(connector_config.type)
+    if provider is None:
         raise UnsupportedConnector(
-            f"connectors.{name}: type {connector_config.type!r} is not supported yet"
+            f"connectors.{name}.type: unknown connector type {connector_config.type!r}"
         )
-    module_name, class_name = target.split(":")
-    cls = getattr(importlib.import_module(module_name), class_name)
+    try:
+        cls = provider.connector_class()
+    except ProviderUnavailable as exc:
+        raise UnsupportedConnector(f"connectors.{name}.type: {exc}") from None
     return cls.from_config(name, connector_config)
 
 

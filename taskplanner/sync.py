@@ -32,12 +32,11 @@ from taskplanner.clock import Clock, system_clock
 from taskplanner.domain import snapshots as sn
 from taskplanner.normalizer import DELETED
 from taskplanner.pipeline import Pipeline
+from taskplanner.providers import ATS_TYPES, describe_failure
 from taskplanner.store import models as m
 from taskplanner.store.database import is_sqlite, transaction
 
 log = structlog.get_logger("taskplanner.sync")
-
-ATS_TYPES = frozenset({"greenhouse", "lever", "ashby"})
 
 
 @dataclass
@@ -158,11 +157,11 @@ class SyncRunner:
                 self._store_page(name, page, report, baseline=baseline)
             self._record(name, report, error=None)
         except ConnectorError as exc:
-            report.ok, report.error = False, str(exc)
+            report.ok, report.error = False, describe_failure(name, self.kinds.get(name), exc)
             self._record(name, report, error=exc)
         except Exception as exc:  # a bug: keep the daemon alive, count it as a failure
             log.exception("sync_crashed", connector=name)
-            report.ok, report.error = False, f"{name}: internal error ({type(exc).__name__})"
+            report.ok, report.error = False, describe_failure(name, self.kinds.get(name), exc)
             self._record(name, report, error=exc)
         finally:
             report.seconds = time.monotonic() - clock_start
@@ -208,11 +207,10 @@ class SyncRunner:
             if error is None:
                 events = health.record_success(session, name, now)
             else:
-                message = str(error) if isinstance(error, ConnectorError) else report.error or ""
                 events = health.record_failure(
                     session,
                     name,
-                    message,
+                    report.error or describe_failure(name, self.kinds.get(name), error),
                     now,
                     fatal=isinstance(error, FatalConnectorError),
                     threshold=self.failure_threshold,

@@ -12,8 +12,8 @@ from taskplanner.domain import snapshots as sn
 from taskplanner.pipeline import Pipeline
 from taskplanner.store import models as m
 from taskplanner.store.database import transaction
+from tests.ats_env import MIRROR_TABLES, clear_database
 from tests.factories import application, candidate, job, schedule, stage_owner_rules
-from tests.greenhouse_env import MIRROR_TABLES, clear_database
 from tests.taskflow import history, tasks
 
 

@@ -27,6 +27,7 @@ from taskplanner.config import (
     parse_duration,
     resolve_config_path,
 )
+from taskplanner.providers import ATS_TYPES, PROVIDERS, available_types
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "config.example.toml"
@@ -357,6 +358,25 @@ def test_broken_config_exits_2_with_one_line_naming_key_and_file(
     assert lines[0].startswith(expected), lines[0]
     assert lines[0].endswith(f"({path})")
     assert_no_secret(result.stderr)
+
+
+@pytest.mark.parametrize("ats", [t for t in ATS_TYPES if not PROVIDERS[t].connector_available])
+def test_an_ats_whose_connector_is_not_in_this_version_exits_2_with_one_line(
+    broken_dir: Path, ats: str
+) -> None:
+    path = broken_dir / "future.toml"
+    greenhouse = 'type = "greenhouse"\n'
+    greenhouse_off = VALID.replace(greenhouse, greenhouse + "enabled = false\n")
+    table = f'[connectors.ats]\ntype = "{ats}"\napi_key_env = "GREENHOUSE_CLIENT_ID"\n'
+    path.write_text(greenhouse_off + table)
+
+    result = run_cli("config", "check", "--config", str(path))
+
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"connectors.ats.type: the {PROVIDERS[ats].display_name} connector is not available in "
+        f"this version of taskplanner (available: {', '.join(available_types(ats=True))}) ({path})"
+    ]
 
 
 def test_broken_config_from_installed_command_prints_one_line(broken_dir: Path) -> None:

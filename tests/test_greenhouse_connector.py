@@ -587,6 +587,38 @@ def test_from_config_reads_urls_user_and_secrets(
     connector.close()
 
 
+def test_links_lead_to_the_configured_greenhouse_host(
+    fake: FakeGreenhouse, org: SeededOrganisation
+) -> None:
+    cfg = GreenhouseConfig(
+        type="greenhouse",
+        base_url=fake.base_url,
+        auth_url=fake.auth_url,
+        client_id_env="GH_ID",
+        client_secret_env="GH_SECRET",
+        app_url="https://app.eu.greenhouse.io/",
+    )
+    cfg.set_secret("client_id", fake.client_id)
+    cfg.set_secret("client_secret", fake.client_secret)
+    connector = GreenhouseConnector.from_config("gh", cfg)
+    try:
+        pages = run_poll(connector, full=True)
+    finally:
+        connector.close()
+
+    job_id, application_id = org.job_ids[0], org.application_ids[0]
+    candidate_id = fake.record("applications", application_id)["candidate_id"]
+    application = by_id(pages, ApplicationSnapshot)[str(application_id)]
+    assert by_id(pages, JobSnapshot)[str(job_id)].url == (
+        f"https://app.eu.greenhouse.io/sdash/{job_id}"
+    )
+    assert application.url == (
+        f"https://app.eu.greenhouse.io/people/{candidate_id}?application_id={application_id}"
+    )
+    assert application.candidate is not None
+    assert application.candidate.url == f"https://app.eu.greenhouse.io/people/{candidate_id}"
+
+
 # ---------------------------------------------------------------------------- webhooks
 
 

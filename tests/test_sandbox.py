@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from taskplanner.daemon import DaemonError
+from taskplanner.providers import ATS_TYPES, sandbox_types
 from taskplanner.sandbox.fake_greenhouse import (
     DEFAULT_CLIENT_ID,
     DEFAULT_CLIENT_SECRET,
@@ -35,11 +36,13 @@ def all_tasks(url: str) -> list[dict[str, object]]:
     return tasks
 
 
+@pytest.mark.parametrize("ats", sandbox_types())
 def test_sandbox_shows_tasks_appearing_and_closing_by_themselves_then_stops_on_sigterm(
-    tmp_path: Path,
+    tmp_path: Path, ats: str
 ) -> None:
     port = free_port()
     args = ["sandbox", "--seed", "1", "--port", str(port), "--db", str(tmp_path / "sandbox.db")]
+    args += ["--ats", ats]
     with daemon_process(args, port=port, workdir=tmp_path, name="sandbox") as sandbox:
         sandbox.wait_until_serving(timeout=60)
         categories: set[object] = set()
@@ -67,6 +70,22 @@ def test_sandbox_shows_tasks_appearing_and_closing_by_themselves_then_stops_on_s
         assert time.monotonic() - asked < 10
     events = {e.get("event") for e in sandbox.events()}
     assert {"shutdown_requested", "daemon_stopped"} <= events
+
+
+@pytest.mark.parametrize("ats", [t for t in ATS_TYPES if t not in sandbox_types()])
+def test_the_sandbox_refuses_an_ats_it_cannot_run_in_one_line(tmp_path: Path, ats: str) -> None:
+    database = tmp_path / "sandbox.db"
+    refused = subprocess.run(
+        cli_command("sandbox", "--ats", ats, "--port", str(free_port()), "--db", str(database)),
+        cwd=tmp_path,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert refused.returncode == 2
+    assert refused.stderr.startswith(f"--ats {ats}: ") and refused.stderr.count("\n") == 1
+    assert "Traceback" not in refused.stderr and not database.exists()
 
 
 def test_the_sandbox_never_empties_a_database_it_did_not_make(tmp_path: Path) -> None:

@@ -12,8 +12,10 @@ so suites skip that scenario and the README's provider table can say why.
 
 from __future__ import annotations
 
+import random
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
@@ -31,6 +33,17 @@ STAGE_REMOVAL = "stage_removal"  # a stage can be removed from a job
 HIRING_TEAM_COORDINATOR = "hiring_team_coordinator"  # a job names its coordinator
 CANDIDATE_COORDINATOR = "candidate_coordinator"  # an application names its own coordinator
 HARD_DELETES = "hard_deletes"  # applications/candidates can be deleted outright
+CAPABILITIES = frozenset(
+    {
+        INTERVIEWER_RSVP,
+        JOB_PUBLISHING,
+        PER_JOB_STAGES,
+        STAGE_REMOVAL,
+        HIRING_TEAM_COORDINATOR,
+        CANDIDATE_COORDINATOR,
+        HARD_DELETES,
+    }
+)
 
 # The stages a job gets unless told otherwise: (stage name, interview kinds in it).
 DEFAULT_STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -48,6 +61,18 @@ class NotSupportedByProvider(NotImplementedError):  # noqa: N818 - reads as what
 
 class FakeATSError(Exception):
     """A driver asked the fake organisation for something that does not exist."""
+
+
+@dataclass(frozen=True)
+class ConnectorSettings:
+    """How a connector reaches a fake: its ``[connectors.<name>]`` table (``type`` included)
+    and the environment its ``*_env`` keys name (credentials, the webhook secret).
+
+    The sandbox passes both to ``parse_config``; test suites build the same configuration.
+    """
+
+    table: dict[str, Any]
+    environ: dict[str, str]
 
 
 @runtime_checkable
@@ -68,6 +93,8 @@ class FakeATS(Protocol[Id]):
     Every change bumps the records' provider timestamps and, when a webhook target is set,
     sends the signed webhook the provider documents for it (synchronously unless the fake
     was made with ``async_webhooks=True``; then ``flush_webhooks()`` waits for them).
+    A fake can be made with no arguments (127.0.0.1, a free port): the sandbox and the
+    conformance suite (``tests/test_fake_ats.py``) make it that way.
     """
 
     provider: str  # "greenhouse" | "lever" | "ashby": the connector type it stands in for
@@ -82,6 +109,12 @@ class FakeATS(Protocol[Id]):
     @property
     def base_url(self) -> str:
         """The URL the connector's ``base_url`` points at."""
+        ...
+
+    def connector_settings(self, webhook_secret: str) -> ConnectorSettings:
+        """The connector table and environment that point a ``provider`` connector at this
+        fake; its webhooks are to be verified with ``webhook_secret`` (the same one
+        `configure_webhook` is later given)."""
         ...
 
     # -------------------------------------------------------------- credentials and faults
@@ -202,3 +235,70 @@ class FakeATS(Protocol[Id]):
     def cancel_interview(self, interview_id: Id) -> None: ...
     def submit_scorecard(self, interview_id: Id, user_id: Id) -> Id: ...
     def delete_scorecard(self, scorecard_id: Id) -> None: ...
+
+
+# ---------------------------------------------------------------------- a small organisation
+
+
+@dataclass
+class SeededOrganisation:
+    """Ids of what `seed_organisation` created, for tests and benchmarks to act on."""
+
+    coordinator_id: Any
+    recruiter_id: Any
+    interviewer_ids: list[Any]
+    job_ids: list[Any]
+    application_ids: list[Any] = field(default_factory=list)
+    candidate_ids: list[Any] = field(default_factory=list)
+    # application id -> its job, and the stage it was put in (unless moved since, still is in)
+    job_of: dict[Any, Any] = field(default_factory=dict)
+    stage_of: dict[Any, Any] = field(default_factory=dict)
+
+
+_FIRST_NAMES = ("Ada", "Grace", "Alan", "Edsger", "Barbara", "Ken", "Frances", "Donald", "Joan",
+                "Niklaus", "Radia", "Tim", "Margaret", "Dennis", "Hedy", "John")
+_LAST_NAMES = ("Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Thompson", "Allen", "Knuth",
+               "Clarke", "Wirth", "Perlman", "Lee", "Hamilton", "Ritchie", "Lamarr", "Backus")
+_JOB_NAMES = ("Backend Engineer", "Product Designer", "Data Scientist", "Site Reliability Engineer",
+              "Engineering Manager", "Recruiting Coordinator", "Développeur·se Frontend")
+
+
+def seed_organisation(
+    fake: FakeATS[Any],
+    *,
+    seed: int = 0,
+    jobs: int = 2,
+    applications_per_job: int = 3,
+    domain: str = "acme.example",
+) -> SeededOrganisation:
+    """A small, deterministic organisation: a coordinator, a recruiter, three interviewers,
+    ``jobs`` jobs with the default stages (published where the provider publishes jobs) and
+    applications spread over their stages (never straight into the last one, Offer)."""
+    rng = random.Random(seed)  # noqa: S311 - test data, not security
+    coordinator = fake.add_user(f"cora@{domain}", "Cora", "Coordinator", role="coordinator")
+    # Rick recruits and administers the account (Greenhouse: a site admin).
+    recruiter = fake.add_user(f"rick@{domain}", "Rick", "Recruiter", role="admin")
+    interviewers = [
+        fake.add_user(f"{first.lower()}@{domain}", first, "Interviewer", role="interviewer")
+        for first in ("Ivy", "Igor", "Ines")
+    ]
+    org = SeededOrganisation(coordinator, recruiter, interviewers, [])
+    for index in range(jobs):
+        name = _JOB_NAMES[(seed + index) % len(_JOB_NAMES)]
+        job_id = fake.create_job(name, recruiter_id=recruiter, coordinator_id=coordinator)
+        if JOB_PUBLISHING in fake.capabilities:
+            fake.publish_job(job_id)
+        org.job_ids.append(job_id)
+        stages = fake.stage_ids(job_id)
+        for _ in range(applications_per_job):
+            first, last = rng.choice(_FIRST_NAMES), rng.choice(_LAST_NAMES)
+            email = f"{first}.{last}.{rng.randrange(10_000)}@example.com".lower()
+            stage = stages[rng.randrange(len(stages) - 1)]
+            candidate_id, application_id = fake.add_candidate_application(
+                job_id, first, last, email, stage_id=stage
+            )
+            org.candidate_ids.append(candidate_id)
+            org.application_ids.append(application_id)
+            org.job_of[application_id] = job_id
+            org.stage_of[application_id] = stage
+    return org

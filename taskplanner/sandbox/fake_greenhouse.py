@@ -30,7 +30,6 @@ import itertools
 import json
 import math
 import queue
-import random
 import re
 import secrets
 import threading
@@ -46,6 +45,17 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 
+from taskplanner.sandbox.fake_ats import (
+    CAPABILITIES,
+    DEFAULT_STAGES,
+    ConnectorSettings,
+    FakeATSError,
+    PersonRole,
+    SeededOrganisation,
+    seed_organisation,
+)
+from taskplanner.sandbox.webhook_recorder import ReceivedRequest, WebhookRecorder
+
 Record = dict[str, Any]
 Clock = Callable[[], datetime]
 
@@ -55,14 +65,8 @@ MAX_IDS_PER_FILTER = 50  # "length <= 50" on every *_ids filter of the v3 refere
 MAX_PER_PAGE = 500
 DEFAULT_PER_PAGE = 100
 
-# Every plan has Application Review first and Offer last (v3 job_interview_stages docs).
-DEFAULT_STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("Application Review", ("Application Review",)),
-    ("Phone Screen", ("Recruiter Phone Screen",)),
-    ("Technical Interview", ("Technical Interview",)),
-    ("Onsite", ("Onsite Panel", "Hiring Manager Interview")),
-    ("Offer", ()),
-)
+# Every plan has Application Review first and Offer last (v3 job_interview_stages docs), as
+# fake_ats.DEFAULT_STAGES has it.
 
 _DATE, _IDS, _BOOL, _TEXT = "date", "ids", "bool", "text"
 _COMMON_FILTERS: dict[str, tuple[str, str]] = {
@@ -172,7 +176,7 @@ def sign(body: bytes, secret: str) -> str:
     return f"sha256 {digest}"
 
 
-class FakeGreenhouseError(Exception):
+class FakeGreenhouseError(FakeATSError):
     """A test asked the fake organisation for something that does not exist."""
 
 
@@ -294,7 +298,13 @@ class FakeGreenhouse:
     and the auth URL (``{base_url}/token``). Mutation methods bump ``updated_at`` and, when a
     webhook target is configured and ``webhooks_enabled`` is true, POST the matching signed webhook
     synchronously (set ``async_webhooks=True`` and call ``flush_webhooks()`` to decouple).
+    Implements `taskplanner.sandbox.fake_ats.FakeATS`.
     """
+
+    provider = "greenhouse"
+    # Greenhouse has all of them: RSVPs on /v3/interviewers, job posts, a plan per job,
+    # hiring-team coordinators, a coordinator per application, hard deletes.
+    capabilities = CAPABILITIES
 
     def __init__(
         self,
@@ -346,6 +356,8 @@ class FakeGreenhouse:
         self._ids = itertools.count(1001)
         self._tables: dict[str, dict[int, Record]] = {name: {} for name in RESOURCE_FILTERS}
         self._job_meta: dict[int, Record] = {}  # v1-only job fields the webhooks still carry
+        # application id -> its current application_stages row (so a move needs no scan)
+        self._current_stage: dict[int, int] = {}
         self._tokens: dict[str, _Token] = {}
         self._credential_generation = 0
         self._revoked = False
@@ -421,6 +433,26 @@ class FakeGreenhouse:
     def auth_url(self) -> str:
         """OAuth base URL (the connector appends ``/token``)."""
         return self.base_url
+
+    def connector_settings(self, webhook_secret: str) -> ConnectorSettings:
+        """A ``type = "greenhouse"`` connector table pointing at this fake, with its client
+        credentials (and ``webhook_secret``) in the environment its ``*_env`` keys name."""
+        return ConnectorSettings(
+            table={
+                "type": self.provider,
+                "base_url": self.base_url,
+                "auth_url": self.auth_url,
+                "app_url": self.app_url,
+                "client_id_env": "FAKE_GREENHOUSE_CLIENT_ID",
+                "client_secret_env": "FAKE_GREENHOUSE_CLIENT_SECRET",
+                "webhook_secret_env": "FAKE_GREENHOUSE_WEBHOOK_SECRET",
+            },
+            environ={
+                "FAKE_GREENHOUSE_CLIENT_ID": self.client_id,
+                "FAKE_GREENHOUSE_CLIENT_SECRET": self.client_secret,
+                "FAKE_GREENHOUSE_WEBHOOK_SECRET": webhook_secret,
+            },
+        )
 
     # ------------------------------------------------------------------ credentials & faults
 
@@ -613,9 +645,14 @@ class FakeGreenhouse:
         first_name: str,
         last_name: str,
         *,
+        role: PersonRole | None = None,
         site_admin: bool = False,
         employee_id: str | None = None,
     ) -> int:
+        """A Greenhouse user. Greenhouse has one account-wide role that matters to us, site
+        admin (``role="admin"`` or ``site_admin=True``); coordinators and recruiters are named
+        per job (hiring team) and per application, so other roles change nothing here."""
+        site_admin = site_admin or role == "admin"
         with self._lock:
             now = self._stamp()
             user_id = self._new_id()
@@ -919,9 +956,7 @@ class FakeGreenhouse:
             application = self._get("applications", application_id)
             now = self._stamp()
             # v3: job_interview_stage_id is null for applications in a terminal state.
-            for row in self._tables["application_stages"].values():
-                if row["application_id"] == application_id and row["current"]:
-                    self._touch(row, now=now, current=False, exited_at=now)
+            self._leave_stage(application_id, now)
             self._touch(application, now=now, status="hired", last_activity_at=now,
                         job_interview_stage_id=None, stage_id=None, stage_name=None)
             payload = self._hire_payload(application_id, now)
@@ -988,7 +1023,7 @@ class FakeGreenhouse:
     def schedule_interview(
         self,
         application_id: int,
-        job_interview_id: int,
+        interview_kind_id: int,
         interviewer_ids: Sequence[int],
         starts_at: datetime,
         ends_at: datetime,
@@ -1004,7 +1039,7 @@ class FakeGreenhouse:
         """
         with self._lock:
             application = self._get("applications", application_id)
-            kind = self._get("job_interviews", job_interview_id)
+            kind = self._get("job_interviews", interview_kind_id)
             if kind["job_id"] != application["job_id"]:
                 raise FakeGreenhouseError("the interview belongs to another job")
             now = self._stamp()
@@ -1013,7 +1048,7 @@ class FakeGreenhouse:
                 "id": interview_id,
                 "application_id": application_id,
                 "job_id": application["job_id"],
-                "job_interview_id": job_interview_id,
+                "job_interview_id": interview_kind_id,
                 "status": "scheduled",
                 "starts_at": iso_ms(starts_at),
                 "ends_at": iso_ms(ends_at),
@@ -1216,12 +1251,16 @@ class FakeGreenhouse:
         self._enter_stage(application, stage, now)
         return application_id
 
+    def _leave_stage(self, application_id: int, now: str) -> None:
+        row = self._tables["application_stages"].get(self._current_stage.pop(application_id, 0))
+        if row is not None and row["current"]:
+            self._touch(row, now=now, current=False, exited_at=now)
+
     def _enter_stage(self, application: Record, stage: Record, now: str) -> None:
         application_id = int(application["id"])
-        for row in self._tables["application_stages"].values():
-            if row["application_id"] == application_id and row["current"]:
-                self._touch(row, now=now, current=False, exited_at=now)
+        self._leave_stage(application_id, now)
         row_id = self._new_id()
+        self._current_stage[application_id] = row_id
         self._tables["application_stages"][row_id] = {
             "id": row_id,
             "application_id": application_id,
@@ -1289,6 +1328,7 @@ class FakeGreenhouse:
             for row in list(self._tables[resource].values()):
                 if row["application_id"] == application_id:
                     del self._tables[resource][int(row["id"])]
+        self._current_stage.pop(application_id, None)
         del self._tables["applications"][application_id]
 
     # ------------------------------------------------------------------ internals: webhook payloads
@@ -1732,111 +1772,18 @@ def _check(record_field: str, kind: str, name: str, value: str) -> Callable[[Rec
     return in_range
 
 
-@dataclass(frozen=True)
-class ReceivedRequest:
-    path: str
-    headers: dict[str, str]
-    body: bytes
-
-
-class WebhookRecorder:
-    """A loopback endpoint that stores every POST and answers ``status`` (200 by default).
-
-    Stands in for the daemon's webhook route when a test only needs the raw deliveries.
-    """
-
-    def __init__(self, status: int = 200) -> None:
-        self.status = status
-        self.received: list[ReceivedRequest] = []
-        recorder = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True
-
-            def do_POST(self) -> None:  # noqa: N802
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length)
-                recorder.received.append(
-                    ReceivedRequest(self.path, {k: v for k, v in self.headers.items()}, body)
-                )
-                self.send_response(recorder.status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-                """Quiet."""
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
-                                        daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}/webhooks/greenhouse"
-
-    def __enter__(self) -> WebhookRecorder:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=10)
-
-
-@dataclass
-class SeededOrganisation:
-    """Ids of what ``seed_organisation`` created, for tests and the sandbox to act on."""
-
-    coordinator_id: int
-    recruiter_id: int
-    interviewer_ids: list[int]
-    job_ids: list[int]
-    application_ids: list[int] = field(default_factory=list)
-    candidate_ids: list[int] = field(default_factory=list)
-
-
-_FIRST_NAMES = ("Ada", "Grace", "Alan", "Edsger", "Barbara", "Ken", "Frances", "Donald", "Joan",
-                "Niklaus", "Radia", "Tim", "Margaret", "Dennis", "Hedy", "John")
-_LAST_NAMES = ("Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Thompson", "Allen", "Knuth",
-               "Clarke", "Wirth", "Perlman", "Lee", "Hamilton", "Ritchie", "Lamarr", "Backus")
-_JOB_NAMES = ("Backend Engineer", "Product Designer", "Data Scientist", "Site Reliability Engineer",
-              "Engineering Manager", "Recruiting Coordinator", "Développeur·se Frontend")
-
-
-def seed_organisation(
-    fake: FakeGreenhouse,
-    *,
-    seed: int = 0,
-    jobs: int = 2,
-    applications_per_job: int = 3,
-    domain: str = "acme.example",
-) -> SeededOrganisation:
-    """A small, deterministic organisation: a coordinator, a recruiter, three interviewers,
-    ``jobs`` published jobs with the default plan and applications spread over their stages."""
-    rng = random.Random(seed)  # noqa: S311 - test data, not security
-    coordinator = fake.add_user(f"cora@{domain}", "Cora", "Coordinator")
-    recruiter = fake.add_user(f"rick@{domain}", "Rick", "Recruiter", site_admin=True)
-    interviewers = [
-        fake.add_user(f"{first.lower()}@{domain}", first, "Interviewer")
-        for first in ("Ivy", "Igor", "Ines")
-    ]
-    org = SeededOrganisation(coordinator, recruiter, interviewers, [])
-    for index in range(jobs):
-        name = _JOB_NAMES[(seed + index) % len(_JOB_NAMES)]
-        job_id = fake.create_job(name, recruiter_id=recruiter, coordinator_id=coordinator)
-        fake.publish_job(job_id)
-        org.job_ids.append(job_id)
-        stages = fake.stage_ids(job_id)
-        for _ in range(applications_per_job):
-            first, last = rng.choice(_FIRST_NAMES), rng.choice(_LAST_NAMES)
-            email = f"{first}.{last}.{rng.randrange(10_000)}@example.com".lower()
-            stage = stages[rng.randrange(len(stages) - 1)]  # never straight into Offer
-            candidate_id, application_id = fake.add_candidate_application(
-                job_id, first, last, email, stage_id=stage
-            )
-            org.candidate_ids.append(candidate_id)
-            org.application_ids.append(application_id)
-    return org
+__all__ = [
+    "DEFAULT_CLIENT_ID",
+    "DEFAULT_CLIENT_SECRET",
+    "DEFAULT_STAGES",
+    "FakeGreenhouse",
+    "FakeGreenhouseError",
+    "Fault",
+    "ReceivedRequest",
+    "SeededOrganisation",
+    "WebhookDelivery",
+    "WebhookRecorder",
+    "greenhouse_json",
+    "seed_organisation",
+    "sign",
+]

@@ -1,10 +1,11 @@
 """The sandbox's generated organisation and the changes it goes through on a timer.
 
-`SandboxOrganisation.build()` fills the fake Greenhouse and the fake Google Calendar before
-the daemon's first (baseline) sync; `changes()` then yields scripted and random changes —
-candidates moving, interviewers declining, scorecards due, a job left unpublished — so tasks
-of every kind appear and close by themselves. The same seed gives the same organisation and
-the same sequence of changes.
+`SandboxOrganisation.build()` fills a fake ATS (any `FakeATS`: Greenhouse by default) and the
+fake Google Calendar before the daemon's first (baseline) sync; `changes()` then yields scripted
+and random changes — candidates moving, interviewers declining, scorecards due, a job left
+unpublished — so tasks of every kind appear and close by themselves. The same seed gives the
+same organisation and the same sequence of changes. Answers to invitations always come from the
+calendar (every ATS has one behind it); what an ATS cannot do (its `capabilities`) is skipped.
 """
 
 from __future__ import annotations
@@ -14,9 +15,18 @@ import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+from taskplanner.providers import display_name
+from taskplanner.sandbox.fake_ats import (
+    JOB_PUBLISHING,
+    PER_JOB_STAGES,
+    FakeATS,
+    FakeATSError,
+    NotSupportedByProvider,
+    PersonRole,
+)
 from taskplanner.sandbox.fake_google_calendar import Attendee, FakeGoogleCalendar
-from taskplanner.sandbox.fake_greenhouse import FakeGreenhouse, FakeGreenhouseError
 
 DOMAIN = "acme.example"
 ROOMS = (
@@ -37,7 +47,7 @@ class Person:
     email: str
     first: str
     last: str
-    role: str  # as in [[people]]: admin | coordinator | recruiter | hiring_manager | interviewer
+    role: PersonRole  # as in [[people]]
 
     @property
     def name(self) -> str:
@@ -61,25 +71,25 @@ INTERVIEWERS = tuple(p.email for p in PEOPLE if p.role == "interviewer")
 
 @dataclass
 class Job:
-    id: int
+    id: Any  # the provider's own id (Greenhouse: an integer, Lever and Ashby: a UUID)
     name: str
     coordinator: str
 
 
 @dataclass
 class Application:
-    id: int
+    id: Any
     job: Job
     name: str
     email: str
     stage: str
     status: str = "active"  # active | rejected | hired
-    interviews: list[int] = field(default_factory=list)
+    interviews: list[Any] = field(default_factory=list)
 
 
 @dataclass
 class Interview:
-    id: int
+    id: Any
     application: Application
     event_id: str | None
     calendar: str
@@ -103,17 +113,17 @@ class SandboxOrganisation:
 
     def __init__(
         self,
-        greenhouse: FakeGreenhouse,
+        ats: FakeATS[Any],
         google: FakeGoogleCalendar,
         *,
         seed: int = 1,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        self.gh = greenhouse
+        self.ats = ats
         self.google = google
         self.rng = random.Random(seed)  # noqa: S311 - sandbox data, not security
         self.clock = clock
-        self.users: dict[str, int] = {}
+        self.users: dict[str, Any] = {}
         self.jobs: list[Job] = []
         self.applications: list[Application] = []
         self.interviews: list[Interview] = []
@@ -131,8 +141,8 @@ class SandboxOrganisation:
     def build(self) -> None:
         """The organisation as it is before taskplanner first looks (the baseline sync)."""
         for person in PEOPLE:
-            self.users[person.email] = self.gh.add_user(
-                person.email, person.first, person.last, site_admin=person.role == "admin"
+            self.users[person.email] = self.ats.add_user(
+                person.email, person.first, person.last, role=person.role
             )
         for calendar in self.calendars:
             self.google.add_calendar(calendar)
@@ -165,6 +175,8 @@ class SandboxOrganisation:
             scheduled[0], scheduled[1], scheduled[2], scheduled[3 % len(scheduled)]
         )
         state: dict[str, Interview] = {}
+        capabilities = self.ats.capabilities
+        provider = display_name(self.ats.provider)
 
         def past_interview() -> None:
             app = self._apply(second_job, "Onsite")
@@ -189,15 +201,18 @@ class SandboxOrganisation:
                      lambda: self._cancel(cancelled))
         yield Change(4, "the interviewer who declined is replaced",
                      lambda: self._replace_interviewer(declined, declined.interviewers[0]))
-        yield Change(3, f"a stage is added to {second_job.name}",
-                     lambda: self._add_stage(second_job, "Take-home Exercise"))
+        if PER_JOB_STAGES in capabilities:
+            yield Change(3, f"a stage is added to {second_job.name}",
+                         lambda: self._add_stage(second_job, "Take-home Exercise"))
         yield Change(3, "one interviewer submits the scorecard of the past onsite",
                      lambda: self._submit_scorecard(state["past"], 0))
         yield Change(3, "the room accepts again",
                      lambda: self._respond(room_declined, room_declined.room or "", "accepted"))
         yield Change(4, f"{cancelled.application.name} is rescheduled",
                      lambda: self._schedule_once(cancelled.application))
-        yield Change(3, f"{unpublished.name} is published", lambda: self._publish(unpublished))
+        if JOB_PUBLISHING in capabilities:
+            yield Change(3, f"{unpublished.name} is published",
+                         lambda: self._publish(unpublished))
         yield Change(3, f"{candidate_declined.application.name} accepts after all",
                      lambda: self._respond(candidate_declined,
                                            candidate_declined.application.email, "accepted"))
@@ -205,9 +220,10 @@ class SandboxOrganisation:
                      lambda: self._add_interview_kind(first_job, "Onsite", "Culture Add"))
         yield Change(5, "the other interviewer submits the scorecard",
                      lambda: self._submit_scorecard(state["past"], 1))
-        yield Change(20, "Greenhouse rejects taskplanner's credentials (revoked by an admin)",
-                     self.gh.revoke_credentials)
-        yield Change(20, "Greenhouse accepts the credentials again", self.gh.restore_credentials)
+        yield Change(20, f"{provider} rejects taskplanner's credentials (revoked by an admin)",
+                     self.ats.revoke_credentials)
+        yield Change(20, f"{provider} accepts the credentials again",
+                     self.ats.restore_credentials)
 
     def _random_change(self) -> Change:
         """One change picked at random (seeded) among what can happen to this organisation."""
@@ -279,13 +295,13 @@ class SandboxOrganisation:
     # ------------------------------------------------------------------ actions on the fakes
 
     def _create_job(self, name: str, coordinator: str, *, publish: bool) -> Job:
-        job_id = self.gh.create_job(
+        job_id = self.ats.create_job(
             name,
             recruiter_id=self.users[f"rick@{DOMAIN}"],
             coordinator_id=self.users[coordinator],
         )
-        if publish:
-            self.gh.publish_job(job_id)
+        if publish and JOB_PUBLISHING in self.ats.capabilities:
+            self.ats.publish_job(job_id)
         job = Job(job_id, name, coordinator)
         self.jobs.append(job)
         return job
@@ -296,14 +312,14 @@ class SandboxOrganisation:
         return free[0] if free else f"{_JOBS[0]} {len(self.jobs) + 1}"
 
     def _publish(self, job: Job) -> None:
-        self.gh.publish_job(job.id)
+        self.ats.publish_job(job.id)
 
     def _apply(self, job: Job, stage: str) -> Application:
         first, last = self.rng.choice(_FIRST), self.rng.choice(_LAST)
         self._candidates += 1
         email = f"{first}.{last}.{self._candidates}@example.com".lower()
-        _, application_id = self.gh.add_candidate_application(
-            job.id, first, last, email, stage_id=self.gh.stage_id(job.id, stage)
+        _, application_id = self.ats.add_candidate_application(
+            job.id, first, last, email, stage_id=self.ats.stage_id(job.id, stage)
         )
         app = Application(application_id, job, f"{first} {last}", email, stage)
         self.applications.append(app)
@@ -314,11 +330,11 @@ class SandboxOrganisation:
             return
         if stage == app.stage:
             return
-        self.gh.move_application(app.id, self.gh.stage_id(app.job.id, stage))
+        self.ats.move_application(app.id, self.ats.stage_id(app.job.id, stage))
         app.stage = stage
 
     def _reject(self, app: Application) -> None:
-        self.gh.reject_application(app.id)
+        self.ats.reject_application(app.id)
         app.status = "rejected"
         for interview in self.interviews:
             if interview.application is app and not interview.cancelled:
@@ -371,9 +387,9 @@ class SandboxOrganisation:
                 attendees=attendees,
                 organizer=calendar,
             )
-        interview_id = self.gh.schedule_interview(
+        interview_id = self.ats.schedule_interview(
             app.id,
-            self.gh.interview_kind_id(app.job.id, app.stage),
+            self.ats.interview_kind_id(app.job.id, app.stage),
             [self.users[email] for email in panel],
             starts,
             ends,
@@ -395,8 +411,10 @@ class SandboxOrganisation:
             return
         spare = [e for e in INTERVIEWERS if e not in interview.interviewers]
         joining = spare[0] if spare else leaving
-        self.gh.remove_interviewer(interview.id, self.users[leaving])
-        self.gh.add_interviewer(interview.id, self.users[joining])
+        # An ATS that keeps no panel of its own (the calendar is the panel) skips this part.
+        with contextlib.suppress(NotSupportedByProvider):
+            self.ats.remove_interviewer(interview.id, self.users[leaving])
+            self.ats.add_interviewer(interview.id, self.users[joining])
         interview.interviewers = [e for e in interview.interviewers if e != leaving] + [joining]
         if interview.event_id:
             self.google.remove_attendee(interview.calendar, interview.event_id, leaving)
@@ -418,20 +436,20 @@ class SandboxOrganisation:
         if interview.cancelled:
             return
         interview.cancelled = True
-        with contextlib.suppress(FakeGreenhouseError):  # already gone with its application
-            self.gh.cancel_interview(interview.id)
+        with contextlib.suppress(FakeATSError):  # already gone with its application
+            self.ats.cancel_interview(interview.id)
         if interview.event_id:
             self.google.delete_event(interview.calendar, interview.event_id)
 
     def _submit_scorecard(self, interview: Interview, which: int) -> None:
         if which < len(interview.interviewers):
-            self.gh.submit_scorecard(interview.id, self.users[interview.interviewers[which]])
+            self.ats.submit_scorecard(interview.id, self.users[interview.interviewers[which]])
 
     def _add_stage(self, job: Job, name: str) -> None:
-        self.gh.add_stage(job.id, name, ("Take-home Review",))
+        self.ats.add_stage(job.id, name, ("Take-home Review",))
 
     def _add_interview_kind(self, job: Job, stage: str, name: str) -> None:
-        self.gh.add_interview_kind(self.gh.stage_id(job.id, stage), name)
+        self.ats.add_interview_kind(self.ats.stage_id(job.id, stage), name)
 
     def _who(self, email: str) -> str:
         for person in PEOPLE:

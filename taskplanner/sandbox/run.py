@@ -1,9 +1,9 @@
 """``taskplanner sandbox``: the real daemon on a generated organisation, served by loopback fakes.
 
-Starts the fake Greenhouse and the fake Google Calendar, fills them (`SandboxOrganisation`),
-builds the configuration in Python (secrets included, no environment needed) and runs the
-daemon. After the first Greenhouse sync — the baseline, which opens no tasks — the fake
-starts sending signed webhooks and the organisation changes on a timer.
+Starts a fake ATS (``--ats``, Greenhouse by default, as the provider registry finds it) and the
+fake Google Calendar, fills them (`SandboxOrganisation`), builds the configuration in Python
+(secrets included, no environment needed) and runs the daemon. After the first ATS sync — the
+baseline — the fake starts sending signed webhooks and the organisation changes on a timer.
 """
 
 from __future__ import annotations
@@ -20,12 +20,9 @@ import structlog
 
 from taskplanner.config import Config, parse_config
 from taskplanner.daemon import Daemon, DaemonError, DaemonOptions, SqliteLock, run_daemon
+from taskplanner.providers import ATS_TYPES, PROVIDERS
+from taskplanner.sandbox.fake_ats import ConnectorSettings, FakeATS
 from taskplanner.sandbox.fake_google_calendar import FakeGoogleCalendar
-from taskplanner.sandbox.fake_greenhouse import (
-    DEFAULT_CLIENT_ID,
-    DEFAULT_CLIENT_SECRET,
-    FakeGreenhouse,
-)
 from taskplanner.sandbox.organisation import PEOPLE, SCHEDULING_STAGES, SandboxOrganisation
 from taskplanner.store.database import transaction
 from taskplanner.sync import last_success
@@ -35,12 +32,7 @@ log = structlog.get_logger("taskplanner.sandbox")
 # SQLite's header field for "which application made this file": "TPSB".
 SANDBOX_APPLICATION_ID = 0x54505342
 WEBHOOK_SECRET = "sandbox-webhook-secret"  # noqa: S105 - a loopback fake's fixed secret
-# The sandbox's "environment": what the *_env keys below name.
-SANDBOX_ENVIRONMENT = {
-    "SANDBOX_GREENHOUSE_CLIENT_ID": DEFAULT_CLIENT_ID,
-    "SANDBOX_GREENHOUSE_CLIENT_SECRET": DEFAULT_CLIENT_SECRET,
-    "SANDBOX_GREENHOUSE_WEBHOOK_SECRET": WEBHOOK_SECRET,
-}
+DEFAULT_ATS = ATS_TYPES[0]
 # Seconds instead of minutes, so a newcomer sees the whole life of a task in a minute.
 SANDBOX_OPTIONS = DaemonOptions(
     sync_tick=1.0,
@@ -52,7 +44,7 @@ SANDBOX_OPTIONS = DaemonOptions(
 
 def sandbox_config(
     *,
-    greenhouse: FakeGreenhouse,
+    ats: ConnectorSettings,
     google: FakeGoogleCalendar,
     google_key: Path,
     calendars: list[str],
@@ -60,7 +52,10 @@ def sandbox_config(
     port: int,
     seed: int,
 ) -> Config:
-    """The sandbox organisation's configuration, as a TOML file would say it."""
+    """The sandbox organisation's configuration, as a TOML file would say it; the ATS
+    connector is named after its type (``[connectors.greenhouse]``), its secrets are the
+    sandbox's whole "environment"."""
+    ats_name = str(ats.table["type"])
     data: dict[str, Any] = {
         "organisation": {
             "name": f"Acme Sandbox (seed {seed})",
@@ -81,15 +76,7 @@ def sandbox_config(
             {"email": p.email, "name": p.name, "role": p.role} for p in PEOPLE
         ],
         "connectors": {
-            "greenhouse": {
-                "type": "greenhouse",
-                "base_url": greenhouse.base_url,
-                "auth_url": greenhouse.auth_url,
-                "client_id_env": "SANDBOX_GREENHOUSE_CLIENT_ID",
-                "client_secret_env": "SANDBOX_GREENHOUSE_CLIENT_SECRET",
-                "webhook_secret_env": "SANDBOX_GREENHOUSE_WEBHOOK_SECRET",
-                "poll_interval": "3s",
-            },
+            ats_name: {**ats.table, "poll_interval": "3s"},
             "google": {
                 "type": "google_calendar",
                 "credentials_file": str(google_key),
@@ -100,7 +87,7 @@ def sandbox_config(
             },
         },
     }
-    return parse_config(data, environ=SANDBOX_ENVIRONMENT)
+    return parse_config(data, environ=ats.environ)
 
 
 def prepare_database(path: Path) -> None:
@@ -139,9 +126,12 @@ def _application_id(path: Path) -> int | None:
 class Timeline:
     """Waits for the baseline sync, turns webhooks on, then applies the changes on a timer."""
 
-    def __init__(self, organisation: SandboxOrganisation, greenhouse: FakeGreenhouse) -> None:
+    def __init__(
+        self, organisation: SandboxOrganisation, ats: FakeATS[Any], connector: str
+    ) -> None:
         self.organisation = organisation
-        self.greenhouse = greenhouse
+        self.ats = ats
+        self.connector = connector
         self.stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -159,8 +149,9 @@ class Timeline:
     def _run(self, daemon: Daemon) -> None:
         if not self._wait_for_baseline(daemon):
             return
-        self.greenhouse.configure_webhook(f"{daemon.url}/webhooks/greenhouse", WEBHOOK_SECRET)
-        log.info("sandbox_baseline_synced", webhooks=f"{daemon.url}/webhooks/greenhouse")
+        webhooks = f"{daemon.url}/webhooks/{self.connector}"
+        self.ats.configure_webhook(webhooks, WEBHOOK_SECRET)
+        log.info("sandbox_baseline_synced", webhooks=webhooks)
         for change in self.organisation.changes():
             if self.stopping.wait(change.after) or daemon.stopping.is_set():
                 return
@@ -177,11 +168,22 @@ class Timeline:
                 return False
             try:
                 with transaction(daemon.runtime.db, read_only=True) as session:
-                    if last_success(session, "greenhouse") is not None:
+                    if last_success(session, self.connector) is not None:
                         return True
             except Exception:  # noqa: BLE001, S112 - the database is being created; try again
                 continue
         return False
+
+
+def sandbox_unavailable(ats: str) -> str | None:
+    """Why ``--ats ats`` cannot run here (one line), or None when it can."""
+    provider = PROVIDERS.get(ats)
+    if provider is None or not provider.is_ats:
+        return f"--ats: unknown ATS {ats!r} (one of: {', '.join(ATS_TYPES)})"
+    reason = provider.unavailable_reason()
+    if reason is None and not provider.fake_available:
+        reason = f"there is no fake {provider.display_name} in this version of taskplanner"
+    return f"--ats {ats}: {reason}" if reason else None
 
 
 def run_sandbox(
@@ -189,19 +191,25 @@ def run_sandbox(
     seed: int = 1,
     port: int = 8080,
     db_path: Path = Path("taskplanner-sandbox.db"),
+    ats: str = DEFAULT_ATS,
     options: DaemonOptions = SANDBOX_OPTIONS,
 ) -> int:
-    """Run until SIGTERM/SIGINT; the exit code. Raises DaemonError when it cannot start."""
-    greenhouse = FakeGreenhouse(async_webhooks=True).start()
+    """Run until SIGTERM/SIGINT; the exit code. Raises DaemonError when it cannot start
+    (`sandbox_unavailable` says beforehand whether ``ats`` can run)."""
+    unavailable = sandbox_unavailable(ats)
+    if unavailable is not None:
+        raise DaemonError(unavailable)
+    provider = PROVIDERS[ats]
+    fake: FakeATS[Any] = provider.fake_class()(async_webhooks=True).start()
     google = FakeGoogleCalendar().start()
     timeline: Timeline | None = None
     try:
         with tempfile.TemporaryDirectory(prefix="taskplanner-sandbox-") as keys:
             google_key = google.write_service_account_key(Path(keys) / "google-key.json")
-            organisation = SandboxOrganisation(greenhouse, google, seed=seed)
+            organisation = SandboxOrganisation(fake, google, seed=seed)
             organisation.build()
             config = sandbox_config(
-                greenhouse=greenhouse,
+                ats=fake.connector_settings(WEBHOOK_SECRET),
                 google=google,
                 google_key=google_key,
                 calendars=organisation.calendars,
@@ -210,13 +218,14 @@ def run_sandbox(
                 seed=seed,
             )
             prepare_database(db_path)
-            timeline = Timeline(organisation, greenhouse)
+            timeline = Timeline(organisation, fake, ats)
 
             def started(daemon: Daemon) -> None:
                 assert timeline is not None  # noqa: S101 - set just above
                 print(  # noqa: T201 - the one line a newcomer needs
                     f"taskplanner sandbox (seed {seed}): open {daemon.url}  "
-                    f"(fake Greenhouse {greenhouse.base_url}, fake Google Calendar {google.url}; "
+                    f"(fake {provider.display_name} {fake.base_url}, "
+                    f"fake Google Calendar {google.url}; "
                     "Ctrl-C to stop)",
                     flush=True,
                 )
@@ -226,5 +235,5 @@ def run_sandbox(
     finally:
         if timeline is not None:
             timeline.stop()
-        greenhouse.stop()
+        fake.stop()
         google.stop()
