@@ -94,7 +94,8 @@ class Google:
     """An ``HttpMockSequence`` fed one scripted answer per request; ``sent`` reads it back."""
 
     def __init__(self) -> None:
-        self.http = HttpMockSequence([])
+        self.answers: list[tuple[dict[str, str], str]] = []  # HttpMockSequence pops from it
+        self.http = HttpMockSequence(self.answers)
         self._tokens = iter(f"ya29.token-{n}" for n in range(1, 100))
 
     def token(self, expires_in: int = 3599) -> None:
@@ -103,10 +104,10 @@ class Google:
             "expires_in": expires_in,
             "token_type": "Bearer",
         }
-        self.http._iterable.append(({"status": "200"}, json.dumps(body)))
+        self.answers.append(({"status": "200"}, json.dumps(body)))
 
     def events(self, status: int = 200, **body: Any) -> None:
-        self.http._iterable.append(({"status": str(status)}, json.dumps(body)))
+        self.answers.append(({"status": str(status)}, json.dumps(body)))
 
     @property
     def sent(self) -> list[Sent]:
@@ -127,7 +128,7 @@ class Google:
         return requests
 
     def unanswered(self) -> int:
-        return len(self.http._iterable)
+        return len(self.answers)
 
 
 @pytest.fixture(scope="module")
