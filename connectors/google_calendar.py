@@ -158,7 +158,12 @@ class GoogleCalendarConnector:
         timeout: float = 30.0,
         policy: RetryPolicy | None = None,
         clock: Clock = system_clock,
+        http_factory: Callable[[], httplib2.Http] | None = None,
     ) -> None:
+        """``http_factory`` makes each worker thread's httplib2 connection (token grants and
+        API calls both go through it); default ``httplib2.Http(timeout=timeout)``. Tests pass
+        ``googleapiclient.http.HttpMockSequence``; what a factory makes, its caller closes.
+        """
         if credentials_file is None and credentials_info is None:
             raise ValueError("credentials_file or credentials_info is required")
         self.name = name
@@ -180,6 +185,7 @@ class GoogleCalendarConnector:
         self._base_credentials: service_account.Credentials | None = None
         self._subject_lock = threading.Lock()
         self._subjects: dict[str, tuple[service_account.Credentials, threading.Lock]] = {}
+        self._http_factory = http_factory
         self._http_pools: list[httplib2.Http] = []  # every thread's, closed by close()
         self._throttle = _SubjectThrottle(per_user_rate, self.policy.sleep)
 
@@ -418,9 +424,12 @@ class GoogleCalendarConnector:
         # httplib2 is not thread-safe: one connection pool (and one service) per worker.
         local = self._local
         if local.http is None:
-            local.http = httplib2.Http(timeout=self.timeout)
-            with self._subject_lock:
-                self._http_pools.append(local.http)
+            if self._http_factory is not None:
+                local.http = self._http_factory()
+            else:
+                local.http = httplib2.Http(timeout=self.timeout)
+                with self._subject_lock:
+                    self._http_pools.append(local.http)
         return local.http
 
     def _service(self) -> Any:

@@ -23,6 +23,7 @@ import httpx
 import msal
 import requests
 import structlog
+from requests.adapters import BaseAdapter
 
 from connectors.base import (
     ConnectorError,
@@ -161,7 +162,12 @@ class MicrosoftCalendarConnector:
         policy: RetryPolicy | None = None,
         clock: Clock = system_clock,
         transport: httpx.BaseTransport | None = None,
+        identity_adapter: BaseAdapter | None = None,
     ) -> None:
+        """``transport`` carries the Graph calls (httpx); ``identity_adapter`` is mounted on the
+        requests session msal talks to the identity platform through (its ``http_client``).
+        Both default to the network; tests replace them to see the exact requests.
+        """
         self.name = name
         self.tenant_id = tenant_id
         self.calendars = list(dict.fromkeys(calendars))
@@ -175,6 +181,7 @@ class MicrosoftCalendarConnector:
         self._client_id = client_id
         self._client_secret = client_secret
         self._verify: str | bool = str(ca_file) if ca_file else True
+        self._identity_adapter = identity_adapter
         if transport is None and ca_file:
             transport = httpx.HTTPTransport(
                 verify=ssl.create_default_context(cafile=str(ca_file)),
@@ -437,6 +444,9 @@ class MicrosoftCalendarConnector:
             if self._session is not None:
                 self._session.close()
             self._session = _IdentitySession(self._verify, self.timeout)
+            if self._identity_adapter is not None:
+                self._session.mount("https://", self._identity_adapter)
+                self._session.mount("http://", self._identity_adapter)
             try:
                 self._app = msal.ConfidentialClientApplication(
                     self._client_id,
