@@ -185,6 +185,10 @@ def test_unknown_repeated_and_comma_joined_parameters_are_refused(
             assert answer.json()["code"] == "BadRequest"
     both = api.get("/opportunities", params={"stage_id": [a, b], "expand": ["stage", "owner"]})
     assert both.status_code == 200
+    # Free text may hold a comma: a location is one value, not two.
+    new_york = fake.create_job("Sales Lead", location="New York, NY")
+    located = api.get("/postings", params={"location": "New York, NY"}).json()["data"]
+    assert [p["id"] for p in located] == [new_york]
 
 
 def test_timestamp_windows_are_inclusive_milliseconds(fake: FakeLever, api: httpx.Client) -> None:

@@ -352,10 +352,12 @@ class _Params:
             raise _bad_request(f"{name} may be given only once")
         return values[0]
 
-    def many(self, *names: str) -> list[str]:
+    def many(self, *names: str, text: bool = False) -> list[str]:
+        """Every value of a repeatable parameter. Ids, enums and field names refuse commas
+        (the docs repeat the parameter instead); ``text`` values ("New York, NY") may hold one."""
         values = [v for name in names for v in self.raw.get(name, [])]
         for value in values:
-            if "," in value:
+            if "," in value and not text:
                 raise _bad_request(
                     f"{names[0]}: one value per parameter; repeat the parameter for more "
                     f"({names[0]}=a&{names[0]}=b), not {value!r}"
@@ -1944,13 +1946,13 @@ class FakeLever:
             checks: list[Callable[[Record], bool]] = []
             allowed = self._confidentiality(params)
             checks.append(lambda o: o["confidentiality"] in allowed)
-            if tags := params.many("tag"):
+            if tags := params.many("tag", text=True):
                 checks.append(lambda o: bool(set(tags) & set(o["tags"])))
             if (email := params.one("email")) is not None:
                 checks.append(lambda o: email.lower() in (e.lower() for e in o["emails"]))
             if origins := params.choices(ORIGINS, "origin"):
                 checks.append(lambda o: o["origin"] in origins)
-            if sources := params.many("source"):
+            if sources := params.many("source", text=True):
                 checks.append(lambda o: bool(set(sources) & set(o["sources"])))
             if stages := params.uuids("stage_id"):
                 checks.append(lambda o: o["stage"] in stages)
@@ -1975,7 +1977,7 @@ class FakeLever:
                 checks.append(lambda o: ((o["snoozedUntil"] or 0) > now) == snoozed)
             if contacts := params.uuids("contact_id"):
                 checks.append(lambda o: o["contact"] in contacts)
-            if locations := params.many("location"):
+            if locations := params.many("location", text=True):
                 checks.append(lambda o: (o["opportunityLocation"] or "unspecified") in locations)
             return [o for o in self._opportunities.values()
                     if "_deletedAt" not in o and all(check(o) for check in checks)]
@@ -2089,11 +2091,11 @@ class FakeLever:
                 checks.append(lambda p: p["state"] != "published"
                               or "public" in p["distributionChannels"])
             for name in ("team", "department", "commitment", "level"):
-                if wanted := params.many(name):
+                if wanted := params.many(name, text=True):
                     checks.append(functools.partial(_category_in, name=name, wanted=set(wanted)))
-            if locations := params.many("location"):
+            if locations := params.many("location", text=True):
                 checks.append(lambda p: bool(set(locations) & set(p["categories"]["allLocations"])))
-            if tags := params.many("tag"):
+            if tags := params.many("tag", text=True):
                 checks.append(lambda p: bool(set(tags) & set(p["tags"])))
             checks.extend(_window(params, "updated_at", lambda p: p["updatedAt"]))
             return [p for p in self._postings.values() if all(check(p) for check in checks)]
