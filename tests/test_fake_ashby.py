@@ -211,6 +211,11 @@ def test_only_published_postings_are_listed(fake: FakeAshby, org: SeededOrganisa
     fake.unpublish_job(org.job_ids[0])
     postings = ok(fake, "jobPosting.list")["results"]
     assert [p["jobId"] for p in postings] == [org.job_ids[1]]
+    job = ok(fake, "job.info", {"id": org.job_ids[0]})["results"]
+    assert job["jobPostingIds"] == []
+    job = ok(fake, "job.info", {"id": org.job_ids[0],
+                                "includeUnpublishedJobPostingsIds": True})["results"]
+    assert len(job["jobPostingIds"]) == 1
     assert error_code(call(fake, "jobPosting.list", {"syncToken": "x"})) == "invalid_input"
 
 
@@ -336,6 +341,9 @@ def test_expired_or_undecodable_sync_tokens_are_refused(fake: FakeAshby,
     assert (expired.status_code, error_code(expired)) == (200, "sync_token_expired")
     _, fresh = list_all(fake, "application.list")  # the full resync the guide asks for
     assert ok(fake, "application.list", {"syncToken": fresh})["results"] == []
+    fake.invalidate_sync_tokens()
+    assert error_code(call(fake, "application.list", {"syncToken": fresh})) == (
+        "sync_token_invalid")
 
 
 def test_sync_tokens_and_cursors_can_expire_with_time() -> None:
@@ -363,6 +371,10 @@ def test_expired_or_foreign_cursors_mean_restart_the_listing(fake: FakeAshby,
     fake.expire_cursors()
     assert error_code(call(fake, "application.list", {"cursor": cursor})) == (
         "next_cursor_expired")
+    fresh = ok(fake, "application.list", {"limit": 2})["nextCursor"]
+    fake.invalidate_cursors()
+    assert error_code(call(fake, "application.list", {"cursor": fresh})) == (
+        "invalid_next_cursor")
     restarted, token = list_all(fake, "application.list")
     assert len(restarted) == 6 and token
 

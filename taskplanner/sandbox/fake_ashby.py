@@ -379,6 +379,7 @@ _EXPANDS = {
     "jobPosting.info": frozenset({"job"}),
 }
 _APPLICATION_STATUSES = ("Hired", "Archived", "Active", "Lead")
+UNPUBLISHED_POSTINGS = "includeUnpublishedJobPostingsIds"  # carried like an expansion
 _JOB_STATUS_VALUES = ("Draft", "Open", "Closed", "Archived")
 # A small feedback form (the shape of applicationFeedback.list's documented example).
 FEEDBACK_FORM: Record = {"sections": [{"title": "Feedback", "fields": [
@@ -405,6 +406,14 @@ class FakeAshby:
     Changes bump ``updatedAt`` and, when a webhook target is set, POST the webhooks Ashby
     documents for them (synchronously unless ``async_webhooks=True``; then
     ``flush_webhooks()`` waits for them).
+
+    Switches: ``fail_next``/``throttle_next``/``slow_next``/``truncate_next``/
+    ``disconnect_next`` (transport), ``unsuccessful_next`` (HTTP 200, ``success: false``),
+    ``revoke_credentials``/``revoke_permission`` (403), ``expire_sync_tokens``/
+    ``invalidate_sync_tokens``/``expire_cursors``/``invalidate_cursors`` and
+    ``max_incremental_pages`` (the five pagination codes), ``enforce_rate_limit`` (429),
+    ``webhook_retries`` with ``retry_delay_scale`` (Ashby's retry schedule, sped up),
+    ``webhook_action_ids=False`` (payloads exactly as the OpenAPI schemas list them).
     """
 
     provider = "ashby"
@@ -463,7 +472,8 @@ class FakeAshby:
 
         self._lock = threading.RLock()
         self._rng = random.Random(seed)  # noqa: S311 - ids for test data, not security
-        self._token_key = secrets.token_bytes(16)
+        # Sync tokens and cursors are signed; a new key makes every issued one undecodable.
+        self._keys = {"sync": secrets.token_bytes(16), "cursor": secrets.token_bytes(16)}
         self._last_stamp: datetime | None = None
         self._seq = 0
         self._order = itertools.count(1)
@@ -609,6 +619,16 @@ class FakeAshby:
         """Every cursor issued so far answers ``next_cursor_expired``."""
         with self._lock:
             self._cursor_generation += 1
+
+    def invalidate_sync_tokens(self) -> None:
+        """Every syncToken issued so far can no longer be decoded: ``sync_token_invalid``."""
+        with self._lock:
+            self._keys["sync"] = secrets.token_bytes(16)
+
+    def invalidate_cursors(self) -> None:
+        """Every cursor issued so far can no longer be decoded: ``invalid_next_cursor``."""
+        with self._lock:
+            self._keys["cursor"] = secrets.token_bytes(16)
 
     @property
     def pending_faults(self) -> int:
@@ -1466,6 +1486,9 @@ class FakeAshby:
 
     def _job_public(self, job: Record, expand: frozenset[str] = frozenset()) -> Record:
         public = self._visible(job)
+        if UNPUBLISHED_POSTINGS not in expand:
+            public["jobPostingIds"] = [p for p in job["jobPostingIds"]
+                                       if self._tables["postings"][p]["_published"]]
         public["hiringTeam"] = [self._member_public(m) for m in job["_team"]]
         author = self._tables["users"].get(str(job.get("_author")))
         if author is not None:
@@ -1666,6 +1689,8 @@ class FakeAshby:
         _check_params(body, listing.params | {"cursor", "limit", "syncToken"})
         limit = _limit(body)
         expand = _expand(endpoint, body)
+        if _optional_bool(body, "includeUnpublishedJobPostingsIds"):
+            expand |= {UNPUBLISHED_POSTINGS}
         predicate = self._predicate(endpoint, body)
         filters = _filter_key(body)
         token = _optional_str(body, "syncToken")
@@ -1729,7 +1754,6 @@ class FakeAshby:
                                                          for s in statuses):
                 raise _ApiError("invalid_input", f"status must be a list of {_JOB_STATUS_VALUES}")
             checks.append(lambda r: r["status"] in statuses)
-            _optional_bool(body, "includeUnpublishedJobPostingsIds")
             for name, stamp, compare in (("openedAfter", "openedAt", 1),
                                          ("openedBefore", "openedAt", -1),
                                          ("closedAfter", "closedAt", 1),
@@ -1768,14 +1792,14 @@ class FakeAshby:
 
     def _encode(self, kind: str, state: Mapping[str, Any]) -> str:
         raw = json.dumps(state, separators=(",", ":"), sort_keys=True).encode()
-        mac = hmac.new(self._token_key, kind.encode() + raw, hashlib.sha256).digest()[:12]
+        mac = hmac.new(self._keys[kind], raw, hashlib.sha256).digest()[:12]
         return base64.urlsafe_b64encode(raw + mac).decode().rstrip("=")
 
     def _decode(self, kind: str, value: str) -> Record | None:
         try:
             data = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
             raw, mac = data[:-12], data[-12:]
-            expected = hmac.new(self._token_key, kind.encode() + raw, hashlib.sha256).digest()
+            expected = hmac.new(self._keys[kind], raw, hashlib.sha256).digest()
             if len(data) <= 12 or not hmac.compare_digest(mac, expected[:12]):
                 return None
             state = json.loads(raw)
@@ -1842,8 +1866,9 @@ class FakeAshby:
 
     def _job_info(self, body: Record) -> Record:
         _check_params(body, frozenset({"id", "includeUnpublishedJobPostingsIds", "expand"}))
-        _optional_bool(body, "includeUnpublishedJobPostingsIds")
         expand = _expand("job.info", body)
+        if _optional_bool(body, "includeUnpublishedJobPostingsIds"):
+            expand |= {UNPUBLISHED_POSTINGS}
         job = self._find("jobs", _optional_str(body, "id"), "job_not_found", "Job")
         return {"success": True, "results": self._public("jobs", job, expand)}
 
