@@ -1102,7 +1102,9 @@ class FakeAshby:
             archived = self._get("stages", self.system_stage_id(str(application["_job"]),
                                                                 "Archived"))
             now = self._stamp()
-            self._touch(application, now=now, _before_archive=application["_stage"],
+            before = (application.get("_before_archive") if application["status"] == "Archived"
+                      else application["_stage"])
+            self._touch(application, now=now, _before_archive=before,
                         archiveReason={"id": self._archive_reason_id, **ARCHIVE_REASON,
                                        "customFields": []},
                         archivedAt=now)
