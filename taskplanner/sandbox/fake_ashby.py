@@ -101,6 +101,7 @@ from taskplanner.sandbox.fake_ats import (
     JOB_PUBLISHING,
     PER_JOB_STAGES,
     STAGE_REMOVAL,
+    ConnectorSettings,
     FakeATSError,
     NotSupportedByProvider,
     PersonRole,
@@ -558,6 +559,22 @@ class FakeAshby:
     def base_url(self) -> str:
         """Stands in for ``https://api.ashbyhq.com`` (the connector appends ``/<endpoint>``)."""
         return f"http://{self.host}:{self.port}"
+
+    def connector_settings(self, webhook_secret: str) -> ConnectorSettings:
+        """A ``type = "ashby"`` connector table pointing at this fake, with the API key (and
+        ``webhook_secret``) in the environment its ``*_env`` keys name."""
+        return ConnectorSettings(
+            table={
+                "type": self.provider,
+                "base_url": self.base_url,
+                "api_key_env": "FAKE_ASHBY_API_KEY",
+                "webhook_secret_env": "FAKE_ASHBY_WEBHOOK_SECRET",
+            },
+            environ={
+                "FAKE_ASHBY_API_KEY": self.api_key,
+                "FAKE_ASHBY_WEBHOOK_SECRET": webhook_secret,
+            },
+        )
 
     # ------------------------------------------------------------------ credentials & faults
 

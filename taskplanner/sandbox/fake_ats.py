@@ -32,7 +32,7 @@ PER_JOB_STAGES = "per_job_stages"  # each job has its own stages (Lever: account
 STAGE_REMOVAL = "stage_removal"  # a stage can be removed from a job
 HIRING_TEAM_COORDINATOR = "hiring_team_coordinator"  # a job names its coordinator
 CANDIDATE_COORDINATOR = "candidate_coordinator"  # an application names its own coordinator
-HARD_DELETES = "hard_deletes"  # applications/candidates can be deleted outright
+HARD_DELETES = "hard_deletes"  # candidates (with their applications) can be deleted outright
 CAPABILITIES = frozenset(
     {
         INTERVIEWER_RSVP,
@@ -285,7 +285,10 @@ def seed_organisation(
     org = SeededOrganisation(coordinator, recruiter, interviewers, [])
     for index in range(jobs):
         name = _JOB_NAMES[(seed + index) % len(_JOB_NAMES)]
-        job_id = fake.create_job(name, recruiter_id=recruiter, coordinator_id=coordinator)
+        named = HIRING_TEAM_COORDINATOR in fake.capabilities  # else the ATS cannot say
+        job_id = fake.create_job(
+            name, recruiter_id=recruiter, coordinator_id=coordinator if named else None
+        )
         if JOB_PUBLISHING in fake.capabilities:
             fake.publish_job(job_id)
         org.job_ids.append(job_id)

@@ -107,6 +107,7 @@ from taskplanner.sandbox.fake_ats import (
     DEFAULT_STAGES,
     HARD_DELETES,
     JOB_PUBLISHING,
+    ConnectorSettings,
     FakeATSError,
     NotSupportedByProvider,
     PersonRole,
@@ -641,6 +642,22 @@ class FakeLever:
     def base_url(self) -> str:
         """The API root, as ``https://api.lever.co/v1`` is for the real Lever."""
         return f"http://{self.host}:{self.port}{API_PREFIX}"
+
+    def connector_settings(self, webhook_secret: str) -> ConnectorSettings:
+        """A ``type = "lever"`` connector table pointing at this fake, with the API key (and
+        ``webhook_secret``) in the environment its ``*_env`` keys name."""
+        return ConnectorSettings(
+            table={
+                "type": self.provider,
+                "base_url": self.base_url,
+                "api_key_env": "FAKE_LEVER_API_KEY",
+                "webhook_secret_env": "FAKE_LEVER_WEBHOOK_SECRET",
+            },
+            environ={
+                "FAKE_LEVER_API_KEY": self.api_key,
+                "FAKE_LEVER_WEBHOOK_SECRET": webhook_secret,
+            },
+        )
 
     # ------------------------------------------------------------------ credentials and faults
 
