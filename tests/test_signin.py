@@ -16,6 +16,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from taskplanner.cli import describe_config
 from taskplanner.clock import FrozenClock
 from taskplanner.config import ConfigError, parse_config
 from taskplanner.runtime import Runtime
@@ -24,7 +25,7 @@ from taskplanner.web.auth import OIDC_CALLBACK_PATH, SESSION_COOKIE, SIGN_IN_COO
 from taskplanner.web.oidc import SignInRefused, email_from_claims
 from tests import factories as f
 from tests.oidc_provider import LoopbackIdentityProvider, Person
-from tests.webapp import TOKEN, make_runtime, seed_two_coordinators, serve
+from tests.webapp import TOKEN, make_config, make_runtime, seed_two_coordinators, serve
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 CHROMIUM = Path("/usr/bin/chromium")
@@ -473,6 +474,23 @@ def test_server_oidc_problems_name_the_key() -> None:
             _config(server, environ)
         assert error.value.key.startswith(key), str(error.value)
         assert "secret" not in error.value.problem.replace("client_secret_env", "")
+
+
+def test_config_check_says_how_people_sign_in() -> None:
+    with_provider = make_config(
+        "sqlite://",
+        oidc={
+            "issuer": "https://accounts.google.com",
+            "allowed_domains": ["acme.example"],
+            "client_id": "id",
+            "client_secret": "secret",
+        },
+    )
+    assert (
+        "page sign-in: identity provider https://accounts.google.com (domains: acme.example)"
+        in describe_config(with_provider)
+    )
+    assert "identity is self-asserted" in describe_config(make_config("sqlite://", tokens=[TOKEN]))
 
 
 @sqlite_only
