@@ -17,7 +17,7 @@ import json
 import re
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -92,8 +92,8 @@ def client_of(request: Request) -> str:
 
 @dataclass(frozen=True)
 class ApiToken:
-    secret: bytes
-    name: str | None  # recorded as who acted when a request names nobody
+    secret: bytes = field(repr=False)
+    name: str | None = None  # recorded as who acted when a request names nobody
 
 
 # A token's name: what history shows, so printable and short.
@@ -107,9 +107,9 @@ def parse_api_tokens(entries: list[str]) -> list[ApiToken]:
     """
     tokens = []
     for entry in entries:
-        name, separator, secret = entry.partition("=")
+        name, separator, secret = (part.strip() for part in entry.partition("="))
         if separator and TOKEN_NAME.fullmatch(name) and secret.strip("="):
-            tokens.append(ApiToken(secret.strip().encode("utf-8"), name))
+            tokens.append(ApiToken(secret.encode("utf-8"), name))
         else:
             tokens.append(ApiToken(entry.encode("utf-8"), None))
     return tokens
