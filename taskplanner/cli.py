@@ -117,6 +117,12 @@ def describe_config(config: Config) -> str:
         f"server: {config.server.host}:{config.server.port}"
         + (" (API tokens required)" if config.server.api_tokens_env else " (loopback API only)"),
     ]
+    oidc = config.server.oidc
+    if oidc is not None:
+        domains = ", ".join(oidc.allowed_domains)
+        lines.append(f"page sign-in: identity provider {oidc.issuer} (domains: {domains})")
+    elif config.server.api_tokens_env:
+        lines.append("page sign-in: email and shared token (identity is self-asserted)")
     if config.connectors:
         lines.append("connectors:")
         width = max(len(name) for name in config.connectors)

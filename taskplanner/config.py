@@ -50,6 +50,7 @@ __all__ = [
     "JobOverride",
     "LeverConfig",
     "MicrosoftCalendarConfig",
+    "OidcConfig",
     "OrganisationConfig",
     "PersonConfig",
     "Role",
@@ -293,6 +294,40 @@ class DatabaseConfig(_Model):
         return self.url.startswith("sqlite")
 
 
+_DOMAIN_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_DOMAIN = re.compile(rf"^(?=.{{1,253}}$){_DOMAIN_LABEL}(?:\.{_DOMAIN_LABEL})+$")
+
+
+def _check_issuer(value: str) -> str:
+    # OpenID Connect Discovery §3: the issuer is an https URL without query or fragment;
+    # plain http only for a provider on this machine (tests, a local development IdP).
+    value = value.strip()
+    local = value.startswith(("http://127.0.0.1", "http://localhost", "http://[::1]"))
+    if not (value.startswith("https://") or local) or "?" in value or "#" in value:
+        raise ValueError(
+            f"expected the identity provider's https URL (e.g. "
+            f'"https://accounts.google.com"), got {_show(value)}'
+        )
+    return value
+
+
+def _check_domain(value: str) -> str:
+    value = value.strip().lower()
+    if not _DOMAIN.fullmatch(value):
+        raise ValueError(f'expected a domain name like "acme.example", got {_show(value)}')
+    return value
+
+
+class OidcConfig(_SecretHolder):
+    """``[server.oidc]``: sign-in through the organisation's identity provider."""
+
+    issuer: Annotated[str, AfterValidator(_check_issuer)]
+    client_id_env: EnvVarName
+    client_secret_env: EnvVarName
+    # Only people whose address is in one of these domains may sign in.
+    allowed_domains: list[Annotated[str, AfterValidator(_check_domain)]] = Field(min_length=1)
+
+
 class ServerConfig(_SecretHolder):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
@@ -303,6 +338,19 @@ class ServerConfig(_SecretHolder):
     max_body_bytes: int = Field(default=1_048_576, gt=0)
     # Where users reach the page (links in the digest); defaults to http://host:port.
     public_url: str | None = None
+    oidc: OidcConfig | None = None
+    # Page sessions end this long after sign-in (and at sign-out).
+    session_lifetime: Duration = timedelta(hours=12)
+    # Key that signs session cookies; without one, a key is generated and kept in the
+    # database so every replica shares it.
+    session_key_env: OptionalEnvVarName = None
+    session_key_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _one_session_key(self) -> ServerConfig:
+        if self.session_key_env is not None and self.session_key_file is not None:
+            raise _KeyedValueError(("session_key_file",), "set session_key_env or this, not both")
+        return self
 
     def api_tokens(self) -> list[str]:
         raw = self.optional_secret("api_tokens")
@@ -568,6 +616,8 @@ class Config(_Model):
         """
         env = os.environ if environ is None else environ
         sections: list[tuple[str, _SecretHolder]] = [("server", self.server)]
+        if self.server.oidc is not None:
+            sections.append(("server.oidc", self.server.oidc))
         if self.digest is not None:
             sections.append(("digest", self.digest))
         sections += [

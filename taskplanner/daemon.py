@@ -91,15 +91,17 @@ def is_loopback(host: str) -> bool:
 
 
 def listen_address(runtime: Runtime, host: str | None = None) -> str:
-    """The address to bind: without API tokens the API may only answer this machine."""
-    wanted = host or runtime.config.server.host
-    if runtime.config.server.api_tokens() or is_loopback(wanted):
+    """The address to bind: without API tokens or an identity provider to say who people
+    are, the server may only answer this machine."""
+    server = runtime.config.server
+    wanted = host or server.host
+    if server.api_tokens() or server.oidc is not None or is_loopback(wanted):
         return wanted
     log.warning(
         "server_forced_to_loopback",
         configured_host=wanted,
         host="127.0.0.1",
-        reason="no API tokens configured (server.api_tokens_env)",
+        reason="no API tokens (server.api_tokens_env) and no [server.oidc] configured",
     )
     return "127.0.0.1"
 

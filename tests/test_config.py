@@ -41,6 +41,8 @@ EXAMPLE_ENV = {
     "M365_CLIENT_ID": "m365-id-SECRET-6666",
     "M365_CLIENT_SECRET": "m365-secret-SECRET-7777",
     "TASKPLANNER_SMTP_URL": "smtp://mailer:pw-SECRET-8888@mail.acme.example:587",
+    "OIDC_CLIENT_ID": "oidc-id-SECRET-1010",
+    "OIDC_CLIENT_SECRET": "oidc-secret-SECRET-1111",
 }
 CREDENTIALS = '{"type": "service_account", "private_key": "key-SECRET-9999"}'
 SECRET_MARKER = "SECRET-"

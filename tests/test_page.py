@@ -262,6 +262,7 @@ def test_overdue_tasks_are_highlighted(
     runtime.pipeline.ingest_now([f.job("j1", published=False)])
     clock.advance(timedelta(days=3))
     runtime.pipeline.sweep_now()  # job_not_live: due a day after the job was created
+    sign_in(cora)  # three days on, the morning's session has expired
     html = cora.get("/").text
     overdue = re.findall(r'<li class="task open overdue" id="task-\d+"', html)
     assert len(overdue) == 1

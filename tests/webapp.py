@@ -45,12 +45,24 @@ def make_config(
     public_url: str | None = None,
     rules: dict[str, Any] | None = None,
     connectors: dict[str, Any] | None = None,
+    oidc: dict[str, Any] | None = None,
+    server_extra: dict[str, Any] | None = None,
 ) -> Config:
-    server: dict[str, Any] = {"trusted_user_header": trusted_user_header}
+    """``oidc`` holds ``[server.oidc]`` plus ``client_id``/``client_secret`` values."""
+    server: dict[str, Any] = {"trusted_user_header": trusted_user_header, **(server_extra or {})}
     if tokens:
         server["api_tokens_env"] = "TASKPLANNER_API_TOKENS"
     if public_url:
         server["public_url"] = public_url
+    oidc_secrets: dict[str, str] = {}
+    if oidc is not None:
+        oidc = dict(oidc)
+        oidc_secrets = {name: oidc.pop(name) for name in ("client_id", "client_secret")}
+        server["oidc"] = {
+            "client_id_env": "OIDC_CLIENT_ID",
+            "client_secret_env": "OIDC_CLIENT_SECRET",
+            **oidc,
+        }
     data: dict[str, Any] = {
         "organisation": {"name": "Acme", "account_owner": f.ADA, "timezone": timezone},
         "database": {"url": db_url},
@@ -65,6 +77,9 @@ def make_config(
     config = Config.model_validate(data)
     if tokens:
         config.server.set_secret("api_tokens", ",".join(tokens))
+    if config.server.oidc is not None:
+        for name, value in oidc_secrets.items():
+            config.server.oidc.set_secret(name, value)
     return config
 
 

@@ -343,3 +343,39 @@ class TaskHistory(Base):
     action: Mapped[str]  # opened | assigned | reassigned | due_changed | completed
     detail: Mapped[str] = mapped_column(Text)  # why, in words a coordinator reads
     actor: Mapped[str]  # a person's email, or the event/sweep that caused it
+
+
+# --- page sign-in (oidc branch) --------------------------------------------------------
+
+
+class WebSession(Base):
+    """A signed-in person on the page. The cookie holds a secret; this row, keyed by the
+    secret's SHA-256, is what makes it valid, so sign-out (deleting it) really ends it."""
+
+    __tablename__ = "web_sessions"
+    id: Mapped[str] = mapped_column(primary_key=True)  # sha256 hex of the cookie's secret
+    email: Mapped[str]
+    via: Mapped[str]  # oidc | token (self-asserted) | local (self-asserted, this machine)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class OidcSignIn(Base):
+    """A sign-in begun at the identity provider and not yet finished; used once."""
+
+    __tablename__ = "oidc_sign_ins"
+    state_hash: Mapped[str] = mapped_column(primary_key=True)  # sha256 hex of ``state``
+    nonce: Mapped[str]
+    code_verifier: Mapped[str]
+    redirect_uri: Mapped[str] = mapped_column(Text)
+    next_url: Mapped[str] = mapped_column(Text)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class WebSecret(Base):
+    """Keys the web server generates once and every replica shares (the session key)."""
+
+    __tablename__ = "web_secrets"
+    name: Mapped[str] = mapped_column(primary_key=True)
+    value: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime]

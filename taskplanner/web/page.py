@@ -1,4 +1,5 @@
-"""The coordinator's page: the task list at ``/``, sign-in, and the job set-up page.
+"""The coordinator's page: the task list at ``/`` and the job set-up page (sign-in is in
+``signin.py``).
 
 Server-rendered with Jinja2 (autoescaped); ``static/tasks.js`` only enhances it (filters
 apply on change, the list refreshes itself, the checkmark completes without a reload).
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
@@ -48,7 +49,7 @@ from taskplanner.web.api import (
     coordinators,
     runtime_of,
 )
-from taskplanner.web.auth import CSRF_FIELD, PageUser, client_of, valid_email
+from taskplanner.web.auth import CSRF_FIELD, PageUser, valid_email
 
 HERE = Path(__file__).parent
 ID_PATTERN = re.compile(ID_REGEX)
@@ -262,90 +263,6 @@ def message(
     )
 
 
-# --- sign-in -------------------------------------------------------------------------------------
-
-
-def _refusal() -> str:
-    return (
-        "This server has no access tokens configured, so it only serves this machine. "
-        "Sign in through your organisation's sign-in proxy, or ask your admin to set "
-        "server.api_tokens_env."
-    )
-
-
-@router.get("/signin", response_class=HTMLResponse)
-def signin_form(request: Request) -> Response:
-    auth = authenticator_of(request)
-    next_url = safe_next(request.query_params.get("next"))
-    if auth.page_user(request) is not None:
-        return RedirectResponse(next_url, status.HTTP_303_SEE_OTHER)
-    allowed = auth.may_sign_in_with_form(request)
-    return render(
-        request,
-        "signin.html",
-        {
-            "allowed": allowed,
-            "refusal": _refusal(),
-            "token_required": auth.tokens_configured,
-            "next": next_url,
-            "email": "",
-            "error": None,
-        },
-        status_code=200 if allowed else 403,
-    )
-
-
-@router.post("/signin", response_class=HTMLResponse)
-async def signin(request: Request) -> Response:
-    auth = authenticator_of(request)
-    auth.check_origin(request)
-    form = await request.form()
-    next_url = safe_next(str(form.get("next") or ""))
-    raw_email = str(form.get("email") or "")
-    context = {
-        "allowed": auth.may_sign_in_with_form(request),
-        "refusal": _refusal(),
-        "token_required": auth.tokens_configured,
-        "next": next_url,
-        "email": raw_email[:254],
-        "error": None,
-    }
-    if not context["allowed"]:
-        return render(request, "signin.html", context, status_code=403)
-    email = valid_email(raw_email)
-    if email is None:
-        context["error"] = "Enter your work email address."
-        return render(request, "signin.html", context, status_code=400)
-    if auth.tokens_configured:
-        wait = auth.guesses.retry_after(client_of(request))
-        if wait is not None:
-            context["error"] = (
-                "Too many wrong tokens from here; try again in "
-                f"{span_text(timedelta(seconds=wait))}."
-            )
-            return render(request, "signin.html", context, status_code=429)
-        if not auth.token_matches(str(form.get("token") or "")):
-            auth.guesses.failed(client_of(request))
-            context["error"] = "That access token is not right."
-            return render(request, "signin.html", context, status_code=401)
-    user = auth.start_session(email)
-    response = RedirectResponse(next_url, status.HTTP_303_SEE_OTHER)
-    auth.set_cookie(response, user, request)
-    return response
-
-
-@router.post("/signout")
-async def signout(request: Request) -> Response:
-    auth = authenticator_of(request)
-    user = auth.page_user(request)
-    if user is not None:
-        form = await request.form()
-        auth.check_csrf(request, user, str(form.get(CSRF_FIELD) or ""))
-    response = RedirectResponse("/signin", status.HTTP_303_SEE_OTHER)
-    auth.clear_cookie(response)
-    return response
-
-
 # --- the task list -------------------------------------------------------------------------------
 
 
@@ -389,7 +306,7 @@ def task_list_fragment(request: Request) -> Response:
 @router.post("/tasks/{task_id}/complete")
 async def complete_from_page(request: Request, task_id: int) -> Response:
     auth = authenticator_of(request)
-    user = auth.page_user(request)
+    user = await run_in_threadpool(auth.page_user, request)
     if user is None:
         if wants_json(request):
             return JSONResponse({"detail": "sign in again"}, status.HTTP_401_UNAUTHORIZED)
@@ -457,7 +374,7 @@ def setup_page(request: Request, job_id: str) -> Response:
 @router.post("/jobs/{job_id}/setup")
 async def save_setup(request: Request, job_id: str) -> Response:
     auth = authenticator_of(request)
-    user = auth.page_user(request)
+    user = await run_in_threadpool(auth.page_user, request)
     if user is None:
         return signin_redirect(request)
     form = await request.form()
