@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from taskplanner.clock import Clock, system_clock
-from taskplanner.config import Config
+from taskplanner.config import Config, ConfigError
 from taskplanner.domain.assignment import JobOverrideRules, OrgRules
 from taskplanner.inbox import InboxProcessor
 from taskplanner.pipeline import Pipeline
@@ -33,6 +33,30 @@ CONNECTOR_CLASSES = {
 
 class UnsupportedConnector(RuntimeError):
     pass
+
+
+def connector_available(connector_type: str) -> bool:
+    """Whether this build has a connector class for a connector type the config accepts."""
+    return connector_type in CONNECTOR_CLASSES
+
+
+def unavailable_connectors(config: Config) -> list[ConfigError]:
+    """A configuration problem for each enabled connector whose type has no class yet.
+
+    The CLI checks this at start-up (`taskplanner.config.ConfigCheck`), so such a file stops
+    with exit code 2 and one line instead of failing at the first sync.
+    """
+    available = ", ".join(sorted(CONNECTOR_CLASSES))
+    return [
+        ConfigError(
+            f"connectors.{name}.type",
+            f"connector type {connector.type!r} is not available in this version of "
+            f"taskplanner (available: {available}); set enabled = false to keep the section",
+            config.source,
+        )
+        for name, connector in config.enabled_connectors().items()
+        if not connector_available(connector.type)
+    ]
 
 
 def replica_id() -> str:
@@ -64,11 +88,11 @@ def rules_from_config(config: Config) -> OrgRules:
 
 def build_connector(name: str, connector_config: Any) -> Any:
     """Instantiate the connector class for a configured connector."""
-    target = CONNECTOR_CLASSES.get(connector_config.type)
-    if target is None:
+    if not connector_available(connector_config.type):
         raise UnsupportedConnector(
             f"connectors.{name}: type {connector_config.type!r} is not supported yet"
         )
+    target = CONNECTOR_CLASSES[connector_config.type]
     module_name, class_name = target.split(":")
     cls = getattr(importlib.import_module(module_name), class_name)
     return cls.from_config(name, connector_config)
