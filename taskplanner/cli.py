@@ -33,7 +33,7 @@ from taskplanner.config import (
     format_duration,
     load_config,
 )
-from taskplanner.store.database import transaction
+from taskplanner.store.database import describe_error, transaction
 from taskplanner.store.migrate import upgrade
 
 if TYPE_CHECKING:
@@ -81,7 +81,7 @@ class CommandLine(TyperGroup):
         except ConfigError as exc:
             fail(str(exc))
         except SQLAlchemyError as exc:
-            fail(f"database: {database_problem(exc)}", EXIT_FAILED)
+            fail(f"database: {describe_error(exc)}", EXIT_FAILED)
         except ConnectorError as exc:
             fail(str(exc), EXIT_FAILED)
 
@@ -140,20 +140,6 @@ def load_config_or_exit(path: Path | None) -> Config:
         return load_config(path, checks=(unavailable_connectors,))
     except ConfigError as exc:
         fail(str(exc))
-
-
-def database_problem(exc: SQLAlchemyError) -> str:
-    """The driver's own first line (e.g. "connection refused"), without SQL or passwords.
-
-    ``str()`` of a SQLAlchemy error appends the statement and its parameters; the driver's
-    message alone says what the operator can act on.
-    """
-    cause: BaseException = getattr(exc, "orig", None) or exc
-    lines = str(cause).strip().splitlines()
-    first = _hide_password(lines[0].strip()) if lines else ""
-    if not first or first.startswith("(") or len(first) > 300:
-        return type(cause).__name__
-    return f"{first} ({type(cause).__name__})"
 
 
 def _show_version(value: bool) -> None:
@@ -251,7 +237,7 @@ def open_runtime(config_path: Path | None, *, migrate: bool = True) -> Runtime:
         return Runtime.from_config(loaded, migrate=migrate)
     except SQLAlchemyError as exc:
         fail(
-            f"database.url: cannot open the database: {database_problem(exc)} ({loaded.source})",
+            f"database.url: cannot open the database: {describe_error(exc)} ({loaded.source})",
             EXIT_FAILED,
         )
 

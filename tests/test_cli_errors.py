@@ -7,10 +7,14 @@ from __future__ import annotations
 import io
 import json
 import logging
+import signal
 import subprocess
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 import structlog
 from typer.testing import CliRunner
@@ -21,8 +25,8 @@ from taskplanner.config import ATS_CONNECTOR_TYPES, CALENDAR_CONNECTOR_TYPES
 from taskplanner.logsetup import configure_logging
 from taskplanner.runtime import CONNECTOR_CLASSES, connector_available
 from taskplanner.sandbox.fake_greenhouse import FakeGreenhouse, seed_organisation
-from tests.daemon_harness import cli_command, cli_env
-from tests.webapp import make_runtime, seed_two_coordinators
+from tests.daemon_harness import cli_command, cli_env, daemon_process
+from tests.webapp import free_port, make_runtime, seed_two_coordinators
 
 # Recognisable values: none may show up in any output of a failing (or succeeding) command.
 MARKER = "SECRET-"
@@ -220,7 +224,7 @@ def test_every_command_prints_every_config_problem_and_exits_2(
 
 @pytest.mark.parametrize(
     "command",
-    [c for c in COMMANDS if c[0] not in ("config", "run", "status")],
+    [c for c in COMMANDS if c[0] not in ("config", "status")],
     ids=" ".join,
 )
 def test_an_unreachable_database_is_one_line_naming_the_cause_without_the_password(
@@ -239,6 +243,22 @@ def test_an_unreachable_database_is_one_line_naming_the_cause_without_the_passwo
     assert line.startswith(("database.url: cannot open the database: ", "database: ")), line
     assert "Connection refused" in line
     assert "OperationalError" in line
+    assert_clean(err)
+
+
+@pytest.mark.parametrize("command", [["run"], ["db", "upgrade"], ["tasks", "list"]], ids=" ".join)
+def test_a_sqlite_file_in_a_missing_directory_is_one_line(
+    tmp_path: Path, secret_env: dict[str, str], command: list[str]
+) -> None:
+    config = write_config(tmp_path / "tp.toml", f"sqlite:///{tmp_path / 'gone' / 'tp.db'}")
+
+    code, out, err = invoke(*command, "--config", str(config))
+
+    assert code == 1
+    assert out == ""
+    (line,) = err.splitlines()
+    assert line.startswith(("database.url: cannot open the database: ", "database: ")), line
+    assert "unable to open database file" in line or "No such file or directory" in line
     assert_clean(err)
 
 
@@ -399,3 +419,78 @@ def test_a_logged_traceback_shows_no_local_variables_and_no_password(
     assert "cannot reach postgresql+psycopg://tp:***@db.internal/tp" in text
     assert MARKER not in text
     assert ORG_NAME not in text
+
+
+# --------------------------------------------------------------------------- the daemon
+
+
+def _eventually(check: Callable[[], bool], what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.mark.slow
+def test_the_daemon_never_shows_a_secret_in_logs_pages_api_or_metrics(
+    tmp_path: Path, secret_env: dict[str, str]
+) -> None:
+    port = free_port()
+    env = {**SECRET_ENV, "GH_HOOK": "hook-SECRET-6666"}
+    with FakeGreenhouse(client_id=env["GH_ID"], client_secret=env["GH_SECRET"]) as fake:
+        seed_organisation(fake, jobs=1, applications_per_job=2)
+        config = write_config(
+            tmp_path / "tp.toml",
+            f"sqlite:///{tmp_path / 'tp.db'}",
+            connectors=f"""
+[connectors.greenhouse]
+type = "greenhouse"
+base_url = "{fake.base_url}"
+auth_url = "{fake.auth_url}"
+client_id_env = "GH_ID"
+client_secret_env = "GH_SECRET"
+webhook_secret_env = "GH_HOOK"
+poll_interval = "1s"
+""",
+            extra='[daemon]\ninbox_worker = "thread"\n',
+        )
+        config.write_text(config.read_text().replace("[server]\n", f"[server]\nport = {port}\n"))
+        run = ["run", "--config", str(config), "--log-level", "debug"]
+        with daemon_process(run, port=port, workdir=tmp_path, env=env) as daemon:
+            daemon.wait_until_serving(timeout=90)
+            bodies: list[str] = []
+
+            def integration() -> dict[str, Any]:
+                body = httpx.get(daemon.url + "/readyz", timeout=10)
+                bodies.append(body.text)
+                state: dict[str, Any] = body.json()["integrations"]["greenhouse"]
+                return state
+
+            _eventually(lambda: integration()["last_success_at"] is not None, "a first sync")
+            fake.revoke_credentials()
+            _eventually(lambda: integration()["state"] == "broken", "the integration to break")
+
+            token = {"Authorization": f"Bearer {env['API_TOKENS']}"}
+            wrong = {"Authorization": "Bearer wrong-SECRET-0000"}
+            with httpx.Client(base_url=daemon.url, timeout=10) as http:
+                responses = [
+                    http.get("/api/tasks", headers=token),
+                    http.get("/api/tasks", headers=wrong),
+                    http.get("/", headers=token),
+                    http.get("/metrics"),
+                    http.post("/webhooks/greenhouse", content=b"{}", headers={"Signature": "x"}),
+                ]
+            assert responses[0].status_code == 200
+            assert responses[1].status_code == 401
+            bodies += [r.text for r in responses]
+            daemon.signal(signal.SIGTERM)
+            assert daemon.wait(timeout=30) == 0
+            logs, output = daemon.logs(), daemon.output()
+
+    assert "integration_broken" in logs  # the failure is logged, just never with a secret
+    for text in (logs, output, *bodies):
+        assert MARKER not in text
+    for access_token in fake._tokens:
+        assert access_token not in logs
