@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import difflib
+import json
 import os
 import re
 import tomllib
@@ -515,6 +516,16 @@ class GoogleCalendarConfig(_ConnectorBase):
     # Room calendars cannot be impersonated; they are read as this Workspace user (default:
     # the first user calendar listed).
     admin_email: Email | None = None
+
+    def _secret_shape_problem(self, name: str, value: str) -> str | None:
+        # Checked again by the connector; here so `config check` catches a wrong file early.
+        try:
+            key = json.loads(value)
+        except ValueError:
+            return "not JSON (expected a service-account key file)"
+        if not isinstance(key, dict) or key.get("type") != "service_account":
+            return 'not a service-account key (expected JSON with "type": "service_account")'
+        return None
 
 
 class MicrosoftCalendarConfig(_ConnectorBase):

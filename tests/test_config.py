@@ -508,6 +508,33 @@ def test_missing_secrets_are_reported_together_with_mistakes_elsewhere(broken_di
     ]
 
 
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        ("-----BEGIN KEY----- SECRET-pem", "not JSON (expected a service-account key file)"),
+        (
+            '{"type": "authorized_user", "refresh_token": "SECRET-t"}',
+            'not a service-account key (expected JSON with "type": "service_account")',
+        ),
+    ],
+    ids=["not_json", "not_a_service_account_key"],
+)
+def test_a_credentials_file_that_is_not_a_service_account_key_is_a_config_error(
+    broken_dir: Path, content: str, problem: str
+) -> None:
+    (broken_dir / "key.json").write_text(content)
+    path = broken_dir / "key.toml"
+    path.write_text(VALID.replace('"google-service-account.json"', '"key.json"'))
+
+    result = CliRunner().invoke(app, ["config", "check", "--config", str(path)])
+
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        f"connectors.google.credentials_file: file {broken_dir / 'key.json'}: {problem} ({path})"
+    ]
+    assert_no_secret(result.stderr)
+
+
 def test_resolve_secrets_reports_every_missing_secret(sandbox_config: Config) -> None:
     with pytest.raises(ConfigError) as error:
         sandbox_config.resolve_secrets({})
