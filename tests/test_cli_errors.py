@@ -246,6 +246,25 @@ def test_an_unreachable_database_is_one_line_naming_the_cause_without_the_passwo
     assert_clean(err)
 
 
+def test_status_names_why_the_database_is_unreachable_without_the_password(
+    tmp_path: Path, secret_env: dict[str, str]
+) -> None:
+    config = write_config(
+        tmp_path / "tp.toml", f"postgresql+psycopg://tp:{DB_PASSWORD}@127.0.0.1:9/tp"
+    )
+
+    code, out, err = invoke("status", "--config", str(config))
+
+    assert code == 1
+    assert out.splitlines()[:2] == [
+        "taskplanner: NOT READY",
+        "database: postgresql+psycopg://tp:***@127.0.0.1:9/tp: unreachable: connection failed: "
+        'connection to server at "127.0.0.1", port 9 failed: Connection refused '
+        "(OperationalError)",
+    ]
+    assert_clean(out, err)
+
+
 @pytest.mark.parametrize("command", [["run"], ["db", "upgrade"], ["tasks", "list"]], ids=" ".join)
 def test_a_sqlite_file_in_a_missing_directory_is_one_line(
     tmp_path: Path, secret_env: dict[str, str], command: list[str]
