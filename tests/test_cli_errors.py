@@ -11,12 +11,15 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import structlog
+from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
 from typer.testing import CliRunner
 
 from taskplanner.cli import app
@@ -25,6 +28,8 @@ from taskplanner.config import ATS_CONNECTOR_TYPES, CALENDAR_CONNECTOR_TYPES
 from taskplanner.logsetup import configure_logging
 from taskplanner.runtime import CONNECTOR_CLASSES, connector_available
 from taskplanner.sandbox.fake_greenhouse import FakeGreenhouse, seed_organisation
+from taskplanner.store import models as m
+from taskplanner.store.database import describe_error, transaction
 from tests.daemon_harness import cli_command, cli_env, daemon_process
 from tests.webapp import free_port, make_runtime, seed_two_coordinators
 
@@ -420,6 +425,22 @@ def restore_logging() -> Iterator[None]:
 def _connect(url: str) -> None:
     config = {"organisation": ORG_NAME, "password": DB_PASSWORD}  # a local, like the config was
     raise ConnectionError(f"cannot reach {url} for {len(config)} settings")
+
+
+def test_a_failing_statement_never_carries_the_row_values(db: Engine) -> None:
+    row = {
+        "id": "c1", "name": "Pat SECRET-name", "email": "pat-SECRET@example.com",
+        "updated_at": datetime.now(UTC), "content_hash": "h",
+    }  # fmt: skip
+    with transaction(db) as session:
+        session.add(m.Candidate(**row))
+    with pytest.raises(IntegrityError) as error, transaction(db) as session:
+        session.add(m.Candidate(**row))  # the same id again
+
+    # What a log line or `taskplanner` would show: the constraint, never the candidate.
+    assert "candidates" in str(error.value)
+    assert MARKER not in str(error.value)
+    assert MARKER not in describe_error(error.value)
 
 
 @pytest.mark.parametrize("as_json", [True, False], ids=["json", "console"])

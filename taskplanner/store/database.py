@@ -48,6 +48,9 @@ def is_sqlite(url_or_engine: str | Engine) -> bool:
 
 def create_db_engine(url: str, **kwargs: Any) -> Engine:
     url = normalise_url(url)
+    # A failing statement's error (logged, shown by `taskplanner` commands) would otherwise
+    # carry its bound values: candidates' names and emails, webhook bodies.
+    kwargs.setdefault("hide_parameters", True)
     if is_sqlite(url):
         # Pooled: opening a SQLite connection and setting its pragmas costs more than a
         # small transaction, and every webhook acknowledgement is one.
