@@ -1,11 +1,14 @@
 """The ``taskplanner`` command line: one Typer app with a sub-app per command group.
 
-Every command takes ``--config PATH`` after its name; a configuration problem exits 2 with
-one line on stderr naming the key and the file (see `load_config_or_exit`).
+Every command takes ``--config PATH`` after its name. Expected failures end with one line on
+stderr each and an exit code, never a traceback: every configuration problem (one line per
+problem naming the key and the file) and a bad argument exit 2, an unreachable database or a
+failing provider exit 1 (see `CommandLine`). Only a bug shows a traceback, without locals.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import re
@@ -13,13 +16,14 @@ import sys
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 from zoneinfo import ZoneInfo
 
 import typer
 from sqlalchemy.exc import SQLAlchemyError
+from typer.core import TyperGroup
 
-from connectors.base import PollProgress
+from connectors.base import ConnectorError, PollProgress
 from taskplanner import __version__
 from taskplanner.config import (
     Config,
@@ -30,22 +34,81 @@ from taskplanner.config import (
     load_config,
 )
 from taskplanner.providers import ATS_TYPES
-from taskplanner.store.database import transaction
+from taskplanner.store.database import describe_error, transaction
 from taskplanner.store.migrate import upgrade
 
 if TYPE_CHECKING:
     from taskplanner.runtime import Runtime
 
+try:  # Typer vendors click as typer._click and has no public name for these two
+    from typer._click.exceptions import NoArgsIsHelpError, UsageError
+except ImportError:  # pragma: no cover - a Typer that still runs on click itself
+    from click.exceptions import NoArgsIsHelpError, UsageError  # type: ignore[assignment]
+
 EXIT_OK = 0
+EXIT_FAILED = 1
 EXIT_USAGE = 2
 
-app = typer.Typer(
+
+class _OneLineUsageError(UsageError):
+    """A bad argument as one line (click prints usage, a hint and the error on three)."""
+
+    def show(self, file: Any = None) -> None:
+        where = self.ctx.command_path if self.ctx is not None else "taskplanner"
+        typer.echo(f"{where}: {self.format_message()} (see {where} --help)", file=file, err=True)
+
+
+class CommandLine(TyperGroup):
+    """The root command: turns expected failures anywhere below it into one-line messages.
+
+    Configuration problems and bad arguments exit 2, an unreachable database and provider
+    errors exit 1. Anything else is a bug and keeps its traceback (locals are never shown:
+    they hold the configuration).
+    """
+
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any
+    ) -> Any:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except UsageError as exc:
+            raise _one_line(exc) from None
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except UsageError as exc:
+            raise _one_line(exc) from None
+        except ConfigError as exc:
+            fail(str(exc))
+        except SQLAlchemyError as exc:
+            fail(f"database: {describe_error(exc)}", EXIT_FAILED)
+        except ConnectorError as exc:
+            fail(str(exc), EXIT_FAILED)
+
+
+def _one_line(exc: UsageError) -> UsageError:
+    if isinstance(exc, NoArgsIsHelpError | _OneLineUsageError):
+        return exc  # the help text itself, or already one line
+    return _OneLineUsageError(exc.format_message(), exc.ctx)
+
+
+def command_group(**options: Any) -> typer.Typer:
+    """A Typer (sub-)app that never renders locals in a traceback (they hold the config)."""
+    return typer.Typer(
+        pretty_exceptions_enable=False,
+        pretty_exceptions_show_locals=False,
+        rich_markup_mode=None,  # plain click errors: short lines that are easy to grep in logs
+        **options,
+    )
+
+
+app = command_group(
     name="taskplanner",
     help="Keep one task list per recruiting coordinator in sync with the ATS and calendars.",
     no_args_is_help=True,
     add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,  # plain click errors: short lines that are easy to grep in logs
+    cls=CommandLine,
 )
 
 # Shared by every command: `taskplanner <command> --config prod.toml`.
@@ -68,9 +131,14 @@ def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
 
 
 def load_config_or_exit(path: Path | None) -> Config:
-    """Load the configuration for a command, or exit 2 with the one-line `ConfigError`."""
+    """Load the configuration for a command, or exit 2 with one line per problem.
+
+    A connector type this build has no connector for is a configuration problem too.
+    """
+    from taskplanner.runtime import unavailable_connectors
+
     try:
-        return load_config(path)
+        return load_config(path, checks=(unavailable_connectors,))
     except ConfigError as exc:
         fail(str(exc))
 
@@ -91,11 +159,17 @@ def _root(
     ] = False,
 ) -> None:
     """Keep one task list per recruiting coordinator in sync with the ATS and calendars."""
+    from taskplanner.logsetup import configure_logging
+
+    # Warnings and errors of the libraries and of taskplanner go to stderr, masked and without
+    # locals (`run` and `sandbox` set their own level); unconfigured structlog would print
+    # rich tracebacks with every local variable, the configuration included.
+    configure_logging("warning")
 
 
 # --------------------------------------------------------------------------- config
 
-config_app = typer.Typer(help="Inspect the configuration file.", no_args_is_help=True)
+config_app = command_group(help="Inspect the configuration file.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 
 
@@ -169,7 +243,10 @@ def open_runtime(config_path: Path | None, *, migrate: bool = True) -> Runtime:
     try:
         return Runtime.from_config(loaded, migrate=migrate)
     except SQLAlchemyError as exc:
-        fail(f"database.url: cannot open the database: {type(exc).__name__} ({loaded.source})", 1)
+        fail(
+            f"database.url: cannot open the database: {describe_error(exc)} ({loaded.source})",
+            EXIT_FAILED,
+        )
 
 
 def _fmt_time(value: datetime | None, zone: ZoneInfo) -> str:
@@ -178,7 +255,7 @@ def _fmt_time(value: datetime | None, zone: ZoneInfo) -> str:
 
 # --------------------------------------------------------------------------- tasks
 
-tasks_app = typer.Typer(help="Read and work the task list.", no_args_is_help=True)
+tasks_app = command_group(help="Read and work the task list.", no_args_is_help=True)
 app.add_typer(tasks_app, name="tasks")
 
 
@@ -189,8 +266,10 @@ def tasks_list(
     all_: Annotated[bool, typer.Option("--all", help="Open and completed tasks.")] = False,
     completed: Annotated[bool, typer.Option("--completed", help="Completed tasks only.")] = False,
     category: Annotated[str | None, typer.Option(help="Only this category.")] = None,
-    limit: Annotated[int, typer.Option(help="At most this many tasks.")] = 100,
-    as_json: Annotated[bool, typer.Option("--json", help="JSON lines, one task each.")] = False,
+    limit: Annotated[int, typer.Option(help="At most this many tasks.", min=1)] = 100,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="JSON lines: one task object per line (jq, grep).")
+    ] = False,
 ) -> None:
     """List tasks, newest first (open ones unless --all or --completed)."""
     from taskplanner.domain.categories import CATEGORY_NAMES
@@ -213,7 +292,8 @@ def tasks_list(
     finally:
         runtime.close()
     if as_json:
-        typer.echo(json.dumps(rows, indent=2))
+        for row in rows:
+            typer.echo(json.dumps(row, ensure_ascii=False))
         return
     zone = runtime.config.organisation.zone()
     if not rows:
@@ -290,7 +370,7 @@ def reassign(
 
 # --------------------------------------------------------------------------- db
 
-db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
+db_app = command_group(help="The database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 
 
@@ -326,7 +406,9 @@ def sync(
     if source is not None:
         if source not in names:
             runtime.close()
-            fail(f"no enabled connector named {source!r} ({runtime.config.source})")
+            close = difflib.get_close_matches(source, names, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"one of: {', '.join(names) or '-'}"
+            fail(f"no enabled connector named {source!r}, {hint} ({runtime.config.source})")
         names = [source]
     runner = runtime.sync_runner()
     runner.ensure_sources()
@@ -375,7 +457,7 @@ def _end_progress() -> None:
 
 # --------------------------------------------------------------------------- inbox
 
-inbox_app = typer.Typer(help="Webhook deliveries waiting, set aside or dead-lettered.")
+inbox_app = command_group(help="Webhook deliveries waiting, set aside or dead-lettered.")
 app.add_typer(inbox_app, name="inbox")
 
 
@@ -385,7 +467,7 @@ def inbox_list(
     failed: Annotated[
         bool, typer.Option("--failed", help="Only dead-lettered and set-aside deliveries.")
     ] = False,
-    limit: Annotated[int, typer.Option(help="At most this many.")] = 50,
+    limit: Annotated[int, typer.Option(help="At most this many.", min=1)] = 50,
 ) -> None:
     """List recent deliveries with their status, attempts and last error."""
     from sqlalchemy import select
@@ -434,7 +516,7 @@ def inbox_retry(
 
 # --------------------------------------------------------------------------- digest
 
-digest_app = typer.Typer(help="The daily digest email.", no_args_is_help=True)
+digest_app = command_group(help="The daily digest email.", no_args_is_help=True)
 app.add_typer(digest_app, name="digest")
 
 
@@ -508,8 +590,8 @@ def run(
     """The daemon: HTTP server, polls, inbox, sweep and digest until SIGTERM/SIGINT."""
     from taskplanner.daemon import DaemonError, run_daemon
 
-    loaded = load_config_or_exit(config)
     _configure_logging_or_exit(log_level)
+    loaded = load_config_or_exit(config)
     try:
         code = run_daemon(loaded, migrate=not no_migrate)
     except DaemonError as exc:
@@ -534,7 +616,7 @@ def status(config: ConfigOption = None) -> None:
 @app.command("sandbox")
 def sandbox(
     seed: Annotated[int, typer.Option(help="Seed of the generated organisation.")] = 1,
-    port: Annotated[int, typer.Option(help="HTTP port on 127.0.0.1.")] = 8080,
+    port: Annotated[int, typer.Option(help="HTTP port on 127.0.0.1.", min=0, max=65535)] = 8080,
     db: Annotated[
         Path,
         typer.Option(help="SQLite file, emptied at start (only one the sandbox made).",

@@ -1,19 +1,24 @@
 """The organisation's TOML configuration, validated into typed, immutable-by-convention models.
 
 Every problem (unknown key, bad value, missing secret) becomes one `ConfigError` line that
-names the dotted key and the file, so `taskplanner config check` and start-up can stop cleanly.
+names the dotted key and the file; a file is checked whole, so `taskplanner config check` and
+start-up report all of its problems at once (unknown keys first, with "did you mean").
 """
 
 from __future__ import annotations
 
 import ast
+import difflib
+import json
 import os
 import re
 import tomllib
-from collections.abc import Iterator, Mapping
+import types
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import time, timedelta
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, Union, get_args, get_origin
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -24,10 +29,13 @@ from pydantic import (
     Field,
     PrivateAttr,
     SecretStr,
+    TypeAdapter,
     ValidationError,
     field_validator,
     model_validator,
 )
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from taskplanner import providers
 
@@ -38,6 +46,7 @@ __all__ = [
     "DEFAULT_CONFIG_FILE",
     "AshbyConfig",
     "Config",
+    "ConfigCheck",
     "ConfigError",
     "ConnectorConfig",
     "DaemonConfig",
@@ -70,6 +79,8 @@ MEMORY_SOURCE = "<memory>"
 ATS_CONNECTOR_TYPES: frozenset[str] = frozenset(providers.ATS_TYPES)
 CALENDAR_CONNECTOR_TYPES: frozenset[str] = frozenset(providers.CALENDAR_TYPES)
 
+# Backend -> the driver taskplanner installs for it ("postgresql://" means psycopg 3).
+_DATABASE_DRIVERS = {"sqlite": "pysqlite", "postgresql": "psycopg", "postgres": "psycopg"}
 _CONNECTOR_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 # Deliberately simple: catches typos like a missing "@" without pulling in email-validator.
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
@@ -80,13 +91,35 @@ _TOML_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
 class ConfigError(Exception):
-    """A configuration problem, rendered as one line: ``<dotted.key>: <problem> (<file>)``."""
+    """A configuration problem, rendered as one line: ``<dotted.key>: <problem> (<file>)``.
+
+    One error may carry every problem found in a file (`collect`): ``errors`` lists them
+    and ``str()`` is one line each, the first being this error's own key and problem.
+    """
 
     def __init__(self, key: str, problem: str, source: str = MEMORY_SOURCE) -> None:
         self.key = key
         self.problem = " ".join(problem.split())
         self.source = source
+        self.errors: list[ConfigError] = [self]
         super().__init__(f"{self.key}: {self.problem} ({self.source})")
+
+    @classmethod
+    def collect(cls, errors: Sequence[ConfigError]) -> ConfigError:
+        """One error reporting all of ``errors`` (in order, repeated lines dropped)."""
+        unique = list({str(error): error for error in errors}.values())
+        if len(unique) == 1:
+            return unique[0]
+        first = unique[0]
+        combined = cls(first.key, first.problem, first.source)
+        combined.errors = unique
+        combined.args = ("\n".join(str(error) for error in unique),)
+        return combined
+
+
+# A check of a validated configuration by a layer above this module (e.g. "is a connector
+# built for this type", which only the runtime knows); its problems join the file's others.
+ConfigCheck = Callable[["Config"], Iterable[ConfigError]]
 
 
 class _KeyedValueError(ValueError):
@@ -100,6 +133,21 @@ class _KeyedValueError(ValueError):
         self.subkey = subkey
         self.problem = problem
         super().__init__(f"{_dotted(subkey)}: {problem}" if subkey else problem)
+
+
+class _KeyedValueErrors(ValueError):
+    """Several `_KeyedValueError`s from one validator, each reported on its own line."""
+
+    def __init__(self, errors: Sequence[_KeyedValueError]) -> None:
+        self.errors = list(errors)
+        super().__init__("; ".join(str(error) for error in self.errors))
+
+
+def _raise_all(errors: Sequence[_KeyedValueError]) -> None:
+    if len(errors) == 1:
+        raise errors[0]
+    if errors:
+        raise _KeyedValueErrors(errors)
 
 
 # --------------------------------------------------------------------------- durations
@@ -220,22 +268,46 @@ class _SecretHolder(_Model):
         """Provide a secret directly (for configurations built in Python, e.g. the sandbox)."""
         self._secrets[name] = SecretStr(value)
 
-    def _resolve(self, key: str, environ: Mapping[str, str], base_dir: Path, source: str) -> None:
+    def _resolve(
+        self, key: str, environ: Mapping[str, str], base_dir: Path, source: str
+    ) -> list[ConfigError]:
+        """Read this section's secrets; one problem for each that cannot be read."""
+        problems: list[ConfigError] = []
         for name, field in self.secret_keys():
-            dotted = f"{key}.{field}"
-            reference = getattr(self, field)
-            if field.endswith("_env"):
-                value = environ.get(reference)
-                if value is None or not value.strip():
-                    state = "is not set" if value is None else "is empty"
-                    raise ConfigError(dotted, f"environment variable {reference} {state}", source)
-                self._secrets[name] = SecretStr(value)
+            try:
+                value = self._read_secret(field, environ, base_dir, f"{key}.{field}", source)
+            except ConfigError as problem:
+                problems.append(problem)
             else:
-                path = Path(reference).expanduser()
-                if not path.is_absolute():
-                    path = base_dir / path
-                self._secrets[name] = SecretStr(_read_secret_file(path, dotted, source))
-                setattr(self, field, path)
+                self._secrets[name] = SecretStr(value)
+        return problems
+
+    def _read_secret(
+        self, field: str, environ: Mapping[str, str], base_dir: Path, key: str, source: str
+    ) -> str:
+        reference = getattr(self, field)
+        if field.endswith("_env"):
+            value = environ.get(reference)
+            if value is None or not value.strip():
+                state = "is not set" if value is None else "is empty"
+                raise ConfigError(key, f"environment variable {reference} {state}", source)
+            where = f"environment variable {reference}"
+        else:
+            path = Path(reference).expanduser()
+            if not path.is_absolute():
+                path = base_dir / path
+            value = _read_secret_file(path, key, source)
+            setattr(self, field, path)
+            where = f"file {path}"
+        problem = self._secret_shape_problem(field.rsplit("_", 1)[0], value)
+        if problem is not None:
+            # Only what is wrong with the value and where it came from, never the value.
+            raise ConfigError(key, f"{where}: {problem}", source)
+        return value
+
+    def _secret_shape_problem(self, name: str, value: str) -> str | None:
+        """What is wrong with a secret's value (None: nothing); never repeats the value."""
+        return None
 
 
 def _read_secret_file(path: Path, key: str, source: str) -> str:
@@ -281,17 +353,34 @@ class DatabaseConfig(_Model):
 
     @field_validator("url")
     @classmethod
-    def _has_scheme(cls, value: str) -> str:
-        if "://" not in value:
+    def _supported_url(cls, value: str) -> str:
+        # The URL may carry a password: the problems below never repeat it.
+        example = '"sqlite:///taskplanner.db" or "postgresql+psycopg://user@host/db"'
+        try:
+            drivername = make_url(value).drivername if "://" in value else ""
+        except (ArgumentError, ValueError):
+            drivername = ""
+        if not drivername:
+            raise ValueError(f"expected a database URL like {example}")
+        backend, _, driver = drivername.partition("+")
+        if backend not in _DATABASE_DRIVERS:
             raise ValueError(
-                'expected a database URL like "sqlite:///taskplanner.db" or '
-                '"postgresql+psycopg://user@host/db"'
+                f"unsupported database {backend!r}: taskplanner runs on SQLite or PostgreSQL "
+                f"({example})"
+            )
+        if driver and driver != _DATABASE_DRIVERS[backend]:
+            raise ValueError(
+                f"unsupported driver {driver!r} for {backend}: use "
+                f"{backend}+{_DATABASE_DRIVERS[backend]}:// (or {backend}://)"
             )
         return value
 
     @property
     def is_sqlite(self) -> bool:
         return self.url.startswith("sqlite")
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        yield "url", _hide_url_password(self.url)
 
 
 _DOMAIN_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
@@ -410,6 +499,18 @@ class DigestConfig(_SecretHolder):
     def smtp_url(self) -> str:
         return self.secret("smtp_url")
 
+    def _secret_shape_problem(self, name: str, value: str) -> str | None:
+        if name != "smtp_url":
+            return None
+        try:
+            parts = urlsplit(value.strip())
+            scheme, host = parts.scheme.lower(), parts.hostname
+        except ValueError:
+            scheme, host = "", None
+        if scheme not in ("smtp", "smtps") or not host:
+            return "not an SMTP URL (expected smtp://user:pass@host:587 or smtps://host:465)"
+        return None
+
 
 # --------------------------------------------------------------------------- connectors
 
@@ -468,6 +569,16 @@ class GoogleCalendarConfig(_ConnectorBase):
     # the first user calendar listed).
     admin_email: Email | None = None
 
+    def _secret_shape_problem(self, name: str, value: str) -> str | None:
+        # Checked again by the connector; here so `config check` catches a wrong file early.
+        try:
+            key = json.loads(value)
+        except ValueError:
+            return "not JSON (expected a service-account key file)"
+        if not isinstance(key, dict) or key.get("type") != "service_account":
+            return 'not a service-account key (expected JSON with "type": "service_account")'
+        return None
+
 
 class MicrosoftCalendarConfig(_ConnectorBase):
     type: Literal["microsoft_calendar"]
@@ -512,47 +623,53 @@ class Config(_Model):
     def _valid_connector_names(
         cls, connectors: dict[str, ConnectorConfig]
     ) -> dict[str, ConnectorConfig]:
+        errors: list[_KeyedValueError] = []
         ats_names: list[str] = []
         for name, connector in connectors.items():
             if not _CONNECTOR_NAME.fullmatch(name):
-                raise _KeyedValueError(
-                    (name,),
-                    "connector name must match ^[a-z0-9][a-z0-9_-]*$ "
-                    "(lower-case letters, digits, _ and -)",
+                errors.append(
+                    _KeyedValueError(
+                        (name,),
+                        "connector name must match ^[a-z0-9][a-z0-9_-]*$ "
+                        "(lower-case letters, digits, _ and -)",
+                    )
                 )
             if connector.is_ats and connector.enabled:
                 ats_names.append(name)
-        if len(ats_names) > 1:
-            raise _KeyedValueError(
-                (ats_names[1],),
+        errors += [
+            _KeyedValueError(
+                (name,),
                 f"only one ATS connector may be enabled, connectors.{ats_names[0]} is one already",
             )
-        for name, connector in connectors.items():
-            reason = providers.provider(connector.type).unavailable_reason()
-            if connector.enabled and reason is not None:
-                raise _KeyedValueError((name, "type"), reason)
+            for name in ats_names[1:]
+        ]
+        _raise_all(errors)
         return connectors
 
     @field_validator("people")
     @classmethod
     def _unique_people(cls, people: list[PersonConfig]) -> list[PersonConfig]:
         seen: set[str] = set()
+        errors: list[_KeyedValueError] = []
         for index, person in enumerate(people):
             if person.email in seen:
-                raise _KeyedValueError((index, "email"), f"{person.email} is listed twice")
+                errors.append(_KeyedValueError((index, "email"), f"{person.email} is listed twice"))
             seen.add(person.email)
+        _raise_all(errors)
         return people
 
     @field_validator("jobs")
     @classmethod
     def _unique_jobs(cls, jobs: list[JobOverride]) -> list[JobOverride]:
         seen: set[str] = set()
+        errors: list[_KeyedValueError] = []
         for index, job in enumerate(jobs):
             if job.ats_job_id in seen:
-                raise _KeyedValueError(
-                    (index, "ats_job_id"), f"job {job.ats_job_id} is listed twice"
+                errors.append(
+                    _KeyedValueError((index, "ats_job_id"), f"job {job.ats_job_id} is listed twice")
                 )
             seen.add(job.ats_job_id)
+        _raise_all(errors)
         return jobs
 
     @model_validator(mode="after")
@@ -605,15 +722,19 @@ class Config(_Model):
     @property
     def base_dir(self) -> Path:
         """Directory that relative ``*_file`` paths are resolved against."""
-        if self.source == MEMORY_SOURCE:
-            return Path.cwd()
-        return Path(self.source).parent
+        return _base_dir(self.source)
 
     def resolve_secrets(self, environ: Mapping[str, str] | None = None) -> None:
-        """Read every ``*_env`` variable and ``*_file`` file; raise `ConfigError` on a gap.
+        """Read every ``*_env`` variable and ``*_file`` file; `ConfigError` lists every gap.
 
         Disabled connectors are skipped so an admin can keep a block without its secrets.
         """
+        problems = self.secret_problems(environ)
+        if problems:
+            raise ConfigError.collect(problems)
+
+    def secret_problems(self, environ: Mapping[str, str] | None = None) -> list[ConfigError]:
+        """Resolve the secrets that can be read; one `ConfigError` for each that cannot."""
         env = os.environ if environ is None else environ
         sections: list[tuple[str, _SecretHolder]] = [("server", self.server)]
         if self.server.oidc is not None:
@@ -625,8 +746,14 @@ class Config(_Model):
             for name, connector in self.connectors.items()
             if connector.enabled
         ]
+        problems: list[ConfigError] = []
         for key, section in sections:
-            section._resolve(key, env, self.base_dir, self.source)
+            problems += section._resolve(key, env, self.base_dir, self.source)
+        return problems
+
+
+def _base_dir(source: str) -> Path:
+    return Path.cwd() if source == MEMORY_SOURCE else Path(source).parent
 
 
 # --------------------------------------------------------------------------- loading
@@ -644,10 +771,16 @@ def resolve_config_path(
     return Path(DEFAULT_CONFIG_FILE)
 
 
-def load_config(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Config:
+def load_config(
+    path: str | Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    *,
+    checks: Sequence[ConfigCheck] = (),
+) -> Config:
     """Read, validate and resolve the secrets of the configuration file.
 
-    Raises `ConfigError` (one line naming the key and the file) on any problem.
+    Raises `ConfigError` naming every problem in the file (one line each, key and file);
+    ``checks`` add problems that only the caller can see (see `parse_config`).
     """
     env = os.environ if environ is None else environ
     file = resolve_config_path(path, env)
@@ -669,7 +802,7 @@ def load_config(path: str | Path | None = None, environ: Mapping[str, str] | Non
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise _toml_error(exc, text, source) from None
-    return parse_config(data, source=source, environ=env)
+    return parse_config(data, source=source, environ=env, checks=checks)
 
 
 def parse_config(
@@ -677,17 +810,67 @@ def parse_config(
     *,
     source: str = MEMORY_SOURCE,
     environ: Mapping[str, str] | None = None,
+    checks: Sequence[ConfigCheck] = (),
 ) -> Config:
-    """Validate already-parsed TOML data and resolve secrets; `ConfigError` on any problem."""
-    if "source" in data:
-        raise ConfigError("source", "unknown key", source)
+    """Validate already-parsed TOML data and resolve secrets.
+
+    Raises one `ConfigError` listing every problem: unknown keys first, then bad values,
+    then secrets that cannot be read, then what ``checks`` find in a valid configuration.
+    """
+    env = os.environ if environ is None else environ
+    problems: list[ConfigError] = []
+    if "source" in data:  # our own field, not one an admin may set
+        problems.append(
+            ConfigError("source", "unknown key" + _unknown_key_hint(("source",)), source)
+        )
+        data = {key: value for key, value in data.items() if key != "source"}
     try:
         config = Config.model_validate({**data, "source": source})
     except ValidationError as exc:
-        key, problem = _explain(exc)
-        raise ConfigError(key, problem, source) from None
-    config.resolve_secrets(environ)
+        problems += _validation_problems(exc, source)
+        problems += _secret_problems_of_valid_sections(data, env, source)
+        raise ConfigError.collect(problems) from None
+    problems += config.secret_problems(env)
+    for check in checks:
+        problems += check(config)
+    if problems:
+        raise ConfigError.collect(problems)
     return config
+
+
+_CONNECTOR = TypeAdapter(ConnectorConfig)
+_SECRET_SECTIONS: dict[str, type[_SecretHolder]] = {"server": ServerConfig, "digest": DigestConfig}
+
+
+def _secret_problems_of_valid_sections(
+    data: Mapping[str, Any], environ: Mapping[str, str], source: str
+) -> list[ConfigError]:
+    """Secrets of the sections that are valid on their own, when the whole file is not.
+
+    So a missing environment variable is reported together with a typo elsewhere, rather
+    than after the admin has fixed the typo and tried again.
+    """
+    sections: list[tuple[str, Callable[[Any], _SecretHolder], Any]] = [
+        (key, model.model_validate, data[key]) for key, model in _SECRET_SECTIONS.items()
+        if isinstance(data.get(key), Mapping)
+    ]
+    connectors = data.get("connectors")
+    if isinstance(connectors, Mapping):
+        sections += [
+            (f"connectors.{_toml_key(str(name))}", _CONNECTOR.validate_python, raw)
+            for name, raw in connectors.items()
+            if isinstance(raw, Mapping) and raw.get("enabled", True) is not False
+        ]
+    problems: list[ConfigError] = []
+    for key, validate, raw in sections:
+        try:
+            section = validate(raw)
+        except ValidationError:
+            continue  # reported with the file's other problems
+        problems += section._resolve(key, environ, _base_dir(source), source)
+        if isinstance(section, ServerConfig) and section.oidc is not None:
+            problems += section.oidc._resolve("server.oidc", environ, _base_dir(source), source)
+    return problems
 
 
 # --------------------------------------------------------------------------- error rendering
@@ -712,45 +895,148 @@ _PROBLEMS = {
 _SECTIONS = ("organisation", "database", "server", "rules", "digest")
 
 
-def _explain(exc: ValidationError) -> tuple[str, str]:
-    """Turn the first pydantic error into (dotted key, problem)."""
-    error = exc.errors(include_url=False)[0]
-    loc: list[str | int] = list(error["loc"])
+def _validation_problems(exc: ValidationError, source: str) -> list[ConfigError]:
+    """Every pydantic error as one `ConfigError` each, unknown keys first.
+
+    An unknown key is usually a typo, and the typo also makes the key it was meant to be
+    "missing": naming the typo first tells the admin what to fix.
+    """
+    unknown: list[ConfigError] = []
+    other: list[ConfigError] = []
+    for error in exc.errors(include_url=False):
+        found = unknown if error["type"] == "extra_forbidden" else other
+        found += [ConfigError(key, problem, source) for key, problem in _explain(error)]
+    return unknown + other
+
+
+def _explain(error: Any) -> list[tuple[str, str]]:
+    """Turn one pydantic error into (dotted key, problem) pairs (a validator may name several)."""
+    raw_loc: tuple[str | int, ...] = tuple(error["loc"])
+    loc: list[str | int] = list(raw_loc)
     # Discriminated unions add the tag after the connector name: connectors.gh.greenhouse.x
     if len(loc) >= 3 and loc[0] == "connectors" and loc[2] in _CONNECTOR_TYPES:
         del loc[2]
     kind = error["type"]
     ctx = error.get("ctx") or {}
     value = error.get("input")
+    # A value under a secret-looking key may be a secret typed in by mistake: never echo it.
+    quiet = _names_a_secret(raw_loc)
+    got = "" if quiet else f", got {_show(value)}"
     if kind == "value_error":
         cause = ctx.get("error")
-        if isinstance(cause, _KeyedValueError):
-            loc += list(cause.subkey)
-            problem = cause.problem
-        else:
-            problem = str(cause)
+        causes = cause.errors if isinstance(cause, _KeyedValueErrors) else [cause]
+        keyed = [
+            (_dotted((*loc, *c.subkey)) or "config", c.problem)
+            for c in causes
+            if isinstance(c, _KeyedValueError)
+        ]
+        if keyed:
+            return keyed
+        problem = str(cause)
+    elif kind == "extra_forbidden":
+        problem = "unknown key" + _unknown_key_hint(raw_loc)
     elif kind in ("union_tag_invalid", "union_tag_not_found"):
         loc.append("type")
         expected = ", ".join(_CONNECTOR_TYPES)
         if kind == "union_tag_invalid":
-            problem = f"unknown connector type {ctx.get('tag')!r} (expected one of: {expected})"
+            tag = ctx.get("tag")
+            problem = f"unknown connector type {tag!r}{_did_you_mean(tag, _CONNECTOR_TYPES)}"
+            problem += f"; expected one of: {expected}"
         else:
             problem = f"missing required key (one of: {expected})"
     elif kind == "literal_error":
-        problem = f"expected one of {ctx.get('expected')}, got {_show(value)}"
+        choices = re.findall(r"'([^']*)'", str(ctx.get("expected", "")))
+        problem = f"expected one of {ctx.get('expected')}{got}{_did_you_mean(value, choices)}"
     elif kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
-        problem = error["msg"].replace("Input should be", "must be") + f", got {_show(value)}"
+        problem = error["msg"].replace("Input should be", "must be") + got
     elif kind in ("too_short", "string_too_short"):
         problem = "must not be empty"
     elif kind == "missing" and len(loc) == 1 and loc[0] in _SECTIONS:
         problem = f"missing required section [{loc[0]}]"
     elif kind in _PROBLEMS:
         problem = _PROBLEMS[kind]
-        if kind != "missing" and kind != "extra_forbidden":
-            problem += f", got {_show(value)}"
+        if kind != "missing":
+            problem += got
     else:
         problem = error["msg"]
-    return _dotted(tuple(loc)) or "config", problem
+    return [(_dotted(tuple(loc)) or "config", problem)]
+
+
+_SECRET_WORDS = ("secret", "token", "password", "credential", "api_key")
+
+
+def _names_a_secret(loc: Sequence[str | int]) -> bool:
+    names = [part.lower() for part in loc if isinstance(part, str)]
+    return bool(names) and (
+        names[-1].endswith(("_env", "_file")) or any(w in names[-1] for w in _SECRET_WORDS)
+    )
+
+
+def _did_you_mean(value: object, choices: Iterable[str]) -> str:
+    if not isinstance(value, str):
+        return ""
+    close = difflib.get_close_matches(value, list(choices), n=1, cutoff=0.6)
+    if not close:
+        close = [c for c in choices if c.casefold() == value.casefold()]
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _unknown_key_hint(loc: Sequence[str | int]) -> str:
+    """" (did you mean 'name'?)" from the keys the enclosing table knows."""
+    model = _model_at(loc[:-1])
+    key = loc[-1]
+    if model is None or not isinstance(key, str):
+        return ""
+    known = [
+        field.alias or name
+        for name, field in model.model_fields.items()
+        if not (model is Config and name == "source")
+    ]
+    for suffix, holder in (("_env", "environment variable"), ("_file", "file")):
+        if key + suffix in known:
+            return f" (secrets never go in this file: set {key}{suffix} to the {holder} holding it)"
+    hint = _did_you_mean(key, known)
+    return hint or f" (expected one of: {', '.join(known)})"
+
+
+def _model_at(loc: Sequence[str | int]) -> type[BaseModel] | None:
+    """The model of the table at a pydantic error location (with connector type tags)."""
+    model: type[BaseModel] = Config
+    parts = list(loc)
+    while parts:
+        part = parts.pop(0)
+        field = next(
+            (f for n, f in model.model_fields.items() if part in (n, f.alias)), None
+        )
+        if field is None:
+            return None
+        annotation = _without_none(field.annotation)
+        if get_origin(annotation) in (list, dict):
+            if not parts:
+                return None
+            parts.pop(0)  # the list index or the table's key, e.g. the connector's name
+        models = _models_in(annotation)
+        if len(models) > 1:  # a discriminated union: pydantic puts the tag in the location
+            tag = parts.pop(0) if parts else None
+            models = [m for m in models if tag in get_args(m.model_fields["type"].annotation)]
+        if len(models) != 1:
+            return None
+        model = models[0]
+    return model
+
+
+def _without_none(annotation: Any) -> Any:
+    if get_origin(annotation) in (Union, types.UnionType):
+        rest = [a for a in get_args(annotation) if a is not type(None)]
+        if len(rest) == 1:
+            return rest[0]
+    return annotation
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in get_args(annotation) for m in _models_in(arg)]
 
 
 def _dotted(loc: tuple[str | int, ...]) -> str:
@@ -765,6 +1051,11 @@ def _dotted(loc: tuple[str | int, ...]) -> str:
 
 def _toml_key(part: str) -> str:
     return part if _TOML_BARE_KEY.fullmatch(part) else '"' + part.replace('"', '\\"') + '"'
+
+
+def _hide_url_password(url: str) -> str:
+    """``scheme://user:***@host``: a URL fit to print (logs, summaries, reprs)."""
+    return re.sub(r"(://[^:/@\s]*:)[^@/\s]*@", r"\1***@", url)
 
 
 def _show(value: object) -> str:

@@ -42,7 +42,7 @@ from taskplanner.logsetup import current_settings
 from taskplanner.metrics import Metrics
 from taskplanner.runtime import Runtime, UnsupportedConnector, replica_id
 from taskplanner.store import models as m
-from taskplanner.store.database import is_sqlite, transaction
+from taskplanner.store.database import describe_error, is_sqlite, transaction
 from taskplanner.store.migrate import current_revision, head_revision, upgrade
 from taskplanner.sync import SyncReport, SyncRunner
 
@@ -147,7 +147,13 @@ class SqliteLock:
         return cls(Path(database).resolve().with_name(Path(database).name + ".lock"))
 
     def acquire(self) -> None:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise DaemonError(
+                f"database.url: cannot open the database: {self.path.with_suffix('')}: "
+                f"{exc.strerror}"
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -828,7 +834,7 @@ def open_daemon_runtime(config: Config, *, migrate: bool, clock: Clock = system_
     except SQLAlchemyError as exc:
         runtime.close()
         raise DaemonError(
-            f"database.url: cannot open the database: {type(exc).__name__} ({config.source})"
+            f"database.url: cannot open the database: {describe_error(exc)} ({config.source})"
         ) from None
     except BaseException:
         runtime.close()

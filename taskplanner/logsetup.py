@@ -2,6 +2,8 @@
 
 One structlog configuration also formats the standard library's records (uvicorn,
 APScheduler, alembic), and a last processor masks anything that looks like a credential.
+Tracebacks are plain text, masked like the rest and never with local variables (those hold
+the configuration).
 """
 
 from __future__ import annotations
@@ -59,6 +61,19 @@ def redact_secrets(
     return event_dict
 
 
+class _Stderr:
+    """Whatever ``sys.stderr`` is at the moment of writing (a test runner swaps it)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        return sys.stderr.isatty()
+
+
 _current: tuple[str, bool] = ("info", False)
 
 
@@ -75,7 +90,7 @@ def configure_logging(
     ``json`` defaults to "stderr is not a terminal": containers and systemd get one JSON
     object per line, a person at a terminal gets the console renderer.
     """
-    out = stream or sys.stderr
+    out: TextIO | _Stderr = stream or _Stderr()
     numeric = logging.getLevelName(level.upper())
     if not isinstance(numeric, int):
         raise ValueError(f"unknown log level {level!r}; one of {', '.join(LEVELS)}")
@@ -94,10 +109,13 @@ def configure_logging(
     renderer: Any
     if as_json:
         renderer = structlog.processors.JSONRenderer()
-        final: list[Any] = [structlog.processors.format_exc_info, redact_secrets, renderer]
     else:
-        renderer = structlog.dev.ConsoleRenderer(colors=out.isatty())
-        final = [renderer]
+        # structlog's default console traceback (rich) prints every frame's local variables.
+        renderer = structlog.dev.ConsoleRenderer(
+            colors=out.isatty(), exception_formatter=structlog.dev.plain_traceback
+        )
+    # The traceback becomes text before the renderer, so the mask applies to it too.
+    final: list[Any] = [structlog.processors.format_exc_info, redact_secrets, renderer]
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),

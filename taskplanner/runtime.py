@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from taskplanner.clock import Clock, system_clock
-from taskplanner.config import Config
+from taskplanner.config import Config, ConfigError
 from taskplanner.domain.assignment import JobOverrideRules, OrgRules
 from taskplanner.inbox import InboxProcessor
 from taskplanner.pipeline import Pipeline
@@ -26,6 +26,28 @@ from taskplanner.sync import SyncRunner
 
 class UnsupportedConnector(RuntimeError):
     """A configured connector whose provider has no connector in this version."""
+
+
+def connector_available(connector_type: str) -> bool:
+    """Whether this build has a connector class for a connector type the config accepts."""
+    return connector_type in PROVIDERS and PROVIDERS[connector_type].connector_available
+
+
+def unavailable_connectors(config: Config) -> list[ConfigError]:
+    """A configuration problem for each enabled connector whose type has no class yet.
+
+    The CLI checks this at start-up (`taskplanner.config.ConfigCheck`), so such a file stops
+    with exit code 2 and one line instead of failing at the first sync.
+    """
+    return [
+        ConfigError(
+            f"connectors.{name}.type",
+            f"{reason}; set enabled = false to keep the section",
+            config.source,
+        )
+        for name, connector in config.enabled_connectors().items()
+        if (reason := PROVIDERS[connector.type].unavailable_reason()) is not None
+    ]
 
 
 def replica_id() -> str:

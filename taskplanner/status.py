@@ -18,7 +18,7 @@ from taskplanner.engine import OPEN
 from taskplanner.inbox import PENDING, oldest_pending_age
 from taskplanner.runtime import Runtime
 from taskplanner.store import models as m
-from taskplanner.store.database import transaction
+from taskplanner.store.database import describe_error, transaction
 from taskplanner.store.migrate import current_revision, head_revision
 
 
@@ -79,7 +79,7 @@ def collect_status(runtime: Runtime) -> Status:
                 if moment is not None:
                     status.oldest_open[category] = moment
     except SQLAlchemyError as exc:
-        status.error = type(exc).__name__
+        status.error = describe_error(exc)
         return status
     status.reachable = True
     for name, connector in runtime.config.enabled_connectors().items():
@@ -126,7 +126,7 @@ def render_status(status: Status, now: datetime) -> str:
     """Plain text, one fact per line, for a terminal or a log."""
     lines = [f"taskplanner: {'ready' if status.ready else 'NOT READY'}"]
     if not status.reachable:
-        lines.append(f"database: {status.database}: unreachable ({status.error})")
+        lines.append(f"database: {status.database}: unreachable: {status.error}")
         return "\n".join(lines)
     migrations = (
         "current"

@@ -310,15 +310,85 @@ BROKEN: list[tuple[str, str, str, str]] = [
     ),
     (
         "missing_organisation",
-        "[organisation]",
-        "[organization]",
+        '[organisation]\nname = "Acme"\naccount_owner = "ada@acme.example"\n'
+        'timezone = "Europe/Berlin"\n',
+        "",
         "organisation: missing required section [organisation]",
     ),
     (
         "toml_syntax_error",
         "port = 8080",
         "port = 8080 8080",
-        "server.port: TOML syntax error at line 7",
+        "server.port: TOML syntax error at line 7, column 13:",
+    ),
+    (
+        "misspelt_connector_type",
+        'type = "google_calendar"',
+        'type = "google_calender"',
+        "connectors.google.type: unknown connector type 'google_calender' "
+        "(did you mean 'google_calendar'?); expected one of:",
+    ),
+    (
+        "misspelt_role",
+        'role = "coordinator"',
+        'role = "cordinator"',
+        "people[0].role: expected one of 'coordinator', 'recruiter', 'admin', 'hiring_manager' "
+        "or 'interviewer', got 'cordinator' (did you mean 'coordinator'?)",
+    ),
+    (
+        "misspelt_section",
+        "[digest]",
+        "[dgest]",
+        "dgest: unknown key (did you mean 'digest'?)",
+    ),
+    (
+        "unknown_key_without_a_close_match",
+        "[digest]",
+        '[daemon]\nthreads = 4\n[digest]',
+        "daemon.threads: unknown key (expected one of: lease, shutdown_timeout, inbox_worker)",
+    ),
+    (
+        "secret_written_into_the_file",
+        'client_id_env = "GREENHOUSE_CLIENT_ID"',
+        'client_id_env = "GREENHOUSE_CLIENT_ID"\nclient_secret = "gh-SECRET-pasted"',
+        "connectors.greenhouse.client_secret: unknown key (secrets never go in this file: set "
+        "client_secret_env to the environment variable holding it)",
+    ),
+    (
+        "secret_in_a_secret_looking_key_is_not_echoed",
+        'api_tokens_env = "TASKPLANNER_API_TOKENS"',
+        "api_tokens_env = 12345",
+        "server.api_tokens_env: expected a string (",
+    ),
+    (
+        "unsupported_database",
+        "[server]",
+        '[database]\nurl = "mysql://tp:db-SECRET-pw@db.internal/tp"\n[server]',
+        "database.url: unsupported database 'mysql': taskplanner runs on SQLite or PostgreSQL",
+    ),
+    (
+        "database_driver_not_installed",
+        "[server]",
+        '[database]\nurl = "postgresql+psycopg2://tp:db-SECRET-pw@db.internal/tp"\n[server]',
+        "database.url: unsupported driver 'psycopg2' for postgresql: use postgresql+psycopg://",
+    ),
+    (
+        "database_url_not_a_url",
+        "[server]",
+        '[database]\nurl = "db-SECRET-taskplanner.db"\n[server]',
+        "database.url: expected a database URL like",
+    ),
+    (
+        "smtp_url_not_an_smtp_url",
+        '"TASKPLANNER_SMTP_URL"',
+        '"TASKPLANNER_TEST_BAD_SMTP"',
+        "digest.smtp_url_env: environment variable TASKPLANNER_TEST_BAD_SMTP: not an SMTP URL",
+    ),
+    (
+        "same_person_twice",
+        "[[jobs]]",
+        '[[people]]\nemail = "Cora@acme.example"\nrole = "recruiter"\n[[jobs]]',
+        "people[1].email: cora@acme.example is listed twice",
     ),
 ]
 
@@ -327,6 +397,7 @@ BROKEN: list[tuple[str, str, str, str]] = [
 def broken_dir(tmp_path: Path, secret_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Path:
     (tmp_path / "google-service-account.json").write_text(CREDENTIALS)
     monkeypatch.setenv("TASKPLANNER_TEST_EMPTY", "")
+    monkeypatch.setenv("TASKPLANNER_TEST_BAD_SMTP", "mail.acme.example:587 user SECRET-pw")
     return tmp_path
 
 
@@ -377,8 +448,138 @@ def test_an_ats_whose_connector_is_not_in_this_version_exits_2_with_one_line(
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
         f"connectors.ats.type: the {PROVIDERS[ats].display_name} connector is not available in "
-        f"this version of taskplanner (available: {', '.join(available_types(ats=True))}) ({path})"
+        f"this version of taskplanner (available: {', '.join(available_types(ats=True))}); "
+        f"set enabled = false to keep the section ({path})"
     ]
+
+
+def test_a_typo_in_a_key_is_named_first_with_the_key_it_was_meant_to_be(broken_dir: Path) -> None:
+    path = broken_dir / "typo.toml"
+    path.write_text(VALID.replace('name = "Acme"', 'nmae = "Acme"'))
+
+    result = CliRunner().invoke(app, ["config", "check", "--config", str(path)])
+
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        f"organisation.nmae: unknown key (did you mean 'name'?) ({path})",
+        f"organisation.name: missing required key ({path})",
+    ]
+
+
+EVERY_PROBLEM = [
+    # (text in VALID, replacement, the line it must produce without the file name)
+    (
+        "[digest]",
+        "[digests]\n[digest]",
+        "digests: unknown key (did you mean 'digest'?)",
+    ),
+    (
+        'poll_interval = "5m"',
+        'pol_interval = "5m"',
+        "connectors.greenhouse.pol_interval: unknown key (did you mean 'poll_interval'?)",
+    ),
+    ('"Europe/Berlin"', '"Europe/Berln"', "organisation.timezone: unknown time zone"),
+    ("port = 8080", 'port = "8080x"', "server.port: expected an integer, got '8080x'"),
+    ('role = "coordinator"', 'role = "boss"', "people[0].role: expected one of"),
+    (
+        '"TASKPLANNER_SMTP_URL"',
+        '"SMTP_URL_UNSET"',
+        "digest.smtp_url_env: environment variable SMTP_URL_UNSET is not set",
+    ),
+    (
+        '"google-service-account.json"',
+        '"missing.json"',
+        "connectors.google.credentials_file: file",
+    ),
+]
+
+
+def test_config_check_reports_every_problem_at_once_unknown_keys_first(broken_dir: Path) -> None:
+    text = VALID
+    for old, new, _ in EVERY_PROBLEM:
+        assert old in text
+        text = text.replace(old, new, 1)
+    path = broken_dir / "many.toml"
+    path.write_text(text)
+
+    result = CliRunner().invoke(app, ["config", "check", "--config", str(path)])
+
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == len(EVERY_PROBLEM), result.stderr
+    assert all(line.endswith(f" ({path})") for line in lines)
+    unknown = [line for line in lines if ": unknown key" in line]
+    assert lines[: len(unknown)] == unknown and len(unknown) == 2
+    for _, _, expected in EVERY_PROBLEM:
+        assert sum(line.startswith(expected) for line in lines) == 1, (expected, lines)
+    assert_no_secret(result.stderr)
+
+
+def test_missing_secrets_are_reported_together_with_mistakes_elsewhere(broken_dir: Path) -> None:
+    # A section that is valid on its own has its secrets checked even when another is not.
+    path = broken_dir / "both.toml"
+    text = VALID.replace("port = 8080", "port = -1")
+    path.write_text(text.replace('"TASKPLANNER_SMTP_URL"', '"SMTP_URL_UNSET"'))
+
+    result = CliRunner().invoke(app, ["config", "check", "--config", str(path)])
+
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        f"server.port: must be greater than or equal to 0, got -1 ({path})",
+        f"digest.smtp_url_env: environment variable SMTP_URL_UNSET is not set ({path})",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        ("-----BEGIN KEY----- SECRET-pem", "not JSON (expected a service-account key file)"),
+        (
+            '{"type": "authorized_user", "refresh_token": "SECRET-t"}',
+            'not a service-account key (expected JSON with "type": "service_account")',
+        ),
+    ],
+    ids=["not_json", "not_a_service_account_key"],
+)
+def test_a_credentials_file_that_is_not_a_service_account_key_is_a_config_error(
+    broken_dir: Path, content: str, problem: str
+) -> None:
+    (broken_dir / "key.json").write_text(content)
+    path = broken_dir / "key.toml"
+    path.write_text(VALID.replace('"google-service-account.json"', '"key.json"'))
+
+    result = CliRunner().invoke(app, ["config", "check", "--config", str(path)])
+
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        f"connectors.google.credentials_file: file {broken_dir / 'key.json'}: {problem} ({path})"
+    ]
+    assert_no_secret(result.stderr)
+
+
+def test_resolve_secrets_reports_every_missing_secret(sandbox_config: Config) -> None:
+    with pytest.raises(ConfigError) as error:
+        sandbox_config.resolve_secrets({})
+
+    assert [str(e) for e in error.value.errors] == str(error.value).splitlines() == [
+        "connectors.greenhouse.client_id_env: environment variable SANDBOX_ID is not set "
+        "(<memory>)",
+        "connectors.greenhouse.client_secret_env: environment variable SANDBOX_SECRET "
+        "is not set (<memory>)",
+    ]
+
+
+def test_the_database_password_stays_out_of_the_config_repr(broken_dir: Path) -> None:
+    path = broken_dir / "pg.toml"
+    url = "postgresql+psycopg://tp:db-SECRET-pw@db.internal/tp"
+    path.write_text(VALID + f'\n[database]\nurl = "{url}"\n')
+
+    config = load_config(path)
+
+    assert config.database.url == url
+    assert "tp:***@db.internal" in repr(config)
+    assert_no_secret(repr(config), str(config), repr(config.database))
 
 
 def test_broken_config_from_installed_command_prints_one_line(broken_dir: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import re
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -10,10 +11,26 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@/\s]+@")
 READ_ONLY = "taskplanner_read_only"
+
+
+def describe_error(exc: SQLAlchemyError) -> str:
+    """The driver's own first line (e.g. "Connection refused") and its type, for one-line errors.
+
+    ``str()`` of a SQLAlchemy error appends the statement and its parameters; the driver's
+    message alone says what an operator can act on. A password in a URL is masked.
+    """
+    cause: BaseException = getattr(exc, "orig", None) or exc
+    lines = str(cause).strip().splitlines()
+    first = _URL_PASSWORD.sub(r"\1***@", lines[0].strip()) if lines else ""
+    if not first or first.startswith("(") or len(first) > 300:
+        return type(cause).__name__
+    return f"{first} ({type(cause).__name__})"
 
 
 def normalise_url(url: str) -> str:
@@ -31,6 +48,9 @@ def is_sqlite(url_or_engine: str | Engine) -> bool:
 
 def create_db_engine(url: str, **kwargs: Any) -> Engine:
     url = normalise_url(url)
+    # A failing statement's error (logged, shown by `taskplanner` commands) would otherwise
+    # carry its bound values: candidates' names and emails, webhook bodies.
+    kwargs.setdefault("hide_parameters", True)
     if is_sqlite(url):
         # Pooled: opening a SQLite connection and setting its pragmas costs more than a
         # small transaction, and every webhook acknowledgement is one.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request, Response
@@ -11,6 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import select, text
 from sqlalchemy.exc import SQLAlchemyError
 
+from taskplanner import health
 from taskplanner.metrics import Metrics
 from taskplanner.runtime import Runtime
 from taskplanner.store import models as m
@@ -45,7 +47,7 @@ def _readiness(runtime: Runtime) -> tuple[bool, dict[str, Any]]:
         with transaction(runtime.db, read_only=True) as session:
             session.execute(text("SELECT 1"))
             integrations = {
-                row.connector: {"state": row.state, "last_error": row.last_error}
+                row.connector: _integration(row)
                 for row in session.scalars(select(m.IntegrationHealth))
             }
         revision = current_revision(runtime.db)
@@ -54,10 +56,31 @@ def _readiness(runtime: Runtime) -> tuple[bool, dict[str, Any]]:
     ready = revision == head_revision()
     body["migrations"] = "current" if ready else f"at {revision}, need {head_revision()}"
     for name in runtime.config.enabled_connectors():
-        integrations.setdefault(name, {"state": "ok", "last_error": None})
+        integrations.setdefault(
+            name,
+            {"state": "ok", "last_error": None, "last_success_at": None, "last_failure_at": None},
+        )
     body["integrations"] = integrations
     body["status"] = "ready" if ready else "not ready"
     return ready, body
+
+
+def _integration(row: m.IntegrationHealth) -> dict[str, Any]:
+    """One integration's state; its error only while it is failing or broken.
+
+    After a recovery the error is history: ``last_failure_at`` says when it was, and the
+    broken_integration task keeps the text.
+    """
+    return {
+        "state": row.state,
+        "last_error": row.last_error if row.state != health.OK else None,
+        "last_success_at": _iso(row.last_success_at),
+        "last_failure_at": _iso(row.last_failure_at),
+    }
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat().replace("+00:00", "Z") if moment else None
 
 
 @router.get(
