@@ -135,6 +135,7 @@ class StageView:
     inactivity_alerts: bool
     interview_kinds: list[InterviewKindView]
     owner: Choice  # the stage owner, and where it comes from
+    owner_on_page: str | None = None  # what the set-up page holds (None: nothing set there)
 
 
 @dataclass(frozen=True)
@@ -145,6 +146,7 @@ class JobView:
     url: str | None
     stages: list[StageView]
     coordinator: Choice  # the job coordinator, and where it comes from
+    coordinator_on_page: str | None = None  # what the set-up page holds
 
 
 def describe_job(session: Session, rules: OrgRules, job_id: str) -> JobView:
@@ -196,9 +198,13 @@ def describe_job(session: Session, rules: OrgRules, job_id: str) -> JobView:
                 inactivity_alerts=alerts,
                 interview_kinds=kinds.get(stage.id, []),
                 owner=owner,
+                owner_on_page=setup.owner_email if setup is not None else None,
             )
         )
-    return JobView(job.id, job.name, job.status, job.url, views, coordinator)
+    coordinator_on_page, _ = ownership.page_owners(session, job_id)
+    return JobView(
+        job.id, job.name, job.status, job.url, views, coordinator, coordinator_on_page
+    )
 
 
 def _named(session: Session, rules: OrgRules, job_id: str) -> set[str]:

@@ -263,9 +263,9 @@ class AtsRoleBreach:
 
     def describe(self) -> str:
         return (
-            f"{self.email} is a {self.role} in the ATS but named {self.post} of "
-            f"{self.job_name} ({self.job_id}); a {self.post} must be a "
-            f"{asg.allowed_roles_text(self.post)}: tasks go to the next in line"
+            f"{self.email} is {asg.role_text(self.role)} in the ATS but {self.post} of "
+            f"{self.job_name} ({self.job_id}); a {self.post} must be "
+            f"{asg.allowed_roles_text(self.post)}: their tasks go to the next in line"
         )
 
 

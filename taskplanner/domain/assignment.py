@@ -48,9 +48,20 @@ ELIGIBLE_ROLES: Mapping[Post, frozenset[str]] = {
 }
 
 
+ROLES = ("coordinator", "recruiter", "admin", "hiring_manager", "interviewer")
+
+
+def role_text(role: str) -> str:
+    """ "a recruiter", "an admin", "a hiring manager"."""
+    words = role.replace("_", " ")
+    return ("an " if words[:1] in "aeiou" else "a ") + words
+
+
 def allowed_roles_text(post: Post) -> str:
-    roles = sorted(ELIGIBLE_ROLES.get(post, ()))
-    return ", ".join(roles[:-1]) + f" or {roles[-1]}" if len(roles) > 1 else "".join(roles)
+    """ "a coordinator, a recruiter or an admin" for a job coordinator."""
+    allowed = ELIGIBLE_ROLES.get(post, frozenset())
+    texts = [role_text(r) for r in ROLES if r in allowed]
+    return ", ".join(texts[:-1]) + f" or {texts[-1]}" if len(texts) > 1 else "".join(texts)
 
 
 def may_hold(post: Post, role: str | None) -> bool:
@@ -266,7 +277,7 @@ class RoleBreach:
     def describe(self) -> str:
         where = "[[people]]" if self.known_from == "config" else "the ATS"
         return (
-            f"{self.email} is a {self.role} in {where}; a {self.post} must be a "
+            f"{self.email} is {role_text(self.role)} in {where}; a {self.post} must be "
             f"{allowed_roles_text(self.post)}"
         )
 
