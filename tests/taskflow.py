@@ -13,7 +13,7 @@ from datetime import datetime
 from sqlalchemy import Engine, insert, select
 from sqlalchemy.orm import Session
 
-from taskplanner import health
+from taskplanner import health, jobsetup
 from taskplanner.engine import EngineResult
 from taskplanner.pipeline import Pipeline
 from taskplanner.store import models as m
@@ -70,6 +70,7 @@ def set_up_stage(
     scheduling_enabled: bool | None = None,
     inactivity_alerts: bool | None = None,
     interview_templates: dict[str, str] | None = None,
+    owner: str | None | jobsetup.Unchanged = jobsetup.UNCHANGED,
 ) -> EngineResult:
     """A coordinator's job set-up (what PUT /api/jobs/{job}/stages/{stage} does)."""
     with transaction(pipeline.db) as session:
@@ -81,6 +82,7 @@ def set_up_stage(
             scheduling_enabled=scheduling_enabled,
             inactivity_alerts=inactivity_alerts,
             interview_templates=interview_templates,
+            owner=owner,
         )
 
 

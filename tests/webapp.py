@@ -45,6 +45,8 @@ def make_config(
     public_url: str | None = None,
     rules: dict[str, Any] | None = None,
     connectors: dict[str, Any] | None = None,
+    people: list[dict[str, Any]] | None = None,
+    jobs: list[dict[str, Any]] | None = None,
 ) -> Config:
     server: dict[str, Any] = {"trusted_user_header": trusted_user_header}
     if tokens:
@@ -56,7 +58,8 @@ def make_config(
         "database": {"url": db_url},
         "server": server,
         "rules": {"scheduling_stages": ["Phone Screen", "Onsite"], **(rules or {})},
-        "people": PEOPLE,
+        "people": PEOPLE + (people or []),
+        "jobs": jobs or [],
     }
     if connectors:
         data["connectors"] = connectors
