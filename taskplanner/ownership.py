@@ -225,7 +225,8 @@ def clear_handover(session: Session, person: str) -> bool:
 
 def recorded_stand_ins(session: Session) -> dict[str, str]:
     """person -> stand-in of every recorded hand-over (to refuse a cycle)."""
-    return dict(session.execute(select(m.Handover.person, m.Handover.stand_in)).tuples())
+    rows = session.execute(select(m.Handover.person, m.Handover.stand_in))
+    return {person: stand_in for person, stand_in in rows}
 
 
 # --- who taskplanner knows -------------------------------------------------------------------

@@ -20,13 +20,13 @@ from taskplanner.pipeline import Pipeline
 from taskplanner.store.database import transaction
 from tests.factories import (
     ADA,
-    T0,
     CARL,
     CORA,
     HANK,
     PIA,
     RITA,
     SAM,
+    T0,
     application,
     candidate,
     interview_event,
@@ -147,12 +147,20 @@ EVERYONE = dict(
             "job coordinator set in taskplanner",
         ),
         (
-            {"stage_owner_set": None, "candidate_ats_coordinator": CORA, "job_coordinator_set": None},
+            {
+                "stage_owner_set": None,
+                "candidate_ats_coordinator": CORA,
+                "job_coordinator_set": None,
+            },
             CORA,
             "the candidate's coordinator in the ATS",
         ),
         (
-            {"stage_owner_set": None, "candidate_ats_coordinator": None, "job_coordinator_set": None},
+            {
+                "stage_owner_set": None,
+                "candidate_ats_coordinator": None,
+                "job_coordinator_set": None,
+            },
             CORA,
             "the job's coordinator in the ATS",
         ),

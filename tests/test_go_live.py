@@ -102,15 +102,17 @@ def build_backlog(fake: FakeGreenhouse, provider: CalendarProvider, clock: Offse
     ivy = fake.add_user("ivy@acme.example", "Ivy", "Interviewer")
     job = fake.create_job("Platform Engineer", recruiter_id=sam, coordinator_id=cora)
     fake.publish_job(job)
-    old_draft = fake.create_job("Data Analyst", recruiter_id=sam, coordinator_id=cora)  # unpublished
+    old_draft = fake.create_job(
+        "Data Analyst", recruiter_id=sam, coordinator_id=cora
+    )  # unpublished
     stage = {name: fake.stage_id(job, name) for name in ("Application Review", "Phone Screen")}
     stage["Onsite"] = fake.stage_id(job, "Onsite")
 
     def apply(last: str, stage_name: str) -> int:
         email = f"{last.lower()}@example.com"
-        return fake.add_candidate_application(
-            job, "Pat", last, email, stage_id=stage[stage_name]
-        )[1]
+        return fake.add_candidate_application(job, "Pat", last, email, stage_id=stage[stage_name])[
+            1
+        ]
 
     reviewing = apply("Reviewing", "Application Review")  # sits there for three weeks
     clock.advance(timedelta(days=21))
@@ -265,7 +267,7 @@ name = "Acme"
 account_owner = "{ADA}"
 
 [database]
-url = "sqlite:///{tmp_path / 'tp.db'}"
+url = "sqlite:///{tmp_path / "tp.db"}"
 
 [rules]
 scheduling_stages = ["Onsite"]

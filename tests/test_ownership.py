@@ -153,8 +153,7 @@ def test_status_lists_an_owner_whose_ats_role_breaks_the_rules(
 
     assert "role breaches the ATS reports (passed over in assignment):" in text
     assert (
-        f"{IVY} is an interviewer in the ATS but job coordinator of Software Engineer (j1)"
-        in text
+        f"{IVY} is an interviewer in the ATS but job coordinator of Software Engineer (j1)" in text
     )
 
 
@@ -302,9 +301,7 @@ def test_an_owner_the_roles_rules_refuse_is_422_and_changes_nothing(
     client: TestClient, runtime: Runtime, path: str, body: dict[str, str], problem: str | None
 ) -> None:
     two_waiting(runtime)
-    runtime.pipeline.ingest_now(
-        [sn.UserSnapshot("u-ivy", IVY, "Ivy", f.at(5), role="interviewer")]
-    )
+    runtime.pipeline.ingest_now([sn.UserSnapshot("u-ivy", IVY, "Ivy", f.at(5), role="interviewer")])
 
     response = client.put(path, json=body)
 
@@ -401,9 +398,7 @@ def test_set_up_page_shows_owners_and_changing_them_moves_open_tasks(runtime: Ru
 
 def test_set_up_page_refuses_an_interviewer_as_stage_owner(runtime: Runtime) -> None:
     two_waiting(runtime)
-    runtime.pipeline.ingest_now(
-        [sn.UserSnapshot("u-ivy", IVY, "Ivy", f.at(5), role="interviewer")]
-    )
+    runtime.pipeline.ingest_now([sn.UserSnapshot("u-ivy", IVY, "Ivy", f.at(5), role="interviewer")])
     with page_client(runtime) as browser:
         page = browser.get("/jobs/j1/setup")
         refused = browser.post(
@@ -416,3 +411,16 @@ def test_set_up_page_refuses_an_interviewer_as_stage_owner(runtime: Runtime) -> 
     assert refused.status_code == 422
     assert f"{IVY} is an interviewer in the ATS; a stage owner must be" in refused.text
     assert assignees(runtime) == {"a1": CORA, "a2": PIA, "new_job": CORA}  # nothing stored
+
+
+def test_assigning_a_task_to_an_invalid_address_is_refused(
+    client: TestClient, runtime: Runtime
+) -> None:
+    two_waiting(runtime)
+    task = open_tasks(runtime.db)[0]
+
+    for bad in ("not an email", "cora", "cora@acme", ""):
+        response = client.post(f"/api/tasks/{task.id}/assign", json={"assignee": bad})
+        assert response.status_code == 422, bad
+
+    assert open_tasks(runtime.db)[0].assignee == task.assignee
