@@ -79,11 +79,11 @@ class Pipeline:
             interview_templates=interview_templates,
             owner=owner,
         )
+        ownership.forget_page_owners(session)
         if scheduling_enabled and not was_enabled:
             events += self.normalizer.waiting_in_stage(session, stage_id, now)
         result = self.tasks.handle(session, events)
         if not isinstance(owner, jobsetup.Unchanged):
-            ownership.forget_page_owners(session)
             why = f"stage owner set on the set-up page by {by}" if by else "owner changed"
             result.reassigned += self.tasks.refresh_assignments(session, job_id=job_id, why=why)
         return result

@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from typer.testing import CliRunner
 
@@ -26,6 +27,7 @@ from taskplanner.pipeline import Pipeline
 from taskplanner.runtime import Runtime, rules_from_config
 from taskplanner.store.database import create_db_engine
 from taskplanner.sync import SyncRunner
+from taskplanner.web.app import create_app
 from tests.calendar_env import CalendarProvider, events, run, unique
 from tests.factories import (
     ADA,
@@ -45,7 +47,7 @@ from tests.taskflow import (
     history,
     open_tasks,
 )
-from tests.webapp import make_runtime
+from tests.webapp import TOKEN, make_runtime
 
 OLGA = "olga@acme.example"
 
@@ -526,3 +528,31 @@ def test_out_of_office_is_ignored_unless_the_rule_is_on(
     finally:
         connector.close()
         db.dispose()
+
+
+def test_the_task_list_page_lists_the_hand_overs_in_force(db_url: str, clock: FrozenClock) -> None:
+    runtime = make_runtime(
+        db_url,
+        clock,
+        tokens=[TOKEN],
+        people=[
+            {"email": OLGA, "role": "coordinator", "handover_to": SAM, "away_until": "2026-03-04"}
+        ],
+    )
+    try:
+        with TestClient(create_app(runtime)) as browser:
+            signed_in = browser.post(
+                "/signin",
+                data={"email": CORA, "token": TOKEN, "next": "/"},
+                follow_redirects=False,
+            )
+            assert signed_in.status_code == 303
+            page = browser.get("/").text
+            clock.now = datetime(2026, 3, 4, tzinfo=UTC)
+            later = browser.get("/").text
+    finally:
+        runtime.close()
+
+    assert "Hand-overs in force" in page
+    assert f"{OLGA} → <strong>{SAM}</strong>, until Wed 04 Mar 2026, 00:00" in page
+    assert "Hand-overs in force" not in later

@@ -424,3 +424,27 @@ def test_assigning_a_task_to_an_invalid_address_is_refused(
         assert response.status_code == 422, bad
 
     assert open_tasks(runtime.db)[0].assignee == task.assignee
+
+
+def test_the_daemon_warns_once_about_an_owner_whose_ats_role_breaks_the_rules(
+    db_url: str, clock: FrozenClock
+) -> None:
+    from structlog.testing import capture_logs
+
+    from taskplanner.daemon import Daemon
+
+    runtime = make_runtime(db_url, clock)
+    try:
+        interviewer = sn.UserSnapshot("u-ivy", IVY, "Ivy", f.at(0), role="interviewer")
+        runtime.pipeline.ingest_now([interviewer, job(coordinator=IVY)])
+        daemon = Daemon(runtime)
+        with capture_logs() as logs:
+            daemon._sweep()  # what the scheduler runs every minute
+            daemon._sweep()
+    finally:
+        runtime.close()
+
+    warnings = [entry for entry in logs if entry["event"] == "role_breach_in_ats"]
+    assert len(warnings) == 1
+    assert (warnings[0]["email"], warnings[0]["post"]) == (IVY, "job coordinator")
+    assert warnings[0]["log_level"] == "warning"

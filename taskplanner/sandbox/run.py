@@ -2,8 +2,9 @@
 
 Starts the fake Greenhouse and the fake Google Calendar, fills them (`SandboxOrganisation`),
 builds the configuration in Python (secrets included, no environment needed) and runs the
-daemon. After the first Greenhouse sync — the baseline, which opens no tasks — the fake
-starts sending signed webhooks and the organisation changes on a timer.
+daemon. After the first Greenhouse sync — the baseline, which opens only the backlog of
+tasks that describe a state (go-live) — the fake starts sending signed webhooks and the
+organisation changes on a timer.
 """
 
 from __future__ import annotations
