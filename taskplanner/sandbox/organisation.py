@@ -1,10 +1,10 @@
 """The sandbox's generated organisation and the changes it goes through on a timer.
 
 `SandboxOrganisation.build()` fills the fake Greenhouse and the fake Google Calendar before
-the daemon's first (baseline) sync, which opens the backlog already waiting (go-live); `changes()` then yields scripted and random changes —
-candidates moving, interviewers declining, scorecards due, a job left unpublished — so tasks
-of every kind appear and close by themselves. The same seed gives the same organisation and
-the same sequence of changes.
+the daemon's first (baseline) sync, which opens the backlog already waiting (go-live);
+`changes()` then yields scripted and random changes — candidates moving, interviewers
+declining, scorecards due, a job left unpublished — so tasks of every kind appear and close
+by themselves. The same seed gives the same organisation and the same sequence of changes.
 """
 
 from __future__ import annotations
