@@ -60,10 +60,13 @@ def owner_facts(
 ) -> OwnerFacts:
     """What the page, the configuration and the ATS say about one task's owners.
 
-    The coordinator for a candidate follows the stage the application is in now.
+    The stage is the one the task is about: the stage the candidate entered, or their
+    interview's stage. It is fixed when the task opens, so a batch of deliveries assigns
+    exactly as the same deliveries one at a time would (the mirror is already at the batch's
+    end when its events reach the engine); without one, the stage the application is in.
     """
     stage_id = refs.stage_id
-    if role is Role.CANDIDATE_COORDINATOR and refs.application_id:
+    if stage_id is None and role is Role.CANDIDATE_COORDINATOR and refs.application_id:
         application = readahead.get(session, m.Application, refs.application_id)
         if application is not None and application.stage_id:
             stage_id = application.stage_id
