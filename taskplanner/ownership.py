@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, literal, select
 from sqlalchemy.orm import Session
 
 from taskplanner import readahead
@@ -37,17 +37,14 @@ def page_owners(session: Session, job_id: str | None) -> tuple[str | None, dict[
         return None, {}
     known: dict[str, tuple[str | None, dict[str, str]]] = session.info.setdefault(OWNER_SETUP, {})
     if job_id not in known:
-        job = session.get(m.JobSetup, job_id)
-        owners = {
-            stage_id: email
-            for stage_id, email in session.execute(
-                select(m.StageSetup.stage_id, m.StageSetup.owner_email).where(
-                    m.StageSetup.job_id == job_id, m.StageSetup.owner_email.is_not(None)
-                )
-            )
-            if email
-        }
-        known[job_id] = (job.coordinator_email if job else None, owners)
+        # One query for both: the job's row (stage "") and its stages' owners.
+        job = select(literal(""), m.JobSetup.coordinator_email).where(m.JobSetup.job_id == job_id)
+        stages = select(m.StageSetup.stage_id, m.StageSetup.owner_email).where(
+            m.StageSetup.job_id == job_id, m.StageSetup.owner_email.is_not(None)
+        )
+        owners = {stage: email for stage, email in session.execute(job.union_all(stages))}
+        coordinator = owners.pop("", None)
+        known[job_id] = (coordinator, {stage: e for stage, e in owners.items() if e})
     return known[job_id]
 
 
