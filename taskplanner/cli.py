@@ -130,12 +130,19 @@ def describe_config(config: Config) -> str:
         lines.append("connectors: none")
     lines += [
         f"people: {len(config.people)}",
+        *(
+            f"  hand-over: {p.email} → {p.handover_to or 'the next in line'} "
+            + (f"until {p.away_until}" if p.away_until else "for good")
+            for p in config.people
+            if p.handover_to or p.away_until
+        ),
         f"job overrides: {len(config.jobs)}",
         f"rules: evaluation due after {format_duration(rules.evaluation_due_after)}, "
         f"job live within {format_duration(rules.job_live_within)}, "
         f"inactivity after {format_duration(rules.inactivity_after)}",
         f"  scheduling stages: {', '.join(rules.scheduling_stages) or '-'}",
         f"  inactivity stages: {', '.join(rules.inactivity_stages) or '-'}",
+        f"  out-of-office events hand tasks over: {'yes' if rules.follow_out_of_office else 'no'}",
     ]
     if config.digest is not None:
         lines.append(

@@ -66,12 +66,6 @@ class EngineResult:
     closed: list[m.Task] = field(default_factory=list)
     reassigned: int = 0
 
-    def add(self, other: EngineResult) -> EngineResult:
-        self.opened += other.opened
-        self.closed += other.closed
-        self.reassigned += other.reassigned
-        return self
-
 
 @dataclass(frozen=True)
 class HandOverResult:
@@ -228,6 +222,7 @@ class TaskEngine:
         owners: dict[tuple[object, ...], assignment.Assignment] = {}
         pending = list(intents)
         tasks = []
+        opened_for: list[str] = []
         for intent in pending:
             category = CATEGORY_BY_NAME[intent.category]
             role, refs = category.assignee, intent.refs
@@ -242,6 +237,7 @@ class TaskEngine:
             if cache_key not in owners:
                 owners[cache_key] = self.assignment_for(session, role, refs)
             tasks.append(_new_task(intent, owners[cache_key], now))
+            opened_for.append(_opened_for(owners[cache_key]))
         if not tasks:
             return []
         try:
@@ -252,10 +248,7 @@ class TaskEngine:
             # Someone opened one of these meanwhile (another replica): go one by one.
             return [t for t in (self.open(session, i, actor=actor) for i in pending) if t]
         entries = []
-        for t in tasks:
-            detail = f"opened for {t.assignee}"
-            if t.handed_over_from:
-                detail += f" (covering for {t.handed_over_from})"
+        for t, detail in zip(tasks, opened_for, strict=True):
             opened = {"at": now, "action": "opened", "detail": detail}
             entries.append(_Entry(t, {**opened, "actor": actor}, None))
         _insert_history(session, entries)
