@@ -371,6 +371,9 @@ def csrf(page: str) -> str:
 
 def test_set_up_page_shows_owners_and_changing_them_moves_open_tasks(runtime: Runtime) -> None:
     two_waiting(runtime)
+    runtime.pipeline.ingest_now([application("a3", candidate_id="c1", stage="s-phone", updated=2)])
+    a3 = next(t for t in open_tasks(runtime.db) if t.application_id == "a3")
+    assign_by_hand(runtime.pipeline, a3.id, to=CORA, by=CORA)  # Cora keeps this one herself
     with page_client(runtime) as browser:
         page = browser.get("/jobs/j1/setup")
         assert page.status_code == 200
@@ -393,7 +396,8 @@ def test_set_up_page_shows_owners_and_changing_them_moves_open_tasks(runtime: Ru
         after = browser.get("/jobs/j1/setup").text
 
     assert f'data-source="page">{OLGA}</strong> <span class="hint">(set on this page)' in after
-    assert assignees(runtime) == {"a1": OLGA, "a2": PIA}  # new_job done: a stage was enabled
+    # new_job is done (a stage was enabled); the task Cora placed by hand stays with her.
+    assert assignees(runtime) == {"a1": OLGA, "a2": PIA, "a3": CORA}
 
 
 def test_set_up_page_refuses_an_interviewer_as_stage_owner(runtime: Runtime) -> None:
