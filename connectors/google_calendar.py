@@ -601,6 +601,11 @@ def event_snapshot(
         attendees=attendees,
         schedule_tag=private.get(SCHEDULE_TAG_KEY),
         title=item.get("summary"),
+        # Event types (https://developers.google.com/calendar/api/guides/event-types): an
+        # "outOfOffice" event sits on its owner's primary calendar, with outOfOfficeProperties
+        # (autoDeclineMode, declineMessage) and no attendees; events.list returns every type
+        # unless eventTypes narrows it.
+        out_of_office=item.get("eventType") == "outOfOffice",
     )
 
 

@@ -518,6 +518,10 @@ def graph_event_snapshot(
         attendees=tuple(attendees),
         schedule_tag=_schedule_tag(item),
         title=item.get("subject"),
+        # showAs is the event's freeBusyStatus: free, tentative, busy, oof,
+        # workingElsewhere or unknown (https://learn.microsoft.com/graph/api/resources/event);
+        # "oof" marks the mailbox owner out of office for the event's span.
+        out_of_office=item.get("showAs") == "oof",
     )
 
 

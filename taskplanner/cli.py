@@ -14,7 +14,7 @@ import os
 import re
 import sys
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 from zoneinfo import ZoneInfo
@@ -211,12 +211,19 @@ def describe_config(config: Config) -> str:
         lines.append("connectors: none")
     lines += [
         f"people: {len(config.people)}",
+        *(
+            f"  hand-over: {p.email} → {p.handover_to or 'the next in line'} "
+            + (f"until {p.away_until}" if p.away_until else "for good")
+            for p in config.people
+            if p.handover_to or p.away_until
+        ),
         f"job overrides: {len(config.jobs)}",
         f"rules: evaluation due after {format_duration(rules.evaluation_due_after)}, "
         f"job live within {format_duration(rules.job_live_within)}, "
         f"inactivity after {format_duration(rules.inactivity_after)}",
         f"  scheduling stages: {', '.join(rules.scheduling_stages) or '-'}",
         f"  inactivity stages: {', '.join(rules.inactivity_stages) or '-'}",
+        f"  out-of-office events hand tasks over: {'yes' if rules.follow_out_of_office else 'no'}",
     ]
     if config.digest is not None:
         lines.append(
@@ -335,7 +342,7 @@ def tasks_complete(
     """Complete a task by hand (resolution manual, recording who)."""
     from taskplanner.engine import TaskAlreadyCompleted, TaskNotFound
 
-    who = by or os.environ.get("USER") or "cli"
+    who = _address_or_exit("--by", by) if by else os.environ.get("USER") or "cli"
     runtime = open_runtime(config)
     try:
         with transaction(runtime.db) as session:
@@ -353,19 +360,99 @@ def tasks_complete(
 @app.command("reassign")
 def reassign(
     from_: Annotated[str, typer.Option("--from", help="Whose open tasks to hand over.")],
-    to: Annotated[str, typer.Option("--to", help="Who receives them.")],
+    to: Annotated[str | None, typer.Option("--to", help="Who stands in for them.")] = None,
+    until: Annotated[
+        str | None,
+        typer.Option(help="The day they are back (YYYY-MM-DD); default: for good."),
+    ] = None,
+    clear: Annotated[
+        bool, typer.Option("--clear", help="End their hand-over: tasks go back to them.")
+    ] = False,
     config: ConfigOption = None,
     by: Annotated[str | None, typer.Option(help="Who does it (default: $USER).")] = None,
 ) -> None:
-    """Hand every open task of one person to another (someone leaves or is away)."""
-    who = by or os.environ.get("USER") or "cli"
+    """Hand one person's open tasks, and every new one, to a stand-in (someone leaves or is
+    away) until --until or --clear; tasks that followed the hand-over then go back."""
+    from taskplanner import ownership
+    from taskplanner.domain.assignment import handover_cycle
+
+    person = _address_or_exit("--from", from_)
+    if clear and (to or until):
+        fail("--clear ends a hand-over: give it with --from only")
+    if not clear and not to:
+        fail("--to: missing (who stands in), or --clear to end the hand-over")
+    stand_in = _address_or_exit("--to", to) if to else ""
+    if stand_in == person:
+        fail(f"--to: {stand_in} cannot stand in for themselves")
+    who = _address_or_exit("--by", by) if by else os.environ.get("USER") or "cli"
     runtime = open_runtime(config)
+    back = _back_on_or_exit(until, runtime) if until else None
+    rules = runtime.rules
     try:
         with transaction(runtime.db) as session:
-            count = runtime.pipeline.tasks.hand_over(session, from_=from_, to=to, by=who)
+            if not ownership.knows(session, rules, person):
+                fail(
+                    f"--from: taskplanner knows nobody called {person} (not in [[people]], "
+                    f"the ATS's users or any task) ({runtime.config.source})"
+                )
+            if clear:
+                moved = runtime.pipeline.tasks.end_hand_over(session, person=person, by=who)
+                configured = rules.handovers.get(person)
+                if moved is None and configured is not None:
+                    fail(
+                        f"--clear: {person}'s hand-over is in the configuration ([[people]] "
+                        f"handover_to / away_until); remove it there ({runtime.config.source})"
+                    )
+                text = (
+                    f"no hand-over recorded for {person}; nothing to clear"
+                    if moved is None
+                    else f"{person}'s hand-over ended: {moved} open task(s) went back to them"
+                )
+            else:
+                stand_ins: dict[str, str | None] = {
+                    p: a.stand_in for p, a in rules.handovers.items()
+                }
+                stand_ins.update(ownership.recorded_stand_ins(session))
+                stand_ins[person] = stand_in
+                cycle = handover_cycle(stand_ins, person)
+                if cycle is not None:
+                    fail(f"--to: hand-over cycle {' → '.join(cycle)}: someone must keep the tasks")
+                result = runtime.pipeline.tasks.hand_over(
+                    session, from_=person, to=stand_in, by=who, until=back
+                )
+                span = f"until {until}" if until else "for good"
+                text = (
+                    f"moved {result.moved} open task(s) from {person} to {stand_in} "
+                    f"({result.followed} follow the hand-over, {result.placed_by_hand} had been "
+                    f"placed by hand); new tasks go to {stand_in} {span}"
+                )
     finally:
         runtime.close()
-    typer.echo(f"moved {count} open task(s) from {from_} to {to}")
+    typer.echo(text)
+
+
+def _address_or_exit(option: str, value: str) -> str:
+    from taskplanner.config import email_address
+
+    try:
+        return email_address(value)
+    except ValueError:
+        fail(f"{option}: not an email address: {value!r}")
+
+
+def _back_on_or_exit(value: str, runtime: Runtime) -> datetime:
+    """``--until YYYY-MM-DD``: the day they are back, from midnight in the organisation's
+    time zone; it must lie ahead."""
+    try:
+        day = date.fromisoformat(value.strip())
+    except ValueError:
+        runtime.close()
+        fail(f"--until: expected a date like 2027-01-04, got {value!r}")
+    back = datetime.combine(day, time(0), runtime.config.organisation.zone()).astimezone(UTC)
+    if back <= runtime.clock():
+        runtime.close()
+        fail(f"--until: {value} has begun already; give the day they are back")
+    return back
 
 
 # --------------------------------------------------------------------------- db
@@ -426,6 +513,9 @@ def sync(
                     f"{report.deleted} deleted, {report.opened} task(s) opened, "
                     f"{report.closed} closed ({report.seconds:.1f}s)"
                 )
+                if report.go_live is not None:
+                    for line in report.go_live.lines():
+                        typer.echo(f"{name}: {line}")
             else:
                 failed = True
                 typer.echo(f"{name}: failed: {report.error}", err=True)

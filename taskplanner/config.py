@@ -15,7 +15,7 @@ import re
 import tomllib
 import types
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from datetime import time, timedelta
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Union, get_args, get_origin
 from urllib.parse import urlsplit
@@ -38,6 +38,13 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from taskplanner import providers
+from taskplanner.domain.assignment import (
+    Post,
+    allowed_roles_text,
+    handover_cycle,
+    may_hold,
+    role_text,
+)
 
 __all__ = [
     "ATS_CONNECTOR_TYPES",
@@ -201,6 +208,19 @@ def _to_time(value: object) -> time:
     if isinstance(value, str) and (match := _HH_MM.fullmatch(value.strip())):
         return time(int(match["h"]), int(match["m"]))
     raise ValueError(f'expected a time "HH:MM" (24-hour), got {_show(value)}')
+
+
+def _breach(email: str, roles: Mapping[str, str], post: Post) -> str:
+    role = roles[email]
+    return (
+        f"{email} is {role_text(role)} in [[people]]; a {post} must be "
+        f"{allowed_roles_text(post)}"
+    )
+
+
+def email_address(value: str) -> str:
+    """A valid address, lower-cased (as everywhere in taskplanner); ValueError otherwise."""
+    return _check_email(value)
 
 
 def _check_email(value: str) -> str:
@@ -459,6 +479,33 @@ class RulesConfig(_Model):
     )
     integration_failure_threshold: int = Field(default=3, ge=1)
     inbox_max_attempts: int = Field(default=8, ge=1)
+    # An out-of-office event on a person's synced calendar hands their tasks over for its span.
+    follow_out_of_office: bool = False
+
+
+def _to_day_or_instant(value: object) -> date | datetime:
+    """``away_until``: a TOML date or "YYYY-MM-DD" (the day they are back), or an instant
+    with its offset."""
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError("a date and time needs its offset (e.g. 2027-01-04T09:00:00+01:00)")
+        return value
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            return date.fromisoformat(text)
+        except ValueError:
+            pass
+        try:
+            return _to_day_or_instant(datetime.fromisoformat(text))
+        except ValueError:
+            pass
+    raise ValueError(f'expected a date like "2027-01-04", got {_show(value)}')
+
+
+DayOrInstant = Annotated[date | datetime, BeforeValidator(_to_day_or_instant)]
 
 
 class PersonConfig(_Model):
@@ -468,6 +515,10 @@ class PersonConfig(_Model):
     name: str | None = None
     role: Role
     ats_user_id: str | None = None
+    # Hand-over: while it holds, every task that would go to this person goes to handover_to
+    # (SPEC §3). away_until: the day they are back (absent: for good, e.g. they left).
+    handover_to: Email | None = None
+    away_until: DayOrInstant | None = None
 
 
 class JobOverride(_Model):
@@ -671,6 +722,37 @@ class Config(_Model):
             seen.add(job.ats_job_id)
         _raise_all(errors)
         return jobs
+
+    @model_validator(mode="after")
+    def _roles_and_hand_overs(self) -> Config:
+        """The roles' rules where [[people]] knows the role, and hand-overs without cycles."""
+        roles = {p.email: p.role for p in self.people}
+        errors: list[_KeyedValueError] = []
+        for index, job in enumerate(self.jobs):
+            checks: list[tuple[tuple[str | int, ...], str | None, Post]] = [
+                (("coordinator",), job.coordinator, Post.JOB_COORDINATOR)
+            ]
+            checks += [
+                (("stage_owners", stage), owner, Post.STAGE_OWNER)
+                for stage, owner in job.stage_owners.items()
+            ]
+            errors += [
+                _KeyedValueError(("jobs", index, *subkey), _breach(email, roles, post))
+                for subkey, email, post in checks
+                if email is not None and not may_hold(post, roles.get(email))
+            ]
+        stand_ins = {p.email: p.handover_to for p in self.people}
+        for index, person in enumerate(self.people):
+            if person.handover_to is None:
+                continue
+            cycle = handover_cycle(stand_ins, person.email)
+            if cycle is not None:
+                errors.append(_KeyedValueError(
+                    ("people", index, "handover_to"),
+                    f"hand-over cycle {' → '.join(cycle)}: someone must keep the tasks",
+                ))
+        _raise_all(errors)
+        return self
 
     @model_validator(mode="after")
     def _name_connectors(self) -> Config:

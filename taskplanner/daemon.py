@@ -33,7 +33,7 @@ from sqlalchemy import Engine, select, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from taskplanner import health
+from taskplanner import health, ownership
 from taskplanner.clock import Clock, system_clock
 from taskplanner.config import Config
 from taskplanner.inbox import PENDING, InboxProcessor, release_claims
@@ -407,6 +407,7 @@ class Daemon:
         self.worker: InboxWorker | None = None
         self.sources: list[str] = []
         self._failing_sources: set[str] = set()
+        self._warned_breaches: set[tuple[str, str, str]] = set()
 
     # ---- public
 
@@ -689,6 +690,15 @@ class Daemon:
             log.info("sync_finished", **fields)
         else:
             log.debug("sync_finished", **fields)
+        if report.go_live is not None:
+            # The first sync is over: what everyone finds on their list on day one.
+            log.info(
+                "go_live",
+                connector=report.connector,
+                opened=report.go_live.total,
+                per_category=report.go_live.by_category,
+                per_person=report.go_live.by_person,
+            )
 
     def _periodic(self, lease: PeriodicLease, job: Callable[[], None]) -> None:
         if not lease.claim():
@@ -702,8 +712,32 @@ class Daemon:
 
     def _sweep(self) -> None:
         result = self.runtime.pipeline.sweep_now()
-        if result.opened or result.closed:
-            log.info("sweep_finished", opened=dict(result.opened), closed=dict(result.closed))
+        if result.opened or result.closed or result.reassigned:
+            log.info(
+                "sweep_finished",
+                opened=dict(result.opened),
+                closed=dict(result.closed),
+                handed_over=result.reassigned,
+            )
+        self._warn_role_breaches()
+
+    def _warn_role_breaches(self) -> None:
+        """Owners whose ATS role breaks the roles' rules: a warning once per breach (they are
+        passed over in assignment; ``taskplanner status`` lists them)."""
+        with transaction(self.runtime.db, read_only=True) as session:
+            breaches = ownership.ats_role_breaches(session, self.runtime.rules)
+        for breach in breaches:
+            key = (breach.email, str(breach.post), breach.job_id)
+            if key not in self._warned_breaches:
+                self._warned_breaches.add(key)
+                log.warning(
+                    "role_breach_in_ats",
+                    email=breach.email,
+                    role=breach.role,
+                    post=str(breach.post),
+                    job_id=breach.job_id,
+                    detail=breach.describe(),
+                )
 
     def _send_digests(self) -> None:
         try:  # the digest arrives with the web helpers' module; without it there is none

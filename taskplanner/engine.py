@@ -18,7 +18,7 @@ from sqlalchemy import insert, inspect, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from taskplanner import readahead
+from taskplanner import ownership, readahead
 from taskplanner.clock import Clock, system_clock
 from taskplanner.domain import assignment
 from taskplanner.domain import events as ev
@@ -26,6 +26,7 @@ from taskplanner.domain.categories import (
     CATEGORY_BY_NAME,
     DUE_AT_INTERVIEW_START,
     CloseTasks,
+    GoLive,
     OpenTask,
     Resolution,
     Role,
@@ -66,6 +67,19 @@ class EngineResult:
     reassigned: int = 0
 
 
+@dataclass(frozen=True)
+class HandOverResult:
+    """What ``taskplanner reassign`` moved: tasks that follow the hand-over (they come back
+    when it ends) and tasks someone had placed by hand on the person (they stay moved)."""
+
+    followed: int
+    placed_by_hand: int
+
+    @property
+    def moved(self) -> int:
+        return self.followed + self.placed_by_hand
+
+
 class TaskEngine:
     def __init__(self, rules: assignment.OrgRules, clock: Clock = system_clock) -> None:
         self.rules = rules
@@ -74,22 +88,25 @@ class TaskEngine:
     # --- events -------------------------------------------------------------------------
 
     def handle(
-        self, session: Session, events: Sequence[DomainEvent], *, allow_open: bool = True
+        self, session: Session, events: Sequence[DomainEvent], *, baseline: bool = False
     ) -> EngineResult:
         """Apply the category table to each event.
 
-        ``allow_open`` is False while a connector takes its first (baseline) sync: what
-        already existed before taskplanner was connected is not a transition anyone saw.
+        ``baseline`` is True while a source takes its first sync: what it describes existed
+        before taskplanner was connected, so only the categories that describe a state open
+        from it (``GoLive.STATE``); moments nobody saw happen open nothing, and
+        ``ready_to_schedule`` is found by the go-live pass once every record is in.
         """
         result = EngineResult()
         for event in events:
             actor = f"event:{event.name}"
             for intent in intents_for(event):
                 if isinstance(intent, OpenTask):
-                    if allow_open:
-                        task = self.open(session, intent, actor=actor, observed_at=event.at)
-                        if task is not None:
-                            result.opened.append(task)
+                    if baseline and CATEGORY_BY_NAME[intent.category].go_live is not GoLive.STATE:
+                        continue
+                    task = self.open(session, intent, actor=actor, observed_at=event.at)
+                    if task is not None:
+                        result.opened.append(task)
                 elif isinstance(intent, CloseTasks):
                     closed = self.close(session, intent, actor=actor, observed_at=event.at)
                     result.closed.extend(closed)
@@ -103,6 +120,8 @@ class TaskEngine:
                 )
             elif isinstance(event, ev.PersonLeft):
                 result.reassigned += self.refresh_assignments(session, assignee=event.email)
+            elif isinstance(event, ev.PersonAwayChanged):
+                result.reassigned += self.follow_absences(session, [event.email])
             elif isinstance(event, ev.EventMoved):
                 self.follow_interview_move(session, event, actor=actor)
         return result
@@ -152,8 +171,8 @@ class TaskEngine:
             return None
         category = CATEGORY_BY_NAME[intent.category]
         now = self.clock()
-        assignee = self.assignee_for(session, category.assignee, intent.refs)
-        task = _new_task(intent, assignee, now)
+        owner = self.assignment_for(session, category.assignee, intent.refs)
+        task = _new_task(intent, owner, now)
         if session.get_bind().dialect.name == "sqlite" or session.info.get(_OPTIMISTIC):
             # SQLite has one writer at a time (BEGIN IMMEDIATE): nobody can open it
             # meanwhile. An optimistic caller (the inbox's chunks) redoes its whole batch,
@@ -169,7 +188,7 @@ class TaskEngine:
                     session.flush()
             except IntegrityError:
                 return None
-        self._history(session, task, "opened", f"opened for {assignee}", actor, now)
+        self._history(session, task, "opened", _opened_for(owner), actor, now)
         _note_opened(session, [task])
         return task
 
@@ -200,9 +219,10 @@ class TaskEngine:
     ) -> list[m.Task]:
         """Open many tasks at once (the sweep); callers have excluded existing situations."""
         now = self.clock()
-        owners: dict[tuple[object, ...], str] = {}
+        owners: dict[tuple[object, ...], assignment.Assignment] = {}
         pending = list(intents)
         tasks = []
+        opened_for: list[str] = []
         for intent in pending:
             category = CATEGORY_BY_NAME[intent.category]
             role, refs = category.assignee, intent.refs
@@ -215,8 +235,9 @@ class TaskEngine:
                 refs.candidate_id if per_candidate else None,
             )
             if cache_key not in owners:
-                owners[cache_key] = self.assignee_for(session, role, refs)
+                owners[cache_key] = self.assignment_for(session, role, refs)
             tasks.append(_new_task(intent, owners[cache_key], now))
+            opened_for.append(_opened_for(owners[cache_key]))
         if not tasks:
             return []
         try:
@@ -227,8 +248,8 @@ class TaskEngine:
             # Someone opened one of these meanwhile (another replica): go one by one.
             return [t for t in (self.open(session, i, actor=actor) for i in pending) if t]
         entries = []
-        for t in tasks:
-            opened = {"at": now, "action": "opened", "detail": f"opened for {t.assignee}"}
+        for t, detail in zip(tasks, opened_for, strict=True):
+            opened = {"at": now, "action": "opened", "detail": detail}
             entries.append(_Entry(t, {**opened, "actor": actor}, None))
         _insert_history(session, entries)
         _note_opened(session, tasks)
@@ -291,14 +312,69 @@ class TaskEngine:
         self._reassign(session, task, to.lower(), assignment.MANUAL, by.lower(), "by hand")
         return task
 
-    def hand_over(self, session: Session, *, from_: str, to: str, by: str) -> int:
-        """Move every open task of one person to another (someone leaves)."""
-        query = select(m.Task).where(m.Task.assignee == from_.lower(), m.Task.status == OPEN)
-        count = 0
+    def hand_over(
+        self,
+        session: Session,
+        *,
+        from_: str,
+        to: str,
+        by: str,
+        until: datetime | None = None,
+    ) -> HandOverResult:
+        """``taskplanner reassign --from A --to B [--until]``: record the hand-over and move
+        A's open tasks to B. Those assigned through a role follow the hand-over (new tasks
+        go to B too, and they come back to A when it ends); those someone placed on A by
+        hand move by hand."""
+        from_, to, by = from_.lower(), to.lower(), by.lower()
+        ownership.record_handover(session, from_, to, until, by, self.clock())
+        followed = self.follow_absences(session, [from_], actor=by)
+        query = select(m.Task).where(
+            m.Task.assignee == from_,
+            m.Task.status == OPEN,
+            m.Task.assigned_via == assignment.MANUAL,
+        )
+        placed = 0
         for task in session.scalars(query.with_for_update()):
-            self._reassign(session, task, to.lower(), assignment.MANUAL, by.lower(), "hand-over")
-            count += 1
-        return count
+            self._reassign(session, task, to, assignment.MANUAL, by, "hand-over")
+            placed += 1
+        return HandOverResult(followed, placed)
+
+    def end_hand_over(self, session: Session, *, person: str, by: str) -> int | None:
+        """``taskplanner reassign --from A --clear``: the tasks that moved because of A's
+        recorded hand-over go back to A. None when none was recorded."""
+        if not ownership.clear_handover(session, person):
+            return None
+        return self.follow_absences(session, [person.lower()], actor=by.lower())
+
+    def follow_absences(
+        self, session: Session, people: Iterable[str] | None = None, *, actor: str = "taskplanner"
+    ) -> int:
+        """Move open tasks to the stand-ins of people who are away, and back from those whose
+        absence ended (all people, or just these). Level-triggered: the sweep calls it every
+        minute, so an ``away_until`` or the end of an out-of-office event needs no timer."""
+        ownership.forget_absences(session)
+        away = ownership.absences(session, self.rules, self.clock())
+        role_assigned = m.Task.assigned_via != assignment.MANUAL
+        if people is None:
+            leaving = select(m.Task).where(m.Task.assignee.in_(list(away)))
+            covered = select(m.Task).where(
+                m.Task.handed_over_from.is_not(None),
+                m.Task.handed_over_from.not_in(list(away)),
+            )
+        else:
+            wanted = sorted({p.lower() for p in people})
+            leaving = select(m.Task).where(m.Task.assignee.in_(wanted))
+            covered = select(m.Task).where(m.Task.handed_over_from.in_(wanted))
+        moved = 0
+        seen: set[int] = set()
+        for query in (leaving, covered):
+            query = query.where(m.Task.status == OPEN, role_assigned).order_by(m.Task.id)
+            for task in list(session.scalars(query.with_for_update())):
+                if task.id in seen:
+                    continue
+                seen.add(task.id)
+                moved += self._refresh(session, task, "owner changed", actor)
+        return moved
 
     def refresh_assignments(
         self,
@@ -308,6 +384,8 @@ class TaskEngine:
         candidate_id: str | None = None,
         assignee: str | None = None,
         everything: bool = False,
+        why: str = "owner changed",
+        actor: str = "taskplanner",
     ) -> int:
         """Re-resolve open tasks assigned through a role (owner changes follow; hand stays)."""
         query = select(m.Task).where(
@@ -321,73 +399,36 @@ class TaskEngine:
             query = query.where(m.Task.assignee == assignee.lower())
         elif not everything:
             return 0
-        count = 0
-        for task in session.scalars(query):
-            role = Role(task.assigned_via)
-            new_assignee = self.assignee_for(session, role, _task_refs(task))
-            if new_assignee != task.assignee:
-                self._reassign(
-                    session, task, new_assignee, role.value, "taskplanner", "owner changed"
-                )
-                count += 1
-        return count
+        return sum(self._refresh(session, task, why, actor) for task in session.scalars(query))
+
+    def _refresh(self, session: Session, task: m.Task, why: str, actor: str) -> int:
+        """Give one role-assigned task to whom its role resolves to now; 1 if it moved."""
+        owner = self.assignment_for(session, Role(task.assigned_via), _task_refs(task))
+        before, before_covered = task.assignee, task.handed_over_from
+        if (owner.assignee, owner.handed_over_from) == (before, before_covered):
+            return 0
+        task.handed_over_from = owner.handed_over_from
+        if owner.assignee == before:
+            session.add(task)  # the same person holds it, now for another reason
+            return 0
+        if owner.handed_over_from and owner.handed_over_from != before_covered:
+            why = owner.why()
+        elif before_covered and owner.assignee == before_covered:
+            why = f"hand-over from {before_covered} ended"
+        self._reassign(session, task, owner.assignee, task.assigned_via, actor, why)
+        return 1
 
     def assignee_for(self, session: Session, role: Role, refs: TaskRefs) -> str:
-        return assignment.resolve(role, self.ownership(session, refs, role))
+        return self.assignment_for(session, role, refs).assignee
 
-    def ownership(
-        self, session: Session, refs: TaskRefs, role: Role = Role.STAGE_OWNER
-    ) -> assignment.Ownership:
-        rules = self.rules
-        job = readahead.get(session, m.Job, refs.job_id) if refs.job_id else None
-        candidate = (
-            readahead.get(session, m.Candidate, refs.candidate_id) if refs.candidate_id else None
-        )
-        override = rules.job(refs.job_id)
-        gone = self._gone(
-            session,
-            job.coordinator_email if job else None,
-            job.recruiter_email if job else None,
-            override.coordinator,
-            *override.stage_owners.values(),
-            candidate.coordinator_email if candidate else None,
-        )
-        coordinator = assignment.job_coordinator(
-            rules,
-            refs.job_id,
-            job.coordinator_email if job else None,
-            job.recruiter_email if job else None,
-            gone=gone,
-        )
-        stage_id = refs.stage_id
-        if role is Role.CANDIDATE_COORDINATOR and refs.application_id:
-            # "else the SO of the application's current stage" (SPEC §3)
-            application = readahead.get(session, m.Application, refs.application_id)
-            if application is not None and application.stage_id:
-                stage_id = application.stage_id
-        stage = readahead.get(session, m.Stage, stage_id) if stage_id else None
-        owner = assignment.stage_owner(
-            rules, refs.job_id, stage.name if stage else None, coordinator, gone=gone
-        )
-        candidate_coordinator = candidate.coordinator_email if candidate else None
-        return assignment.Ownership(
-            account_owner=rules.account_owner,
-            job_coordinator=coordinator,
-            stage_owner=owner,
-            candidate_coordinator=None if candidate_coordinator in gone else candidate_coordinator,
-        )
-
-    def _gone(self, session: Session, *emails: str | None) -> frozenset[str]:
-        """Which of these people have left (deactivated in the ATS)."""
-        wanted = {e.lower() for e in emails if e}
-        if not wanted:
-            return frozenset()
-        # Few people ever leave: read them once per transaction, not once per task.
-        if "people_gone" not in session.info:
-            query = select(m.User.email).where(m.User.deactivated.is_(True))
-            session.info["people_gone"] = frozenset(session.scalars(query))
-        gone: frozenset[str] = session.info["people_gone"]
-        return gone & wanted
+    def assignment_for(
+        self, session: Session, role: Role, refs: TaskRefs
+    ) -> assignment.Assignment:
+        """Who gets a task of ``role`` about ``refs`` now (SPEC §3: the ownership order, the
+        roles' rules, who left, hand-overs)."""
+        facts = ownership.owner_facts(session, self.rules, refs, role)
+        people = ownership.people(session, self.rules, facts.emails(), self.clock())
+        return assignment.assign(role, facts, people)
 
     # --- internals --------------------------------------------------------------------------
 
@@ -422,6 +463,8 @@ class TaskEngine:
         now = self.clock()
         before = task.assignee
         task.assignee, task.assigned_via, task.updated_at = to, via, now
+        if via == assignment.MANUAL:
+            task.handed_over_from = None  # placed by a person: no hand-over moves it back
         session.add(task)
         self._history(session, task, "reassigned", f"{before} → {to} ({why})", actor, now)
 
@@ -442,7 +485,13 @@ def _note_opened(session: Session, tasks: Iterable[m.Task]) -> None:
 _REF_FIELDS = tuple(TaskRefs.__dataclass_fields__)
 
 
-def _new_task(intent: OpenTask, assignee: str, now: datetime) -> m.Task:
+def _opened_for(owner: assignment.Assignment) -> str:
+    if owner.handed_over_from:
+        return f"opened for {owner.assignee} ({owner.why()})"
+    return f"opened for {owner.assignee}"
+
+
+def _new_task(intent: OpenTask, owner: assignment.Assignment, now: datetime) -> m.Task:
     category = CATEGORY_BY_NAME[intent.category]
     return m.Task(
         key=intent.key,
@@ -451,8 +500,9 @@ def _new_task(intent: OpenTask, assignee: str, now: datetime) -> m.Task:
         recommended_action=category.recommended_action,
         action_url=intent.action_url,
         detail=intent.detail,
-        assignee=assignee,
+        assignee=owner.assignee,
         assigned_via=category.assignee.value,
+        handed_over_from=owner.handed_over_from,
         status=OPEN,
         created_at=now,
         due_at=intent.due_at,

@@ -1,7 +1,9 @@
-"""Job set-up done in taskplanner: enabling stages for scheduling, interview templates.
+"""Job set-up done in taskplanner: enabling stages for scheduling, interview templates,
+and the job coordinator and stage owners chosen on the page.
 
 The set-up is the recommended action of ``new_job``, ``new_stage`` and ``new_interview``;
-storing it emits the events that complete those tasks.
+storing it emits the events that complete those tasks. Owners are checked against the
+roles' rules (SPEC §3) before they are stored.
 """
 
 from __future__ import annotations
@@ -13,14 +15,53 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from taskplanner import ownership
+from taskplanner.domain import assignment as asg
 from taskplanner.domain import events as ev
-from taskplanner.domain.assignment import OrgRules
+from taskplanner.domain.assignment import Choice, OrgRules, Post
 from taskplanner.domain.events import DomainEvent
 from taskplanner.store import models as m
 
 
 class SetupNotFound(LookupError):
     pass
+
+
+class OwnerNotAllowed(ValueError):
+    """The person chosen may not hold the post (the roles' rules); the message says why."""
+
+    def __init__(self, breach: asg.RoleBreach) -> None:
+        self.breach = breach
+        super().__init__(breach.describe())
+
+
+class Unchanged:
+    """Leave a setting as it is (where None already means "back to the default")."""
+
+
+UNCHANGED = Unchanged()
+
+
+def check_owner(session: Session, rules: OrgRules, email: str | None, post: Post) -> None:
+    """Refuse someone whose role, in [[people]] or the ATS, does not allow ``post``."""
+    if email is None:
+        return
+    breach = ownership.role_breach(session, rules, email, post)
+    if breach is not None:
+        raise OwnerNotAllowed(breach)
+
+
+def set_job_coordinator(
+    session: Session, job_id: str, email: str | None, *, now: datetime, by: str | None
+) -> None:
+    """Store the job coordinator chosen on the page (None: back to the default)."""
+    if session.get(m.Job, job_id) is None:
+        raise SetupNotFound(f"no job {job_id}")
+    row = session.get(m.JobSetup, job_id) or m.JobSetup(job_id=job_id, updated_at=now)
+    row.coordinator_email = email.lower() if email else None
+    row.updated_at, row.updated_by = now, by
+    session.add(row)
+    session.flush()
 
 
 def update_stage(
@@ -33,8 +74,10 @@ def update_stage(
     scheduling_enabled: bool | None = None,
     inactivity_alerts: bool | None = None,
     interview_templates: Mapping[str, str] | None = None,
+    owner: str | None | Unchanged = UNCHANGED,
 ) -> list[DomainEvent]:
-    """Store a coordinator's set-up of one stage; None leaves a setting as it is."""
+    """Store a coordinator's set-up of one stage; None leaves a setting as it is (but an
+    ``owner`` of None goes back to the default owner)."""
     stage = session.get(m.Stage, stage_id)
     if stage is None or stage.job_id != job_id:
         raise SetupNotFound(f"job {job_id} has no stage {stage_id}")
@@ -48,6 +91,8 @@ def update_stage(
             out.append(ev.StageSchedulingEnabled(at=now, job_id=job_id, stage_id=stage_id, by=by))
     if inactivity_alerts is not None:
         setup.inactivity_alerts = inactivity_alerts
+    if not isinstance(owner, Unchanged):
+        setup.owner_email = owner.lower() if owner else None
     setup.updated_at, setup.updated_by = now, by
     session.add(setup)
     session.info.pop("stage_setup", None)  # the normalizer's per-transaction view
@@ -89,6 +134,8 @@ class StageView:
     scheduling_default: bool  # the organisation's `scheduling_stages` default
     inactivity_alerts: bool
     interview_kinds: list[InterviewKindView]
+    owner: Choice  # the stage owner, and where it comes from
+    owner_on_page: str | None = None  # what the set-up page holds (None: nothing set there)
 
 
 @dataclass(frozen=True)
@@ -98,6 +145,8 @@ class JobView:
     status: str
     url: str | None
     stages: list[StageView]
+    coordinator: Choice  # the job coordinator, and where it comes from
+    coordinator_on_page: str | None = None  # what the set-up page holds
 
 
 def describe_job(session: Session, rules: OrgRules, job_id: str) -> JobView:
@@ -126,8 +175,11 @@ def describe_job(session: Session, rules: OrgRules, job_id: str) -> JobView:
     ):
         view = InterviewKindView(kind.id, kind.name, templates.get(kind.id, ""))
         kinds.setdefault(kind.stage_id, []).append(view)
+    people = ownership.people(session, rules, _named(session, rules, job_id), None)
+    coordinator = asg.job_coordinator(ownership.job_facts(session, rules, job_id), people)
     views = []
     for stage in stages:
+        owner = asg.stage_owner(ownership.job_facts(session, rules, job_id, stage.id), people)
         setup = setups.get(stage.id)
         default = rules.stage_enabled_by_default(stage.name)
         enabled = default
@@ -145,6 +197,19 @@ def describe_job(session: Session, rules: OrgRules, job_id: str) -> JobView:
                 scheduling_default=default,
                 inactivity_alerts=alerts,
                 interview_kinds=kinds.get(stage.id, []),
+                owner=owner,
+                owner_on_page=setup.owner_email if setup is not None else None,
             )
         )
-    return JobView(job.id, job.name, job.status, job.url, views)
+    coordinator_on_page, _ = ownership.page_owners(session, job_id)
+    return JobView(
+        job.id, job.name, job.status, job.url, views, coordinator, coordinator_on_page
+    )
+
+
+def _named(session: Session, rules: OrgRules, job_id: str) -> set[str]:
+    """Everyone who could own the job or its stages (whose roles and leaving matter)."""
+    facts = ownership.job_facts(session, rules, job_id)
+    _, owners = ownership.page_owners(session, job_id)
+    configured = set(rules.job(job_id).stage_owners.values())
+    return facts.emails() | {e.lower() for e in (*owners.values(), *configured)}

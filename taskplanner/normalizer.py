@@ -26,6 +26,8 @@ from taskplanner.domain.events import AttendeeRole, DomainEvent
 from taskplanner.store import models as m
 
 DELETED = "deleted"
+# session.info key of the engine's per-transaction view of people (roles, who left).
+PEOPLE_CACHE = "people_facts"
 _Row = TypeVar("_Row", bound=m.Base)
 
 
@@ -127,7 +129,7 @@ class Normalizer:
         row.deactivated, row.updated_at, row.content_hash = s.deactivated, s.updated_at, digest
         session.add(row)
         session.flush()
-        session.info.pop("people_gone", None)  # the engine's per-transaction view of leavers
+        session.info.pop(PEOPLE_CACHE, None)  # the engine's per-transaction view of people
         return [ev.PersonLeft(at=s.updated_at, email=row.email)] if left else []
 
     def _candidate(self, session: Session, s: sn.CandidateSnapshot) -> list[DomainEvent]:
@@ -368,24 +370,41 @@ class Normalizer:
         Enabling a stage is a coordinator saying "schedule people here": those sitting in
         it with nothing scheduled there yet are ready to schedule from now on.
         """
+        return self.waiting_in_stages(session, [stage_id], at)
+
+    def waiting_for_scheduling(self, session: Session, at: datetime) -> list[DomainEvent]:
+        """Everyone waiting in a stage enabled for scheduling with nothing scheduled there:
+        the backlog a coordinator finds on the first day (the go-live pass)."""
+        stages = session.scalars(select(m.Stage).order_by(m.Stage.id))
+        enabled = [st.id for st in stages if self.scheduling_enabled(session, st)]
+        return self.waiting_in_stages(session, enabled, at)
+
+    def waiting_in_stages(
+        self, session: Session, stage_ids: list[str], at: datetime
+    ) -> list[DomainEvent]:
         a, s = m.Application, m.Schedule
         scheduled_here = exists().where(
             s.application_id == a.id,
-            s.stage_id == stage_id,
+            s.stage_id == a.stage_id,
             s.status.not_in([sn.ScheduleStatus.CANCELLED.value, DELETED]),
         )
-        query = select(a).where(
-            a.stage_id == stage_id, a.status == sn.ApplicationStatus.ACTIVE.value, ~scheduled_here
-        )
-        return [
-            ev.ApplicationEnteredStage(
-                at=at,
-                app=self.app_context(session, application),
-                entered_at=application.stage_entered_at or at,
-                scheduling_enabled=True,
+        out: list[DomainEvent] = []
+        for start in range(0, len(stage_ids), 500):
+            query = select(a).where(
+                a.stage_id.in_(stage_ids[start : start + 500]),
+                a.status == sn.ApplicationStatus.ACTIVE.value,
+                ~scheduled_here,
             )
-            for application in session.scalars(query.order_by(a.id))
-        ]
+            out += [
+                ev.ApplicationEnteredStage(
+                    at=at,
+                    app=self.app_context(session, application),
+                    entered_at=application.stage_entered_at or at,
+                    scheduling_enabled=True,
+                )
+                for application in session.scalars(query.order_by(a.id))
+            ]
+        return out
 
     def _application(self, session: Session, s: sn.ApplicationSnapshot) -> list[DomainEvent]:
         out: list[DomainEvent] = []
@@ -725,7 +744,14 @@ class Normalizer:
             row.title = s.title
         if not bare_cancel or s.schedule_tag is not None:
             row.schedule_tag = s.schedule_tag
+        was_away = bool(row.out_of_office)
+        if not bare_cancel:
+            row.out_of_office = s.out_of_office
         row.status, row.updated_at, row.content_hash = s.status.value, s.updated_at, digest
+        away = self._away_changed(row, was_away, before_status, before_times)
+        if row.out_of_office:
+            session.add(row)
+            return away  # an absence, never an interview
         newly_linked = False
         if row.schedule_id is None:
             row.schedule_id = self._find_schedule(session, s)
@@ -750,13 +776,29 @@ class Normalizer:
         schedule = session.get(m.Schedule, row.schedule_id) if row.schedule_id else None
         application = session.get(m.Application, schedule.application_id) if schedule else None
         if schedule is None or application is None:
-            return []  # unlinked events are kept but open nothing
+            return away  # unlinked events are kept but open nothing
         app = self.app_context(session, application, schedule.stage_id)
         if newly_linked:
             before_attendees, before_times = {}, (row.starts_at, row.ends_at)
-        return self._event_changes(
+        return away + self._event_changes(
             session, row, schedule, application, app, before_status, before_times, before_attendees
         )
+
+    def _away_changed(
+        self,
+        row: m.CalendarEvent,
+        was_away: bool,
+        before_status: str | None,
+        before_times: tuple[datetime | None, datetime | None] | None,
+    ) -> list[DomainEvent]:
+        """An out-of-office event that appeared, moved, ended or was cancelled changes who
+        holds its owner's tasks (with rules.follow_out_of_office)."""
+        if not self.rules.follow_out_of_office or not (was_away or row.out_of_office):
+            return []
+        before = (before_status, before_times, was_away)
+        if before == (row.status, (row.starts_at, row.ends_at), bool(row.out_of_office)):
+            return []
+        return [ev.PersonAwayChanged(at=row.updated_at, email=row.calendar_id.lower())]
 
     def _event_changes(
         self,
@@ -977,7 +1019,7 @@ class Normalizer:
                 person.deactivated = True
                 session.add(person)
                 session.flush()
-                session.info.pop("people_gone", None)
+                session.info.pop(PEOPLE_CACHE, None)
                 return [ev.PersonLeft(at=d.at, email=person.email)]
         return []
 
@@ -999,6 +1041,7 @@ class Normalizer:
             organizer_email=row.organizer_email,
             schedule_tag=row.schedule_tag,
             title=row.title,
+            out_of_office=bool(row.out_of_office),
             attendees=tuple(
                 sn.AttendeeSnapshot(
                     email=a.email,

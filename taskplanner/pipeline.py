@@ -3,20 +3,27 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from taskplanner import jobsetup
+from taskplanner import jobsetup, ownership
 from taskplanner.clock import Clock, system_clock
 from taskplanner.domain.assignment import OrgRules
 from taskplanner.domain.events import DomainEvent
 from taskplanner.domain.snapshots import Snapshot
 from taskplanner.engine import EngineResult, TaskEngine
 from taskplanner.normalizer import Normalizer
+from taskplanner.store import models as m
 from taskplanner.store.database import transaction
 from taskplanner.store.models import Stage
 from taskplanner.sweep import Sweeper, SweepResult
+
+
+@dataclass
+class GoLiveResult:
+    opened: list[m.Task] = field(default_factory=list)
 
 
 class Pipeline:
@@ -32,7 +39,7 @@ class Pipeline:
         self, session: Session, snapshots: Iterable[Snapshot], *, baseline: bool = False
     ) -> EngineResult:
         events = self.normalizer.apply(session, snapshots)
-        return self.tasks.handle(session, events, allow_open=not baseline)
+        return self.tasks.handle(session, events, baseline=baseline)
 
     def read_ahead(self, session: Session, snapshots: Iterable[Snapshot]) -> None:
         """Load what ingesting these snapshots will look up, in a few queries."""
@@ -51,8 +58,13 @@ class Pipeline:
         scheduling_enabled: bool | None = None,
         inactivity_alerts: bool | None = None,
         interview_templates: Mapping[str, str] | None = None,
+        owner: str | None | jobsetup.Unchanged = jobsetup.UNCHANGED,
     ) -> EngineResult:
-        """A coordinator's set-up of one stage, and the tasks it completes or opens."""
+        """A coordinator's set-up of one stage, and the tasks it completes, opens or moves.
+
+        ``owner`` is the stage owner chosen on the page (None: back to the configuration's,
+        else the job coordinator); open tasks assigned through the stage's roles follow.
+        """
         stage = session.get(Stage, stage_id)
         was_enabled = self.normalizer.scheduling_enabled(session, stage)
         now = self.clock()
@@ -65,10 +77,41 @@ class Pipeline:
             scheduling_enabled=scheduling_enabled,
             inactivity_alerts=inactivity_alerts,
             interview_templates=interview_templates,
+            owner=owner,
         )
+        ownership.forget_page_owners(session)
         if scheduling_enabled and not was_enabled:
             events += self.normalizer.waiting_in_stage(session, stage_id, now)
-        return self.tasks.handle(session, events)
+        result = self.tasks.handle(session, events)
+        if not isinstance(owner, jobsetup.Unchanged):
+            why = f"stage owner set on the set-up page by {by}" if by else "owner changed"
+            result.reassigned += self.tasks.refresh_assignments(session, job_id=job_id, why=why)
+        return result
+
+    def go_live(self, session: Session, *, ats: bool) -> GoLiveResult:
+        """The end of a source's first sync (SPEC §3, Go-live): what the baseline could only
+        tell once every record was in. For an ATS, everyone waiting in a stage enabled for
+        scheduling with nothing scheduled there is ready to schedule, and the sweep finds the
+        time-based tasks at once rather than a minute later."""
+        result = GoLiveResult()
+        if not ats:
+            return result
+        now = self.clock()
+        events = self.normalizer.waiting_for_scheduling(session, now)
+        result.opened += self.tasks.handle(session, events).opened
+        result.opened += self.sweeper.run(session, now).opened_tasks
+        return result
+
+    def set_job_coordinator(
+        self, session: Session, job_id: str, email: str | None, *, by: str | None
+    ) -> int:
+        """The job coordinator chosen on the set-up page (None: back to the configuration's,
+        else the ATS's); open tasks assigned through the job's roles follow. Returns how many
+        moved."""
+        jobsetup.set_job_coordinator(session, job_id, email, now=self.clock(), by=by)
+        ownership.forget_page_owners(session)
+        why = f"job coordinator set on the set-up page by {by}" if by else "owner changed"
+        return self.tasks.refresh_assignments(session, job_id=job_id, why=why)
 
     def ingest_now(self, snapshots: Iterable[Snapshot], *, baseline: bool = False) -> EngineResult:
         """Ingest in a transaction of its own."""

@@ -9,13 +9,15 @@ from __future__ import annotations
 import os
 import socket
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
 
 from taskplanner.clock import Clock, system_clock
 from taskplanner.config import Config, ConfigError
-from taskplanner.domain.assignment import JobOverrideRules, OrgRules
+from taskplanner.domain.assignment import Absence, JobOverrideRules, OrgRules
 from taskplanner.inbox import InboxProcessor
 from taskplanner.pipeline import Pipeline
 from taskplanner.providers import PROVIDERS, ProviderUnavailable
@@ -66,6 +68,17 @@ def rules_from_config(config: Config) -> OrgRules:
         job_live_within=rules.job_live_within,
         inactivity_after=rules.inactivity_after,
         people_roles={p.email.lower(): p.role for p in config.people},
+        handovers={
+            p.email.lower(): Absence(
+                p.email.lower(),
+                p.handover_to,
+                "config",
+                until=_back_on(p.away_until, config.organisation.zone()),
+            )
+            for p in config.people
+            if p.handover_to is not None or p.away_until is not None
+        },
+        follow_out_of_office=rules.follow_out_of_office,
         jobs={
             job.ats_job_id: JobOverrideRules(
                 coordinator=job.coordinator,
@@ -75,6 +88,16 @@ def rules_from_config(config: Config) -> OrgRules:
             for job in config.jobs
         },
     )
+
+
+def _back_on(value: date | datetime | None, zone: ZoneInfo) -> datetime | None:
+    """``away_until``: a date is the day they are back, from midnight in the organisation's
+    time zone; an instant is taken as it is."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.astimezone(UTC)
+    return datetime.combine(value, time(0), zone).astimezone(UTC)
 
 
 def build_connector(name: str, connector_config: Any) -> Any:

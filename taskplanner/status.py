@@ -13,9 +13,12 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
+from taskplanner import ownership
+from taskplanner.domain.assignment import Absence
 from taskplanner.domain.categories import CATEGORY_NAMES
 from taskplanner.engine import OPEN
 from taskplanner.inbox import PENDING, oldest_pending_age
+from taskplanner.ownership import AtsRoleBreach
 from taskplanner.runtime import Runtime
 from taskplanner.store import models as m
 from taskplanner.store.database import describe_error, transaction
@@ -46,6 +49,8 @@ class Status:
     inbox_lag_seconds: float = 0.0
     open_tasks: dict[str, int] = field(default_factory=dict)
     oldest_open: dict[str, datetime] = field(default_factory=dict)
+    handovers: list[Absence] = field(default_factory=list)  # in force now
+    role_breaches: list[AtsRoleBreach] = field(default_factory=list)  # known from the ATS only
 
     @property
     def ready(self) -> bool:
@@ -78,6 +83,9 @@ def collect_status(runtime: Runtime) -> Status:
                 moment = _aware(oldest, now)
                 if moment is not None:
                     status.oldest_open[category] = moment
+            away = ownership.absences(session, runtime.rules, now)
+            status.handovers = sorted(away.values(), key=lambda a: a.person)
+            status.role_breaches = ownership.ats_role_breaches(session, runtime.rules)
     except SQLAlchemyError as exc:
         status.error = describe_error(exc)
         return status
@@ -122,6 +130,28 @@ def _span(seconds: float) -> str:
     return f"{seconds}s"
 
 
+_ORIGINS = {
+    "config": "configuration",
+    "reassign": "taskplanner reassign",
+    "out_of_office": "out of office",
+}
+
+
+def _people_lines(status: Status) -> list[str]:
+    lines = []
+    if status.handovers:
+        lines.append("hand-overs in force:")
+        for absence in status.handovers:
+            to = absence.stand_in or "the next in line"
+            until = f"until {absence.until:%Y-%m-%d %H:%M} UTC" if absence.until else "for good"
+            origin = _ORIGINS.get(absence.origin, absence.origin)
+            lines.append(f"  {absence.person} → {to}, {until} ({origin})")
+    if status.role_breaches:
+        lines.append("role breaches the ATS reports (passed over in assignment):")
+        lines += [f"  {breach.describe()}" for breach in status.role_breaches]
+    return lines
+
+
 def render_status(status: Status, now: datetime) -> str:
     """Plain text, one fact per line, for a terminal or a log."""
     lines = [f"taskplanner: {'ready' if status.ready else 'NOT READY'}"]
@@ -151,6 +181,7 @@ def render_status(status: Status, now: datetime) -> str:
     counts = ", ".join(f"{count} {name}" for name, count in sorted(status.inbox.items()))
     lag = f", oldest waiting {_span(status.inbox_lag_seconds)}" if pending else ""
     lines.append(f"inbox: {counts or 'empty'}{lag}")
+    lines += _people_lines(status)
     total = sum(status.open_tasks.values())
     lines.append(f"open tasks: {total}")
     for category in CATEGORY_NAMES:

@@ -1,8 +1,9 @@
 """The periodic sweep: time-based categories, found in SQL rather than in Python loops.
 
 Opens ``pending_evaluation``, ``inactive_candidate`` and ``job_not_live`` when their
-condition has held long enough (``due_at`` is the moment it began), and retires decline
-tasks whose interview has passed. Each situation is opened once: a task completed by hand
+condition has held long enough (``due_at`` is the moment it began), retires decline
+tasks whose interview has passed, and moves tasks to and from stand-ins as hand-overs
+begin and end. Each situation is opened once: a task completed by hand
 is not reopened by the next sweep.
 """
 
@@ -32,6 +33,8 @@ ACTOR = "sweep"
 class SweepResult:
     opened: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     closed: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    opened_tasks: list[m.Task] = field(default_factory=list)
+    reassigned: int = 0  # tasks that went to a stand-in, or came back from one
 
 
 class Sweeper:
@@ -49,8 +52,11 @@ class Sweeper:
         ):
             for task in self.engine.open_many(session, list(intents), actor=ACTOR):
                 result.opened[task.category] += 1
+                result.opened_tasks.append(task)
         for category, count in self.passed_declines(session, now).items():
             result.closed[category] += count
+        # Hand-overs begin and end with time (away_until, out-of-office spans): follow them.
+        result.reassigned = self.engine.follow_absences(session)
         return result
 
     def overdue_evaluations(self, session: Session, now: datetime) -> list[OpenTask]:

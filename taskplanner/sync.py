@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -40,6 +41,29 @@ log = structlog.get_logger("taskplanner.sync")
 
 
 @dataclass
+class GoLiveSummary:
+    """What a source's first sync opened (SPEC §3, Go-live), for the operator."""
+
+    by_category: dict[str, int] = field(default_factory=dict)
+    by_person: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_category.values())
+
+    def lines(self) -> list[str]:
+        """Plain text: one line per category, then one per person, most first."""
+        out = [f"go-live: {self.total} task(s) opened by the first sync"]
+        for title, counts in (("per category", self.by_category), ("per person", self.by_person)):
+            if counts:
+                out.append(f"  {title}:")
+                width = max(len(k) for k in counts)
+                for key, count in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
+                    out.append(f"    {key:<{width}}  {count:>5}")
+        return out
+
+
+@dataclass
 class SyncReport:
     connector: str
     ok: bool = True
@@ -51,6 +75,22 @@ class SyncReport:
     error: str | None = None
     seconds: float = 0.0
     skipped: bool = False
+    go_live: GoLiveSummary | None = None  # set on the pass that ends the first sync
+    _opened_tasks: Counter[tuple[str, str]] = field(default_factory=Counter, repr=False)
+
+    def count_opened(self, tasks: Iterable[m.Task]) -> None:
+        for task in tasks:
+            self.opened += 1
+            self._opened_tasks[(task.category, task.assignee)] += 1
+
+    def summarise_go_live(self) -> GoLiveSummary:
+        by_category: Counter[str] = Counter()
+        by_person: Counter[str] = Counter()
+        for (category, person), count in self._opened_tasks.items():
+            by_category[category] += count
+            by_person[person] += count
+        self.go_live = GoLiveSummary(dict(by_category), dict(by_person))
+        return self.go_live
 
 
 @dataclass
@@ -149,12 +189,16 @@ class SyncRunner:
                         select(m.SyncCursor).where(m.SyncCursor.connector == name)
                     )
                 }
-            # The first sync of an ATS describes what existed before taskplanner: nobody saw
-            # those transitions happen, so they open no tasks (see the issue notes).
-            baseline = not cursors and self.kinds.get(name) in ATS_TYPES
+                source = session.get(m.SyncSource, name)
+                live = source is not None and source.went_live_at is not None
             pages = connector.poll(cursors, started_at=started, full=full, progress=progress)
             for page in pages:
+                # A partition's first listing (no cursor yet) is a baseline: it describes what
+                # existed before taskplanner looked, so only states open from it (GoLive).
+                baseline = page.partition not in cursors
                 self._store_page(name, page, report, baseline=baseline)
+            if not live:
+                self._go_live(name, report)
             self._record(name, report, error=None)
         except ConnectorError as exc:
             report.ok, report.error = False, describe_failure(name, self.kinds.get(name), exc)
@@ -178,6 +222,7 @@ class SyncRunner:
                 report.deleted += len(vanished)
                 snapshots.extend(vanished)
             result = self.pipeline.ingest(session, snapshots, baseline=baseline)
+            report.count_opened(result.opened)
             if page.cursor is not None:
                 cursor = session.get(m.SyncCursor, (name, page.partition)) or m.SyncCursor(
                     connector=name, partition=page.partition, cursor="", updated_at=self.clock()
@@ -187,8 +232,19 @@ class SyncRunner:
             self._extend(session, name)
         report.pages += 1
         report.snapshots += len(page.snapshots)
-        report.opened += len(result.opened)
         report.closed += len(result.closed)
+
+    def _go_live(self, name: str, report: SyncReport) -> None:
+        """End a source's first complete sync: the go-live pass, then its summary."""
+        with transaction(self.db) as session:
+            source = session.get(m.SyncSource, name)
+            if source is None or source.went_live_at is not None:
+                return  # another replica (or an earlier pass) took it live
+            result = self.pipeline.go_live(session, ats=self.kinds.get(name) in ATS_TYPES)
+            report.count_opened(result.opened)
+            source.went_live_at = self.clock()
+            session.add(source)
+        report.summarise_go_live()
 
     def _vanished(self, session: Session, name: str, page: PollPage) -> list[sn.Snapshot]:
         """Mirror entities a full listing no longer has: deleted upstream, unannounced."""
@@ -216,7 +272,7 @@ class SyncRunner:
                     threshold=self.failure_threshold,
                 )
             result = self.pipeline.handle(session, events)
-            report.opened += len(result.opened)
+            report.count_opened(result.opened)
             report.closed += len(result.closed)
 
 

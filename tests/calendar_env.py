@@ -225,6 +225,14 @@ class CalendarProvider(ABC):
     def expire_sync_state(self, calendar: str) -> None:
         """Sync tokens / delta links of the calendar now answer 410."""
 
+    @abstractmethod
+    def open_calendar(self, calendar: str) -> None:
+        """A calendar (a user's mailbox) that exists, with nothing in it yet."""
+
+    @abstractmethod
+    def out_of_office(self, calendar: str, *, start: datetime, end: datetime) -> Booking:
+        """The calendar's owner marks themselves out of office (the provider's own shape)."""
+
     def revoke_credentials(self) -> None:
         self.fake.revoke_credentials()
 
@@ -308,6 +316,13 @@ class GoogleProvider(CalendarProvider):
     def expire_sync_state(self, calendar: str) -> None:
         self.fake.expire_sync_tokens(calendar)
 
+    def out_of_office(self, calendar: str, *, start: datetime, end: datetime) -> Booking:
+        event = self.fake.add_out_of_office(calendar, start=start, end=end)
+        return Booking(calendar, str(event["id"]), str(event["id"]))
+
+    def open_calendar(self, calendar: str) -> None:
+        self.fake.add_calendar(calendar)
+
     def slow_next(self, seconds: float, *, calendar: str, times: int = 1) -> None:
         self.fake.slow_next(seconds, calendar_id=calendar, times=times)
 
@@ -365,6 +380,13 @@ class GraphProvider(CalendarProvider):
 
     def expire_sync_state(self, calendar: str) -> None:
         self.fake.expire_delta_links(calendar)
+
+    def out_of_office(self, calendar: str, *, start: datetime, end: datetime) -> Booking:
+        event = self.fake.add_out_of_office(calendar, start=start, end=end)
+        return Booking(calendar, str(event["id"]), str(event["id"]))
+
+    def open_calendar(self, calendar: str) -> None:
+        self.fake.add_user(calendar)
 
     def slow_next(self, seconds: float, *, calendar: str, times: int = 1) -> None:
         self.fake.slow_next(seconds, user=calendar, times=times)

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import Engine, insert, select
 from sqlalchemy.orm import Session
 
-from taskplanner import health
+from taskplanner import health, jobsetup
 from taskplanner.engine import EngineResult
 from taskplanner.pipeline import Pipeline
 from taskplanner.store import models as m
@@ -69,6 +70,7 @@ def set_up_stage(
     scheduling_enabled: bool | None = None,
     inactivity_alerts: bool | None = None,
     interview_templates: dict[str, str] | None = None,
+    owner: str | None | jobsetup.Unchanged = jobsetup.UNCHANGED,
 ) -> EngineResult:
     """A coordinator's job set-up (what PUT /api/jobs/{job}/stages/{stage} does)."""
     with transaction(pipeline.db) as session:
@@ -80,6 +82,7 @@ def set_up_stage(
             scheduling_enabled=scheduling_enabled,
             inactivity_alerts=inactivity_alerts,
             interview_templates=interview_templates,
+            owner=owner,
         )
 
 
@@ -122,9 +125,18 @@ def assign_by_hand(pipeline: Pipeline, task_id: int | None, *, to: str, by: str)
         return pipeline.tasks.assign(session, task_id, to=to, by=by)
 
 
-def hand_over(pipeline: Pipeline, *, from_: str, to: str, by: str) -> int:
+def hand_over(
+    pipeline: Pipeline, *, from_: str, to: str, by: str, until: datetime | None = None
+) -> int:
+    """``taskplanner reassign --from --to [--until]``: how many open tasks moved."""
     with transaction(pipeline.db) as session:
-        return pipeline.tasks.hand_over(session, from_=from_, to=to, by=by)
+        return pipeline.tasks.hand_over(session, from_=from_, to=to, by=by, until=until).moved
+
+
+def end_hand_over(pipeline: Pipeline, person: str, *, by: str) -> int | None:
+    """``taskplanner reassign --from PERSON --clear``."""
+    with transaction(pipeline.db) as session:
+        return pipeline.tasks.end_hand_over(session, person=person, by=by)
 
 
 def insert_population(db: Engine, population: SweepPopulation) -> None:

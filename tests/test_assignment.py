@@ -26,6 +26,7 @@ from tests.factories import (
     PIA,
     RITA,
     SAM,
+    T0,
     application,
     candidate,
     interview_event,
@@ -52,33 +53,50 @@ OLGA = "olga@acme.example"  # named as j1's coordinator in the configuration
 
 # --- the pure rules ----------------------------------------------------------------------
 
+CONFIG, PAGE, ATS, DEFAULT = asg.Source.CONFIG, asg.Source.PAGE, asg.Source.ATS, asg.Source.DEFAULT
+KNOWN = asg.People(config_roles=rules().people_roles)
+
+
+def facts(**kw: object) -> asg.OwnerFacts:
+    return asg.OwnerFacts(account_owner=ADA, **kw)  # type: ignore[arg-type]
+
 
 def test_job_coordinator_is_the_ats_coordinator() -> None:
-    assert asg.job_coordinator(rules(), "j1", CORA, SAM) == CORA
+    found = asg.job_coordinator(facts(job_ats_coordinator=CORA, job_ats_recruiter=SAM), KNOWN)
+    assert found == asg.Choice(CORA, ATS)
 
 
 def test_job_coordinator_falls_back_to_the_recruiter() -> None:
-    assert asg.job_coordinator(rules(), "j1", None, SAM) == SAM
+    assert asg.job_coordinator(facts(job_ats_recruiter=SAM), KNOWN) == asg.Choice(SAM, ATS)
 
 
 def test_hiring_manager_cannot_be_job_coordinator() -> None:
-    assert asg.job_coordinator(rules(), "j1", HANK, SAM) == SAM
-    assert asg.job_coordinator(rules(), "j1", HANK, None) is None
+    found = asg.job_coordinator(facts(job_ats_coordinator=HANK, job_ats_recruiter=SAM), KNOWN)
+    assert found == asg.Choice(SAM, ATS)
+    assert asg.job_coordinator(facts(job_ats_coordinator=HANK), KNOWN) == asg.Choice(ADA, DEFAULT)
 
 
-def test_interviewer_cannot_be_job_coordinator() -> None:
-    org = rules(people_roles={"ivy@acme.example": "interviewer"})
-    assert asg.job_coordinator(org, "j1", "ivy@acme.example", None) is None
+def test_interviewer_cannot_be_job_coordinator_whether_the_config_or_the_ats_says_so() -> None:
+    ivy = "ivy@acme.example"
+    by_config = asg.People(config_roles={ivy: "interviewer"})
+    by_ats = asg.People(ats_roles={ivy: "interviewer"})
+    for people in (by_config, by_ats):
+        assert asg.job_coordinator(facts(job_ats_coordinator=ivy), people).email == ADA
+
+
+def test_the_configurations_role_wins_over_the_ats_role() -> None:
+    people = asg.People(config_roles={HANK: "recruiter"}, ats_roles={HANK: "hiring_manager"})
+    assert asg.job_coordinator(facts(job_ats_coordinator=HANK), people) == asg.Choice(HANK, ATS)
 
 
 def test_people_the_configuration_does_not_name_may_coordinate() -> None:
-    assert asg.job_coordinator(rules(), "j1", "Newbie@Acme.example", None) == "newbie@acme.example"
+    found = asg.job_coordinator(facts(job_ats_coordinator="Newbie@Acme.example"), KNOWN)
+    assert found.email == "newbie@acme.example"
 
 
-def test_configured_job_coordinator_wins_over_the_ats() -> None:
-    org = rules(jobs={"j1": job_override(coordinator="Olga@Acme.example")})
-    assert asg.job_coordinator(org, "j1", CORA, SAM) == OLGA
-    assert asg.job_coordinator(org, "j2", CORA, SAM) == CORA  # only for its own job
+def test_job_coordinator_set_in_taskplanner_wins_over_the_ats() -> None:
+    named = facts(job_coordinator_set=asg.Choice(OLGA, PAGE), job_ats_coordinator=CORA)
+    assert asg.job_coordinator(named, KNOWN) == asg.Choice(OLGA, PAGE)
 
 
 @pytest.mark.parametrize("role", ["coordinator", "recruiter", "admin"])
@@ -86,42 +104,165 @@ def test_recruiters_coordinators_and_admins_may_coordinate(role: str) -> None:
     assert rules(people_roles={"x@acme.example": role}).may_coordinate("X@acme.example")
 
 
+@pytest.mark.parametrize(
+    ("role", "allowed"),
+    [("hiring_manager", True), ("recruiter", True), ("admin", True), ("interviewer", False)],
+)
+def test_who_may_own_a_stage(role: str, allowed: bool) -> None:
+    assert asg.may_hold(asg.Post.STAGE_OWNER, role) is allowed
+
+
 def test_stage_owner_is_the_configured_owner_of_that_stage_name() -> None:
     org = stage_owner_rules()
-    assert asg.stage_owner(org, "j1", "phone  SCREEN", CORA) == PIA  # case and spaces fold
-    assert asg.stage_owner(org, "j1", "Onsite", CORA) == CORA
-    assert asg.stage_owner(org, "j2", "Phone Screen", SAM) == SAM
-    assert asg.stage_owner(org, "j1", None, CORA) == CORA
+    assert org.job("j1").stage_owner("phone  SCREEN") == PIA  # case and spaces fold
+    assert org.job("j1").stage_owner("Onsite") is None
+    assert org.job("j2").stage_owner("Phone Screen") is None
 
 
-OWNERS = asg.Ownership(
-    account_owner=ADA, job_coordinator=CORA, stage_owner=PIA, candidate_coordinator=CARL
+def test_a_stage_without_an_owner_set_is_owned_by_the_job_coordinator() -> None:
+    named = facts(stage_owner_set=asg.Choice(PIA, CONFIG), job_ats_coordinator=CORA)
+    assert asg.stage_owner(named, KNOWN) == asg.Choice(PIA, CONFIG)
+    assert asg.stage_owner(facts(job_ats_coordinator=CORA), KNOWN) == asg.Choice(CORA, DEFAULT)
+
+
+# The ownership order for the coordinator for the candidate, one rung at a time: each case
+# removes what wins in the case before it.
+EVERYONE = dict(
+    stage_owner_set=asg.Choice(PIA, PAGE),
+    candidate_ats_coordinator=CARL,
+    job_coordinator_set=asg.Choice(OLGA, CONFIG),
+    job_ats_coordinator=CORA,
+    job_ats_recruiter=SAM,
 )
 
 
 @pytest.mark.parametrize(
-    ("role", "ownership", "expected"),
+    ("changes", "expected", "rung"),
     [
-        (Role.CANDIDATE_COORDINATOR, OWNERS, CARL),
-        (Role.CANDIDATE_COORDINATOR, asg.Ownership(ADA, CORA, PIA, None), PIA),
-        (Role.CANDIDATE_COORDINATOR, asg.Ownership(ADA, CORA, None, None), CORA),
-        (Role.CANDIDATE_COORDINATOR, asg.Ownership(ADA), ADA),
-        (Role.STAGE_OWNER, OWNERS, PIA),
-        (Role.STAGE_OWNER, asg.Ownership(ADA, CORA, None, CARL), CORA),
-        (Role.STAGE_OWNER, asg.Ownership(ADA, None, None, CARL), ADA),
-        (Role.JOB_COORDINATOR, OWNERS, CORA),
-        (Role.JOB_COORDINATOR, asg.Ownership(ADA, None, PIA, CARL), ADA),
-        (Role.ACCOUNT_OWNER, OWNERS, ADA),
+        ({}, PIA, "stage owner set in taskplanner"),
+        ({"stage_owner_set": None}, CARL, "the candidate's coordinator in the ATS"),
+        (
+            {"stage_owner_set": None, "candidate_ats_coordinator": CORA},
+            OLGA,
+            "job coordinator set in taskplanner",
+        ),
+        (
+            {
+                "stage_owner_set": None,
+                "candidate_ats_coordinator": CORA,
+                "job_coordinator_set": None,
+            },
+            CORA,
+            "the candidate's coordinator in the ATS",
+        ),
+        (
+            {
+                "stage_owner_set": None,
+                "candidate_ats_coordinator": None,
+                "job_coordinator_set": None,
+            },
+            CORA,
+            "the job's coordinator in the ATS",
+        ),
+        (
+            {
+                "stage_owner_set": None,
+                "candidate_ats_coordinator": None,
+                "job_coordinator_set": None,
+                "job_ats_coordinator": None,
+            },
+            SAM,
+            "the job's recruiter",
+        ),
+        ({k: None for k in EVERYONE}, ADA, "the account owner"),
     ],
 )
-def test_resolve_walks_the_chain_of_the_role_down_to_the_account_owner(
-    role: Role, ownership: asg.Ownership, expected: str
+def test_coordinator_for_the_candidate_follows_the_ownership_order(
+    changes: dict[str, object], expected: str, rung: str
 ) -> None:
-    assert asg.resolve(role, ownership) == expected
+    owner = asg.assign(Role.CANDIDATE_COORDINATOR, facts(**{**EVERYONE, **changes}), KNOWN)
+    assert (owner.assignee, owner.rung.label) == (expected, rung)
 
 
-def test_resolve_lowercases() -> None:
-    assert asg.resolve(Role.ACCOUNT_OWNER, asg.Ownership("Ada@Acme.Example")) == ADA
+def test_candidates_ats_coordinator_that_copies_the_jobs_loses_to_the_job_coordinator_set() -> (
+    None
+):
+    # Greenhouse copies the job's coordinator onto each application: no choice was made.
+    copied = facts(
+        candidate_ats_coordinator=CORA,
+        job_coordinator_set=asg.Choice(OLGA, CONFIG),
+        job_ats_coordinator="Cora@Acme.example",
+    )
+    assert asg.assign(Role.CANDIDATE_COORDINATOR, copied, KNOWN).assignee == OLGA
+
+
+def test_stage_owner_tasks_go_to_the_stage_owner_then_the_job_coordinator() -> None:
+    owned = facts(**EVERYONE)
+    assert asg.assign(Role.STAGE_OWNER, owned, KNOWN).assignee == PIA
+    unowned = facts(**{**EVERYONE, "stage_owner_set": None})
+    assert asg.assign(Role.STAGE_OWNER, unowned, KNOWN).assignee == OLGA  # never the candidate's
+    assert asg.assign(Role.JOB_COORDINATOR, owned, KNOWN).assignee == OLGA
+    assert asg.assign(Role.ACCOUNT_OWNER, owned, KNOWN).assignee == ADA
+
+
+def test_a_rung_whose_role_breaks_the_rules_is_passed_over_and_reported() -> None:
+    people = asg.People(ats_roles={PIA: "interviewer"})
+    owner = asg.assign(Role.CANDIDATE_COORDINATOR, facts(**EVERYONE), people)
+    assert owner.assignee == CARL
+    (breach,) = owner.passed_over
+    assert (breach.email, breach.post, breach.known_from) == (PIA, asg.Post.STAGE_OWNER, "ats")
+
+
+def test_people_who_left_are_skipped() -> None:
+    people = asg.People(gone=frozenset({PIA, CARL}))
+    assert asg.assign(Role.CANDIDATE_COORDINATOR, facts(**EVERYONE), people).assignee == OLGA
+
+
+def test_an_absent_persons_tasks_go_to_their_stand_in_and_chains_are_followed() -> None:
+    away = {
+        PIA: asg.Absence(PIA, RITA, "config"),
+        RITA: asg.Absence(RITA, COLE, "reassign"),
+    }
+    owner = asg.assign(Role.CANDIDATE_COORDINATOR, facts(**EVERYONE), asg.People(away=away))
+    assert (owner.assignee, owner.handed_over_from) == (COLE, PIA)
+    assert owner.why() == f"hand-over from {PIA} for good"
+
+
+def test_out_of_office_without_a_stand_in_goes_to_the_next_in_the_order() -> None:
+    until = T0 + timedelta(days=3)
+    away = {PIA: asg.Absence(PIA, None, "out_of_office", until=until)}
+    owner = asg.assign(Role.CANDIDATE_COORDINATOR, facts(**EVERYONE), asg.People(away=away))
+    assert (owner.assignee, owner.handed_over_from) == (CARL, PIA)
+    assert owner.why() == f"{PIA} is out of office until 2026-03-04 09:00 UTC; next in line"
+
+
+def test_the_account_owner_keeps_what_nobody_else_can_take_even_while_away() -> None:
+    away = {ADA: asg.Absence(ADA, None, "out_of_office")}
+    owner = asg.assign(Role.ACCOUNT_OWNER, facts(), asg.People(away=away))
+    assert (owner.assignee, owner.handed_over_from) == (ADA, None)
+
+
+def test_a_cycle_of_stand_ins_counts_as_nobody_standing_in() -> None:
+    away = {PIA: asg.Absence(PIA, RITA, "reassign"), RITA: asg.Absence(RITA, PIA, "reassign")}
+    owner = asg.assign(Role.STAGE_OWNER, facts(**EVERYONE), asg.People(away=away))
+    assert (owner.assignee, owner.handed_over_from) == (OLGA, PIA)
+
+
+def test_hand_over_cycles_are_found() -> None:
+    assert asg.handover_cycle({CORA: SAM, SAM: CORA}, CORA) == [CORA, SAM, CORA]
+    assert asg.handover_cycle({CORA: CORA}, CORA) == [CORA, CORA]
+    assert asg.handover_cycle({CORA: SAM, SAM: PIA}, CORA) is None
+
+
+def test_one_absence_per_person_the_cli_first_then_the_config_then_out_of_office() -> None:
+    now = T0
+    absences = [
+        asg.Absence(CORA, None, "out_of_office", until=now + timedelta(hours=1)),
+        asg.Absence(CORA, SAM, "config"),
+        asg.Absence(CORA, PIA, "reassign", until=now - timedelta(hours=1)),  # over
+        asg.Absence(RITA, SAM, "reassign", since=now + timedelta(hours=1)),  # not yet
+    ]
+    assert asg.in_force(absences, now) == {CORA: absences[1]}
 
 
 def test_stage_inactivity_per_job_override_then_organisation_stages() -> None:
@@ -229,11 +370,11 @@ def test_hand_over_moves_everything_of_a_person(pipeline: Pipeline) -> None:
     assert tasks(pipeline.db, "new_job")[1].assignee == CORA  # completed: history stays true
     a1 = open_tasks(pipeline.db, "ready_to_schedule")[0]
     assert history(pipeline.db, a1.id)[-1] == Entry(
-        "reassigned", ADA, f"{CORA} → {COLE} (hand-over)"
+        "reassigned", ADA, f"{CORA} → {COLE} (hand-over from {CORA} for good)"
     )
 
 
-def test_handed_over_tasks_stay_when_the_ats_changes_the_coordinator(
+def test_handed_over_tasks_follow_when_the_ats_names_another_coordinator(
     pipeline: Pipeline,
 ) -> None:
     pipeline.ingest_now(two_candidates())
@@ -241,7 +382,8 @@ def test_handed_over_tasks_stay_when_the_ats_changes_the_coordinator(
 
     pipeline.ingest_now([job(coordinator=SAM, updated=10)])
 
-    assert ready(pipeline.db) == {"a1": COLE, "a2": CARL}
+    # The task is no longer Cora's, so her hand-over no longer concerns it.
+    assert ready(pipeline.db) == {"a1": SAM, "a2": CARL}
 
 
 def test_configured_job_coordinator_wins_over_the_ats_coordinator(
@@ -263,7 +405,8 @@ def test_configured_stage_owners_win_over_the_job_coordinator(
     clock.advance(timedelta(days=20))
     pipeline.sweep_now()
 
-    assert ready(db) == {"a1": PIA, "a2": CARL}  # a1: the owner of its current stage
+    # The owner set in taskplanner for the current stage beats the candidate's ATS coordinator.
+    assert ready(db) == {"a1": PIA, "a2": PIA}
     assert [t.assignee for t in open_tasks(db, "inactive_candidate")] == [RITA]
     assert open_tasks(db, "new_job")[0].assignee == CORA
 
@@ -278,8 +421,8 @@ def test_changed_configuration_moves_open_tasks_on_refresh(db: Engine, clock: Fr
     with transaction(db) as session:
         moved = restarted.tasks.refresh_assignments(session, everything=True)
 
-    assert moved == 2
-    assert ready(db) == {"a1": PIA, "a2": CARL}
+    assert moved == 3
+    assert ready(db) == {"a1": PIA, "a2": PIA}
     assert open_tasks(db, "new_job")[0].assignee == OLGA
 
 

@@ -135,7 +135,9 @@ class Scenario:
 SCENARIOS = (
     Scenario(
         "ready_to_schedule",
-        assignee=CARL,  # the ATS's coordinator for the candidate
+        # The owner set in taskplanner for the candidate's stage (Phone Screen) beats the
+        # coordinator the ATS gives the candidate (SPEC §3).
+        assignee=PIA,
         before=deliver(job(), candidate(coordinator=CARL)),
         opens=deliver(application(stage="s-phone", updated=10)),
         opened_by="event:application_entered_stage",
@@ -146,7 +148,7 @@ SCENARIOS = (
     ),
     Scenario(
         "schedule_cancelled",
-        assignee=CARL,
+        assignee=PIA,
         before=deliver(job(), candidate(coordinator=CARL), application(), schedule()),
         opens=deliver(schedule(status=sn.ScheduleStatus.CANCELLED, updated=10)),
         opened_by="event:schedule_cancelled",
@@ -157,7 +159,7 @@ SCENARIOS = (
     ),
     Scenario(
         "interviewer_declined",
-        assignee=CARL,
+        assignee=PIA,
         before=deliver(*scheduled_world(candidate_coordinator=CARL)),
         opens=deliver(interview_event(updated=10, interviewer_response=DECLINED)),
         opened_by="event:attendee_responded",
@@ -169,7 +171,7 @@ SCENARIOS = (
     ),
     Scenario(
         "room_declined",
-        assignee=CARL,
+        assignee=PIA,
         before=deliver(*scheduled_world(candidate_coordinator=CARL)),
         opens=deliver(interview_event(updated=10, room_response=DECLINED)),
         opened_by="event:attendee_responded",
@@ -181,7 +183,7 @@ SCENARIOS = (
     ),
     Scenario(
         "candidate_declined",
-        assignee=CARL,
+        assignee=PIA,
         before=deliver(*scheduled_world(candidate_coordinator=CARL)),
         opens=deliver(interview_event(updated=10, candidate_response=DECLINED)),
         opened_by="event:attendee_responded",

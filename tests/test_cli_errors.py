@@ -306,7 +306,7 @@ BAD_ARGUMENTS = [
     (["tasks", "list", "--colour"], "taskplanner tasks list: No such option: --colour"),
     (["tasks", "complete", "seven"], "taskplanner tasks complete: Invalid value for 'TASK_ID'"),
     (["tasks", "complete"], "taskplanner tasks complete: Missing argument 'TASK_ID'"),
-    (["reassign", "--from", "cora@acme.example"], "taskplanner reassign: Missing option '--to'"),
+    (["reassign", "--from", "cora@acme.example"], "--to: missing (who stands in), or --clear"),
     (["inbox", "list", "--limit", "-1"], "taskplanner inbox list: Invalid value for '--limit'"),
     (["sandbox", "--port", "70000"], "taskplanner sandbox: Invalid value for '--port'"),
     (["run", "--log-level", "loud"], "--log-level: unknown log level 'loud'"),

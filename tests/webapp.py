@@ -47,6 +47,9 @@ def make_config(
     connectors: dict[str, Any] | None = None,
     oidc: dict[str, Any] | None = None,
     server_extra: dict[str, Any] | None = None,
+
+    people: list[dict[str, Any]] | None = None,
+    jobs: list[dict[str, Any]] | None = None,
 ) -> Config:
     """``oidc`` holds ``[server.oidc]`` plus ``client_id``/``client_secret`` values."""
     server: dict[str, Any] = {"trusted_user_header": trusted_user_header, **(server_extra or {})}
@@ -68,7 +71,8 @@ def make_config(
         "database": {"url": db_url},
         "server": server,
         "rules": {"scheduling_stages": ["Phone Screen", "Onsite"], **(rules or {})},
-        "people": PEOPLE,
+        "people": PEOPLE + (people or []),
+        "jobs": jobs or [],
     }
     if connectors:
         data["connectors"] = connectors

@@ -25,6 +25,22 @@ class Role(enum.StrEnum):
     ACCOUNT_OWNER = "account_owner"
 
 
+class GoLive(enum.StrEnum):
+    """What a category does on a source's first (baseline) sync (SPEC §3, Go-live).
+
+    The baseline describes what existed before taskplanner was connected. A task that
+    describes a *state* (a candidate waiting, a declined future interview) opens from it too,
+    so the backlog is there on day one; one that describes a *moment* (a job appeared, an
+    interview was cancelled) does not: nobody saw that moment, and it is long past.
+    """
+
+    STATE = "state"
+    # A state the baseline can only tell once every record is in (an application arrives
+    # before its interviews): the go-live pass at the end of the first sync finds it.
+    STATE_AT_END = "state_at_end"
+    MOMENT = "moment"
+
+
 class Resolution(enum.StrEnum):
     ACTION_TAKEN = "action_taken"
     OBSOLETE = "obsolete"
@@ -81,6 +97,7 @@ class Category:
     completes_on: tuple[str, ...]
     obsolete_on: tuple[str, ...]
     detector: Detector
+    go_live: GoLive
     time_based: bool = False
     events: frozenset[str] = field(init=False)
 
@@ -391,6 +408,7 @@ CATEGORIES: tuple[Category, ...] = (
         completes_on=(ev.ScheduleCreated.name,),
         obsolete_on=(_LEFT, _CLOSED),
         detector=detect_ready_to_schedule,
+        go_live=GoLive.STATE_AT_END,
     ),
     Category(
         "schedule_cancelled",
@@ -401,6 +419,7 @@ CATEGORIES: tuple[Category, ...] = (
         completes_on=(ev.ScheduleCreated.name,),
         obsolete_on=(_LEFT, _CLOSED),
         detector=detect_schedule_cancelled,
+        go_live=GoLive.MOMENT,
     ),
     Category(
         "interviewer_declined",
@@ -413,6 +432,7 @@ CATEGORIES: tuple[Category, ...] = (
         detector=_declined_detector(
             "interviewer_declined", AttendeeRole.INTERVIEWER, "interviewer"
         ),
+        go_live=GoLive.STATE,
     ),
     Category(
         "room_declined",
@@ -424,6 +444,7 @@ CATEGORIES: tuple[Category, ...] = (
         completes_on=(ev.AttendeeResponded.name, ev.AttendeeRemoved.name),
         obsolete_on=(ev.ScheduleCancelled.name, _CLOSED, "sweep:event_passed"),
         detector=_declined_detector("room_declined", AttendeeRole.ROOM, "room"),
+        go_live=GoLive.STATE,
     ),
     Category(
         "candidate_declined",
@@ -434,6 +455,7 @@ CATEGORIES: tuple[Category, ...] = (
         completes_on=(ev.AttendeeResponded.name, ev.ScheduleCancelled.name),
         obsolete_on=(_CLOSED,),
         detector=_declined_detector("candidate_declined", AttendeeRole.CANDIDATE, "candidate"),
+        go_live=GoLive.STATE,
     ),
     Category(
         "new_job",
@@ -444,6 +466,7 @@ CATEGORIES: tuple[Category, ...] = (
         completes_on=(ev.StageSchedulingEnabled.name,),
         obsolete_on=(ev.JobClosed.name,),
         detector=detect_new_job,
+        go_live=GoLive.MOMENT,
     ),
     Category(
         "new_stage",
@@ -454,6 +477,7 @@ CATEGORIES: tuple[Category, ...] = (
         completes_on=(ev.StageSchedulingEnabled.name,),
         obsolete_on=(ev.StageRemoved.name, ev.JobClosed.name),
         detector=detect_new_stage,
+        go_live=GoLive.MOMENT,
     ),
     Category(
         "new_interview",
@@ -464,6 +488,7 @@ CATEGORIES: tuple[Category, ...] = (
         completes_on=(ev.InterviewTemplateSet.name,),
         obsolete_on=(ev.InterviewKindRemoved.name, ev.StageRemoved.name, ev.JobClosed.name),
         detector=detect_new_interview,
+        go_live=GoLive.MOMENT,
     ),
     Category(
         "broken_integration",
@@ -474,6 +499,7 @@ CATEGORIES: tuple[Category, ...] = (
         completes_on=(ev.IntegrationRecovered.name,),
         obsolete_on=(ev.IntegrationRemoved.name,),
         detector=detect_broken_integration,
+        go_live=GoLive.STATE,
     ),
     Category(
         "pending_evaluation",
@@ -484,6 +510,7 @@ CATEGORIES: tuple[Category, ...] = (
         completes_on=(ev.ScorecardSubmitted.name,),
         obsolete_on=(_CLOSED,),
         detector=detect_pending_evaluation,
+        go_live=GoLive.STATE,
         time_based=True,
     ),
     Category(
@@ -495,6 +522,7 @@ CATEGORIES: tuple[Category, ...] = (
         completes_on=(_LEFT, _CLOSED),
         obsolete_on=(),
         detector=detect_inactive_candidate,
+        go_live=GoLive.STATE,
         time_based=True,
     ),
     Category(
@@ -506,6 +534,7 @@ CATEGORIES: tuple[Category, ...] = (
         completes_on=(ev.JobPublished.name,),
         obsolete_on=(ev.JobClosed.name,),
         detector=detect_job_not_live,
+        go_live=GoLive.STATE,
         time_based=True,
     ),
 )

@@ -97,6 +97,15 @@ class PersonLeft(DomainEvent):
 
 
 @dataclass(frozen=True)
+class PersonAwayChanged(DomainEvent):
+    """An out-of-office event on a person's calendar appeared, moved or went away: their
+    tasks may go to their stand-in now, or come back (SPEC §3, hand-over)."""
+
+    name: ClassVar[str] = "person_away_changed"
+    email: str
+
+
+@dataclass(frozen=True)
 class CandidateCoordinatorChanged(DomainEvent):
     name: ClassVar[str] = "candidate_coordinator_changed"
     candidate_id: str

@@ -172,6 +172,10 @@ class CalendarEventSnapshot:
     attendees: tuple[AttendeeSnapshot, ...] = ()
     schedule_tag: str | None = None  # our schedule id written in private extended properties
     title: str | None = None
+    # The calendar's owner is out of office for the event's span (Google eventType
+    # "outOfOffice", Graph showAs "oof"): with rules.follow_out_of_office their tasks go to
+    # a stand-in meanwhile.
+    out_of_office: bool = False
 
 
 class EntityKind(enum.StrEnum):

@@ -397,6 +397,34 @@ class FakeGoogleCalendar:
             self._touch(calendar, event)
             return _decoded(event)
 
+    def add_out_of_office(
+        self,
+        calendar_id: str,
+        *,
+        start: datetime,
+        end: datetime,
+        summary: str = "Out of office",
+        decline_message: str = "I am out of office and will reply when I am back.",
+    ) -> dict[str, Any]:
+        """The calendar's owner marks themselves out of office from ``start`` to ``end``.
+
+        The shape of https://developers.google.com/calendar/api/guides/event-types: an
+        ``eventType`` of ``"outOfOffice"`` with ``outOfOfficeProperties``, on the owner's own
+        calendar, opaque, without attendees.
+        """
+        event = self.add_event(calendar_id, start=start, end=end, summary=summary)
+        return self.update_event(
+            calendar_id,
+            str(event["id"]),
+            eventType="outOfOffice",
+            transparency="opaque",
+            attendees=[],
+            outOfOfficeProperties={
+                "autoDeclineMode": "declineAllConflictingInvitations",
+                "declineMessage": decline_message,
+            },
+        )
+
     def move_event(
         self, calendar_id: str, event_id: str, *, start: datetime, end: datetime
     ) -> dict[str, Any]:

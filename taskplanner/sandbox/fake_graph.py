@@ -374,6 +374,15 @@ class FakeGraph:
             self._touch(mailbox, event)
             return self._render(event, immutable=True)
 
+    def add_out_of_office(
+        self, user: str, *, start: datetime, end: datetime, subject: str = "Out of office"
+    ) -> dict[str, Any]:
+        """The mailbox owner blocks ``start`` to ``end`` as out of office: an event whose
+        ``showAs`` is ``"oof"`` (freeBusyStatus, https://learn.microsoft.com/graph/api/
+        resources/event), organised by themselves, without attendees."""
+        event = self.add_event(user, start=start, end=end, subject=subject)
+        return self.update_event(user, str(event["id"]), showAs="oof")
+
     def move_event(
         self, user: str, event_id: str, *, start: datetime, end: datetime
     ) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """The sandbox's generated organisation and the changes it goes through on a timer.
 
 `SandboxOrganisation.build()` fills a fake ATS (any `FakeATS`: Greenhouse by default) and the
-fake Google Calendar before the daemon's first (baseline) sync; `changes()` then yields scripted
+fake Google Calendar before the daemon's first (baseline) sync,
+which opens the backlog already waiting (go-live); `changes()` then yields scripted
 and random changes — candidates moving, interviewers declining, scorecards due, a job left
 unpublished — so tasks of every kind appear and close by themselves. The same seed gives the
 same organisation and the same sequence of changes. Answers to invitations always come from the
@@ -156,6 +157,8 @@ class SandboxOrganisation:
                 app = self._apply(job, stage)
                 if stage in SCHEDULING_STAGES:
                     self._schedule(app, days_ahead=1 + len(self.interviews))
+        # Waiting since before taskplanner looked: ready to schedule on day one (go-live).
+        self._apply(self.jobs[0], "Phone Screen")
 
     # ------------------------------------------------------------------ the timeline
 

@@ -3,7 +3,8 @@
 Starts a fake ATS (``--ats``, Greenhouse by default, as the provider registry finds it) and the
 fake Google Calendar, fills them (`SandboxOrganisation`), builds the configuration in Python
 (secrets included, no environment needed) and runs the daemon. After the first ATS sync — the
-baseline — the fake starts sending signed webhooks and the organisation changes on a timer.
+baseline, which opens only the backlog of tasks that describe a state (go-live) — the fake
+starts sending signed webhooks and the organisation changes on a timer.
 """
 
 from __future__ import annotations

@@ -172,6 +172,7 @@ class Scorecard(Base):
 
 class CalendarEvent(Base):
     __tablename__ = "calendar_events"
+    __table_args__ = (Index(None, "out_of_office", "ends_at"),)
     connector: Mapped[str] = mapped_column(primary_key=True)
     calendar_id: Mapped[str] = mapped_column(primary_key=True)
     event_id: Mapped[str] = mapped_column(primary_key=True)
@@ -185,6 +186,8 @@ class CalendarEvent(Base):
     schedule_id: Mapped[str | None] = mapped_column(index=True)  # the ATS interview it is linked to
     updated_at: Mapped[datetime]
     content_hash: Mapped[str]
+    # An out-of-office event on this calendar's owner (hand-overs; see the section below).
+    out_of_office: Mapped[bool] = mapped_column(default=False)
 
 
 class CalendarAttendee(Base):
@@ -212,6 +215,7 @@ class StageSetup(Base):
     inactivity_alerts: Mapped[bool | None]
     updated_at: Mapped[datetime]
     updated_by: Mapped[str | None]
+    owner_email: Mapped[str | None]  # the stage owner set on the page (see JobSetup)
 
 
 class InterviewTemplate(Base):
@@ -270,6 +274,8 @@ class SyncSource(Base):
     next_due_at: Mapped[datetime | None]
     last_started_at: Mapped[datetime | None]
     last_finished_at: Mapped[datetime | None]
+    # When the source's first sync ended with the go-live pass (None: not yet).
+    went_live_at: Mapped[datetime | None]
 
 
 class IntegrationHealth(Base):
@@ -304,6 +310,7 @@ class Task(Base):
         Index(None, "candidate_id", "status"),
         Index(None, "job_id", "status"),
         Index(None, "schedule_id", "status"),
+        Index(None, "handed_over_from", "status"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     key: Mapped[str] = mapped_column(index=True)
@@ -333,6 +340,8 @@ class Task(Base):
     due_at: Mapped[datetime | None]
     completed_at: Mapped[datetime | None]
     updated_at: Mapped[datetime]
+    # Whose task this is while a stand-in holds it (a hand-over); it goes back when it ends.
+    handed_over_from: Mapped[str | None]
 
 
 class TaskHistory(Base):
@@ -379,3 +388,33 @@ class WebSecret(Base):
     name: Mapped[str] = mapped_column(primary_key=True)
     value: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime]
+
+# --- owners and hand-overs (first day with a real organisation) ---------------------------
+
+
+class JobSetup(Base):
+    """A job's coordinator set on the set-up page (None: the configuration's, else the ATS's).
+
+    The stage owners set on the page are ``StageSetup.owner_email``.
+    """
+
+    __tablename__ = "job_setup"
+    job_id: Mapped[str] = mapped_column(primary_key=True)
+    coordinator_email: Mapped[str | None]
+    updated_at: Mapped[datetime]
+    updated_by: Mapped[str | None]
+
+
+class Handover(Base):
+    """A hand-over recorded with ``taskplanner reassign --from A --to B [--until DATE]``.
+
+    Those in ``[[people]]`` live in the configuration and out-of-office spans in
+    ``calendar_events``; all three are combined by ``taskplanner.handover``.
+    """
+
+    __tablename__ = "handovers"
+    person: Mapped[str] = mapped_column(primary_key=True)
+    stand_in: Mapped[str]
+    until: Mapped[datetime | None]  # None: for good
+    created_at: Mapped[datetime]
+    created_by: Mapped[str]

@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from taskplanner import jobsetup
+from taskplanner.domain.assignment import Choice, Post
 from taskplanner.domain.categories import CATEGORY_NAMES
 from taskplanner.engine import TaskAlreadyCompleted, TaskNotFound
 from taskplanner.runtime import Runtime
@@ -160,6 +161,15 @@ class CoordinatorsOut(BaseModel):
     coordinators: list[CoordinatorOut]
 
 
+class OwnerOut(BaseModel):
+    email: str
+    source: Literal["config", "page", "ats", "default"] = Field(
+        description="config: [[jobs]] in the configuration; page: set on the set-up page or "
+        "this API; ats: the ATS's hiring team; default: nobody named (a stage's owner is then "
+        "the job coordinator, a job's the account owner)"
+    )
+
+
 class InterviewKindOut(BaseModel):
     id: str
     name: str
@@ -174,6 +184,7 @@ class StageOut(BaseModel):
     scheduling_default: bool = Field(description="The organisation's default for this stage")
     inactivity_alerts: bool
     interview_kinds: list[InterviewKindOut]
+    owner: OwnerOut = Field(description="The stage owner (SPEC §3)")
 
 
 class JobOut(BaseModel):
@@ -181,7 +192,16 @@ class JobOut(BaseModel):
     name: str
     status: str
     url: str | None
+    coordinator: OwnerOut = Field(description="The job coordinator (SPEC §3)")
     stages: list[StageOut]
+
+
+class JobSetupIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    coordinator: EmailStr | None = Field(
+        description="The job coordinator; null: back to the configuration's, else the ATS's"
+    )
+    by: EmailStr | None = None
 
 
 class StageSetupIn(BaseModel):
@@ -195,6 +215,11 @@ class StageSetupIn(BaseModel):
         ]
         | None
     ) = Field(default=None, description="Interview kind id → template text")
+    owner: EmailStr | None = Field(
+        default=None,
+        description="The stage owner; null: back to the configuration's, else the job "
+        "coordinator; left out: unchanged",
+    )
     by: EmailStr | None = None
 
 
@@ -346,8 +371,13 @@ def job_json(view: jobsetup.JobView) -> dict[str, Any]:
         "name": view.name,
         "status": view.status,
         "url": view.url,
+        "coordinator": owner_json(view.coordinator),
         "stages": [stage_json(s) for s in view.stages],
     }
+
+
+def owner_json(choice: Choice) -> dict[str, Any]:
+    return {"email": choice.email, "source": choice.source.value}
 
 
 def stage_json(stage: jobsetup.StageView) -> dict[str, Any]:
@@ -361,11 +391,20 @@ def stage_json(stage: jobsetup.StageView) -> dict[str, Any]:
         "interview_kinds": [
             {"id": k.id, "name": k.name, "template": k.template} for k in stage.interview_kinds
         ],
+        "owner": owner_json(stage.owner),
     }
 
 
 _NO_JOB: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorOut, "description": "No such job, stage or interview"}
+}
+_NOT_ALLOWED: dict[int | str, dict[str, Any]] = {
+    422: {
+        "model": ErrorOut,
+        "description": "Invalid body, or a person whose role may not hold the post (a job "
+        "coordinator is a coordinator, recruiter or admin; a stage owner may also be a hiring "
+        "manager, never an interviewer)",
+    }
 }
 
 
@@ -385,13 +424,48 @@ def get_job(request: Request, job_id: JobId) -> dict[str, Any]:
 
 
 @router.put(
+    "/jobs/{job_id}",
+    response_model=JobOut,
+    responses={**_NO_JOB, **_NOT_ALLOWED},
+    summary="Set the job coordinator (null: back to the default)",
+    description="Open tasks assigned through the job's roles follow the new coordinator; "
+    "tasks reassigned by hand stay where a person put them.",
+)
+def put_job(
+    request: Request,
+    job_id: JobId,
+    body: JobSetupIn,
+    client: Annotated[ApiClient, Depends(api_client)],
+) -> dict[str, Any]:
+    runtime = runtime_of(request)
+    with transaction(runtime.db) as session, _setup_errors():
+        jobsetup.check_owner(session, runtime.rules, body.coordinator, Post.JOB_COORDINATOR)
+        runtime.pipeline.set_job_coordinator(
+            session, job_id, body.coordinator, by=body.by or client.actor
+        )
+        return job_json(jobsetup.describe_job(session, runtime.rules, job_id))
+
+
+@contextmanager
+def _setup_errors() -> Iterator[None]:
+    """404 for an unknown job or stage, 422 for an owner the roles' rules refuse."""
+    try:
+        yield
+    except jobsetup.SetupNotFound as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+    except jobsetup.OwnerNotAllowed as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from None
+
+
+@router.put(
     "/jobs/{job_id}/stages/{stage_id}",
     response_model=StageOut,
-    responses=_NO_JOB,
+    responses={**_NO_JOB, **_NOT_ALLOWED},
     summary="Set up a stage: scheduling, inactivity alerts, interview templates",
     description="Enabling a stage completes the job's new_job and the stage's new_stage "
     "tasks; a non-empty template completes the interview's new_interview task "
-    "(resolution action_taken). Omitted fields stay as they are.",
+    "(resolution action_taken). A new owner takes the open tasks assigned through the "
+    "stage's roles (not those placed by hand). Omitted fields stay as they are.",
 )
 def put_stage(
     request: Request,
@@ -401,21 +475,20 @@ def put_stage(
     client: Annotated[ApiClient, Depends(api_client)],
 ) -> dict[str, Any]:
     runtime = runtime_of(request)
-    with transaction(runtime.db) as session:
-        try:
-            apply_stage_setup(
-                session,
-                runtime,
-                job_id,
-                stage_id,
-                by=body.by or client.actor,
-                scheduling_enabled=body.scheduling_enabled,
-                inactivity_alerts=body.inactivity_alerts,
-                interview_templates=body.interview_templates,
-            )
-            view = jobsetup.describe_job(session, runtime.rules, job_id)
-        except jobsetup.SetupNotFound as exc:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+    owner = body.owner if "owner" in body.model_fields_set else jobsetup.UNCHANGED
+    with transaction(runtime.db) as session, _setup_errors():
+        apply_stage_setup(
+            session,
+            runtime,
+            job_id,
+            stage_id,
+            by=body.by or client.actor,
+            scheduling_enabled=body.scheduling_enabled,
+            inactivity_alerts=body.inactivity_alerts,
+            interview_templates=body.interview_templates,
+            owner=owner,
+        )
+        view = jobsetup.describe_job(session, runtime.rules, job_id)
         return next(stage_json(s) for s in view.stages if s.id == stage_id)
 
 
@@ -429,8 +502,13 @@ def apply_stage_setup(
     scheduling_enabled: bool | None = None,
     inactivity_alerts: bool | None = None,
     interview_templates: dict[str, str] | None = None,
+    owner: str | None | jobsetup.Unchanged = jobsetup.UNCHANGED,
 ) -> None:
-    """Store the set-up and let the engine close the tasks it completes (one transaction)."""
+    """Store the set-up and let the engine close the tasks it completes and move those a new
+    stage owner takes (one transaction). Raises OwnerNotAllowed for an owner the roles'
+    rules refuse."""
+    if not isinstance(owner, jobsetup.Unchanged):
+        jobsetup.check_owner(session, runtime.rules, owner, Post.STAGE_OWNER)
     runtime.pipeline.set_up_stage(
         session,
         job_id,
@@ -439,4 +517,5 @@ def apply_stage_setup(
         scheduling_enabled=scheduling_enabled,
         inactivity_alerts=inactivity_alerts,
         interview_templates=interview_templates,
+        owner=owner,
     )

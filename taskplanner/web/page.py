@@ -23,8 +23,9 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from taskplanner import jobsetup
+from taskplanner import jobsetup, ownership
 from taskplanner.clock import span_text
+from taskplanner.domain.assignment import Post
 from taskplanner.domain.categories import CATEGORIES, CATEGORY_BY_NAME
 from taskplanner.engine import TaskAlreadyCompleted, TaskNotFound
 from taskplanner.runtime import Runtime
@@ -209,6 +210,28 @@ def display_name(session: Session, runtime: Runtime, email: str) -> str:
     return user or email
 
 
+HANDOVER_ORIGINS = {
+    "config": "configuration file",
+    "reassign": "taskplanner reassign",
+    "out_of_office": "out-of-office event",
+}
+
+
+def handover_rows(session: Session, runtime: Runtime) -> list[dict[str, Any]]:
+    """Hand-overs in force now, for the list page (SPEC §3)."""
+    zone = runtime.config.organisation.zone()
+    away = ownership.absences(session, runtime.rules, runtime.clock())
+    return [
+        {
+            "person": a.person,
+            "stand_in": a.stand_in,
+            "until_text": f"until {_local(a.until, zone)}" if a.until else "for good",
+            "origin_text": HANDOVER_ORIGINS.get(a.origin, a.origin),
+        }
+        for a in sorted(away.values(), key=lambda a: a.person)
+    ]
+
+
 # --- rendering helpers --------------------------------------------------------------------------
 
 
@@ -277,6 +300,7 @@ def task_page(request: Request) -> Response:
     with transaction(runtime.db, read_only=True) as session:
         context = list_context(session, runtime, view)
         people = coordinators(session, runtime)
+        context["handovers"] = handover_rows(session, runtime)
     known = {p["email"] for p in people}
     for email in (user.email, view.assignee):
         if email not in known:
@@ -347,6 +371,14 @@ def setup_rows(session: Session, runtime: Runtime, job_id: str) -> list[dict[str
     return [task_row(t, names, now, zone) for t in tasks]
 
 
+SOURCE_LABELS = {
+    "page": "set on this page",
+    "config": "from the configuration file",
+    "ats": "from the ATS",
+    "default": "by default",
+}
+
+
 @router.get("/jobs/{job_id}/setup", response_class=HTMLResponse)
 def setup_page(request: Request, job_id: str) -> Response:
     auth = authenticator_of(request)
@@ -358,17 +390,22 @@ def setup_page(request: Request, job_id: str) -> Response:
         return message(request, "Job not found", "That is not a job id.", 404, user)
     with transaction(runtime.db, read_only=True) as session:
         try:
-            job = jobsetup.describe_job(session, runtime.rules, job_id)
+            context = setup_context(session, runtime, job_id)
         except jobsetup.SetupNotFound:
             return message(request, "Job not found", f"There is no job {job_id}.", 404, user)
-        rows = setup_rows(session, runtime, job_id)
-    context = {
+    context["saved"] = request.query_params.get("saved") == "1"
+    return render(request, "setup.html", context, user=user)
+
+
+def setup_context(session: Session, runtime: Runtime, job_id: str) -> dict[str, Any]:
+    job = jobsetup.describe_job(session, runtime.rules, job_id)
+    return {
         "job": job,
         "job_url": safe_action_url(job.url),
-        "saved": request.query_params.get("saved") == "1",
-        "setup_rows": rows,
+        "setup_rows": setup_rows(session, runtime, job_id),
+        "source_labels": SOURCE_LABELS,
+        "error": None,
     }
-    return render(request, "setup.html", context, user=user)
 
 
 @router.post("/jobs/{job_id}/setup")
@@ -385,21 +422,75 @@ async def save_setup(request: Request, job_id: str) -> Response:
     fields = {key: str(value).replace("\x00", "") for key, value in form.items()}
     runtime = runtime_of(request)
 
-    def save() -> bool:
+    def save() -> str | None:
+        """None when saved; else what the coordinator must correct (nothing is stored)."""
         with transaction(runtime.db) as session:
+            job = jobsetup.describe_job(session, runtime.rules, job_id)
             try:
-                job = jobsetup.describe_job(session, runtime.rules, job_id)
-            except jobsetup.SetupNotFound:
-                return False
-            for stage in job.stages:
-                save_stage(session, runtime, job_id, stage, fields, user.email)
-        return True
+                owners = chosen_owners(job, fields)
+                coordinator = owners.pop("", jobsetup.UNCHANGED)
+                if not isinstance(coordinator, jobsetup.Unchanged):
+                    jobsetup.check_owner(
+                        session, runtime.rules, coordinator, Post.JOB_COORDINATOR
+                    )
+                    runtime.pipeline.set_job_coordinator(
+                        session, job_id, coordinator, by=user.email
+                    )
+                for stage in job.stages:
+                    save_stage(
+                        session,
+                        runtime,
+                        job_id,
+                        stage,
+                        fields,
+                        user.email,
+                        owners.get(stage.id, jobsetup.UNCHANGED),
+                    )
+            except (ValueError, jobsetup.OwnerNotAllowed) as exc:
+                session.rollback()
+                return str(exc)
+        return None
 
-    if not await run_in_threadpool(save):
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no job {job_id}")
+    try:
+        problem = await run_in_threadpool(save)
+    except jobsetup.SetupNotFound:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no job {job_id}") from None
+    if problem is not None:
+        with transaction(runtime.db, read_only=True) as session:
+            context = setup_context(session, runtime, job_id)
+        context.update(error=problem, saved=False)
+        return render(request, "setup.html", context, user=user, status_code=422)
     return RedirectResponse(
         f"/jobs/{quote(job_id, safe='')}/setup?saved=1", status.HTTP_303_SEE_OTHER
     )
+
+
+def chosen_owners(
+    job: jobsetup.JobView, fields: dict[str, str]
+) -> dict[str, str | None | jobsetup.Unchanged]:
+    """The job coordinator (key "") and stage owners (by stage id) the form changes.
+
+    Each field holds what is set on the page: a new address sets it, an emptied field goes
+    back to the default; an address that is not one is refused (ValueError).
+    """
+    wanted: list[tuple[str, str, str | None, str]] = [
+        ("", "coordinator", job.coordinator_on_page, "Job coordinator")
+    ]
+    wanted += [
+        (stage.id, f"owner:{stage.id}", stage.owner_on_page, f"Owner of {stage.name}")
+        for stage in job.stages
+    ]
+    out: dict[str, str | None | jobsetup.Unchanged] = {}
+    for key, field, current, label in wanted:
+        if field not in fields:
+            continue
+        raw = fields[field].strip()
+        email = valid_email(raw) if raw else None
+        if raw and email is None:
+            raise ValueError(f"{label}: {raw[:254]!r} is not an email address.")
+        if email != current:
+            out[key] = email
+    return out
 
 
 def save_stage(
@@ -409,6 +500,7 @@ def save_stage(
     stage: jobsetup.StageView,
     fields: dict[str, str],
     by: str,
+    owner: str | None | jobsetup.Unchanged = jobsetup.UNCHANGED,
 ) -> None:
     """Store what the form changed for one stage.
 
@@ -430,7 +522,8 @@ def save_stage(
         if f"template:{kind.id}" in fields
         and fields[f"template:{kind.id}"].replace("\r\n", "\n") != kind.template
     }
-    if scheduling is None and alerts is None and not templates_changed:
+    unchanged_owner = isinstance(owner, jobsetup.Unchanged)
+    if scheduling is None and alerts is None and not templates_changed and unchanged_owner:
         return
     apply_stage_setup(
         session,
@@ -442,4 +535,5 @@ def save_stage(
         inactivity_alerts=alerts,
         interview_templates={k: v.replace("\r\n", "\n") for k, v in templates_changed.items()}
         or None,
+        owner=owner,
     )

@@ -1,6 +1,6 @@
 """page sign-in: server-side sessions, pending OpenID Connect sign-ins, the session key
 
-Revision ID: oidc
+Revision ID: 0002
 Revises: 0001
 Create Date: 2026-12-01
 """
@@ -12,7 +12,7 @@ from alembic import op
 
 import taskplanner.store.types
 
-revision = "oidc"
+revision = "0002"
 down_revision = "0001"
 branch_labels = None
 depends_on = None
