@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 import typer
 from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import col
 
 from connectors.base import PollProgress
 from taskplanner import __version__
@@ -389,9 +390,9 @@ def inbox_list(
     runtime = open_runtime(config)
     try:
         with transaction(runtime.db, read_only=True) as session:
-            query = select(m.InboxDelivery).order_by(m.InboxDelivery.id.desc()).limit(limit)
+            query = select(m.InboxDelivery).order_by(col(m.InboxDelivery.id).desc()).limit(limit)
             if failed:
-                query = query.where(m.InboxDelivery.status.in_([DEAD, IGNORED]))
+                query = query.where(col(m.InboxDelivery.status).in_([DEAD, IGNORED]))
             rows = list(session.scalars(query))
     finally:
         runtime.close()

@@ -17,6 +17,7 @@ from sqlalchemy import event as orm_events
 from sqlalchemy import insert, inspect, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from taskplanner import readahead
 from taskplanner.clock import Clock, system_clock
@@ -116,9 +117,9 @@ class TaskEngine:
         if event.starts_at is None:
             return 0
         query = select(m.Task).where(
-            m.Task.status == OPEN,
-            m.Task.schedule_id == event.schedule_id,
-            m.Task.category.in_(DUE_AT_INTERVIEW_START),
+            col(m.Task.status) == OPEN,
+            col(m.Task.schedule_id) == event.schedule_id,
+            col(m.Task.category).in_(DUE_AT_INTERVIEW_START),
         )
         now = self.clock()
         count = 0
@@ -189,10 +190,10 @@ class TaskEngine:
                 )
                 for t in known
             )
-        settled = m.Task.status == OPEN
+        settled = col(m.Task.status) == OPEN
         if observed_at is not None:
-            settled = or_(settled, m.Task.resolved_observation_at > observed_at)
-        query = select(m.Task.id).where(m.Task.key == intent.key, settled)
+            settled = or_(settled, col(m.Task.resolved_observation_at) > observed_at)
+        query = select(col(m.Task.id)).where(col(m.Task.key) == intent.key, settled)
         return session.scalars(query).first() is not None
 
     def open_many(
@@ -267,7 +268,9 @@ class TaskEngine:
                 and t.status == OPEN
                 and all(getattr(t, column) == value for column, value in intent.match.items())
             ]
-        query = select(m.Task).where(m.Task.category == intent.category, m.Task.status == OPEN)
+        query = select(m.Task).where(
+            col(m.Task.category) == intent.category, col(m.Task.status) == OPEN
+        )
         for column, value in intent.match.items():
             query = query.where(getattr(m.Task, column) == value)
         return list(session.scalars(query.with_for_update()))
@@ -293,7 +296,9 @@ class TaskEngine:
 
     def hand_over(self, session: Session, *, from_: str, to: str, by: str) -> int:
         """Move every open task of one person to another (someone leaves)."""
-        query = select(m.Task).where(m.Task.assignee == from_.lower(), m.Task.status == OPEN)
+        query = select(m.Task).where(
+            col(m.Task.assignee) == from_.lower(), col(m.Task.status) == OPEN
+        )
         count = 0
         for task in session.scalars(query.with_for_update()):
             self._reassign(session, task, to.lower(), assignment.MANUAL, by.lower(), "hand-over")
@@ -311,14 +316,14 @@ class TaskEngine:
     ) -> int:
         """Re-resolve open tasks assigned through a role (owner changes follow; hand stays)."""
         query = select(m.Task).where(
-            m.Task.status == OPEN, m.Task.assigned_via != assignment.MANUAL
+            col(m.Task.status) == OPEN, col(m.Task.assigned_via) != assignment.MANUAL
         )
         if job_id is not None:
-            query = query.where(m.Task.job_id == job_id)
+            query = query.where(col(m.Task.job_id) == job_id)
         elif candidate_id is not None:
-            query = query.where(m.Task.candidate_id == candidate_id)
+            query = query.where(col(m.Task.candidate_id) == candidate_id)
         elif assignee is not None:
-            query = query.where(m.Task.assignee == assignee.lower())
+            query = query.where(col(m.Task.assignee) == assignee.lower())
         elif not everything:
             return 0
         count = 0
@@ -384,7 +389,7 @@ class TaskEngine:
             return frozenset()
         # Few people ever leave: read them once per transaction, not once per task.
         if "people_gone" not in session.info:
-            query = select(m.User.email).where(m.User.deactivated.is_(True))
+            query = select(col(m.User.email)).where(col(m.User.deactivated).is_(True))
             session.info["people_gone"] = frozenset(session.scalars(query))
         gone: frozenset[str] = session.info["people_gone"]
         return gone & wanted
@@ -392,7 +397,9 @@ class TaskEngine:
     # --- internals --------------------------------------------------------------------------
 
     def _get_for_update(self, session: Session, task_id: int) -> m.Task:
-        task = session.scalars(select(m.Task).where(m.Task.id == task_id).with_for_update()).first()
+        task = session.scalars(
+            select(m.Task).where(col(m.Task.id) == task_id).with_for_update()
+        ).first()
         if task is None:
             raise TaskNotFound(f"no task {task_id}")
         return task
@@ -461,7 +468,7 @@ def _new_task(intent: OpenTask, assignee: str, now: datetime) -> m.Task:
     )
 
 
-def _refs(refs: TaskRefs) -> dict[str, str | None]:
+def _refs(refs: TaskRefs) -> dict[str, Any]:  # keyword arguments of m.Task
     return {name: getattr(refs, name) for name in _REF_FIELDS}
 
 
@@ -552,5 +559,7 @@ def _after_rollback(session: Session, previous: Any) -> None:
 def history_of(session: Session, task_id: int) -> Iterable[m.TaskHistory]:
     write_history(session)
     return session.scalars(
-        select(m.TaskHistory).where(m.TaskHistory.task_id == task_id).order_by(m.TaskHistory.id)
+        select(m.TaskHistory)
+        .where(col(m.TaskHistory.task_id) == task_id)
+        .order_by(col(m.TaskHistory.id))
     )
