@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import Index, MetaData, Table, Text, text
 from sqlalchemy.orm import registry
+from sqlalchemy.orm.attributes import set_attribute
 from sqlmodel import Field, SQLModel
 
 from taskplanner.store.types import UTCDateTime
@@ -30,25 +31,56 @@ metadata = MetaData(
 
 
 class Base(SQLModel, registry=registry(metadata=metadata)):
-    """Our tables' base: their own metadata (not SQLModel's global one), and a constructor
-    that refuses names the table does not have (SQLModel would drop them silently).
+    """Our tables' base: their own metadata (not SQLModel's global one), and rows that are
+    plain SQLAlchemy rows once built.
 
-    SQLModel applies column defaults when a row is built, not only at INSERT, so code can
-    read e.g. ``attempts`` of a row it has just created.
+    A row is built like a SQLAlchemy row, not validated like a pydantic model: column defaults
+    apply when it is built, not only at INSERT (code reads e.g. ``attempts`` of a row it has just
+    created), and a name the table does not have is refused (SQLModel would drop it silently).
+    Setting a column goes straight to SQLAlchemy's instrumentation; SQLModel's generic path
+    would also book-keep the value for pydantic, several times the cost on the hot paths
+    (bench/ingest.py), for validation rows never get.
     """
 
     __table__: ClassVar[Table]
 
     def __init__(self, **data: Any) -> None:
-        fields = type(self).model_fields
+        defaults, columns = _construction(type(self))
         for key in data:
-            if key not in fields:
+            if key not in columns:
                 raise TypeError(f"{type(self).__name__} has no attribute {key!r}")
-        super().__init__(**data)
+        for key, value in defaults:
+            if key not in data:
+                set_attribute(self, key, value)
+        for key, value in data.items():
+            set_attribute(self, key, value)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _construction(type(self))[1]:
+            set_attribute(self, name, value)
+        else:
+            super().__setattr__(name, value)
 
     def __repr__(self) -> str:
         keys = ", ".join(f"{c.key}={getattr(self, c.key)!r}" for c in self.__table__.primary_key)
         return f"{type(self).__name__}({keys})"
+
+
+_CONSTRUCTION: dict[type, tuple[list[tuple[str, Any]], frozenset[str]]] = {}
+
+
+def _construction(cls: type[Base]) -> tuple[list[tuple[str, Any]], frozenset[str]]:
+    """A table model's scalar column defaults and its column names (computed once)."""
+    known = _CONSTRUCTION.get(cls)
+    if known is None:
+        columns = cls.__table__.columns
+        defaults = [
+            (column.key, column.default.arg)
+            for column in columns
+            if column.default is not None and column.default.is_scalar
+        ]
+        known = _CONSTRUCTION[cls] = (defaults, frozenset(column.key for column in columns))
+    return known
 
 
 # --- canonical mirror ---------------------------------------------------------------
