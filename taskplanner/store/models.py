@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 from sqlalchemy import Index, MetaData, Table, Text, text
 from sqlalchemy.orm import registry
 from sqlalchemy.orm.attributes import set_attribute
+from sqlalchemy.sql.schema import ScalarElementColumnDefault
 from sqlmodel import Field, SQLModel
 
 from taskplanner.store.types import UTCDateTime
@@ -77,7 +78,7 @@ def _construction(cls: type[Base]) -> tuple[list[tuple[str, Any]], frozenset[str
         defaults = [
             (column.key, column.default.arg)
             for column in columns
-            if column.default is not None and column.default.is_scalar
+            if isinstance(column.default, ScalarElementColumnDefault)
         ]
         known = _CONSTRUCTION[cls] = (defaults, frozenset(column.key for column in columns))
     return known
