@@ -9,6 +9,7 @@ refresh when the caller gives a way to refresh).
 from __future__ import annotations
 
 import email.utils
+import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -49,7 +50,19 @@ def retry_after_seconds(headers: Mapping[str, str], *, now: datetime | None = No
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
-class RetryableAnswer(Exception):  # noqa: N818 - an answer, not an error: it is retried
+class wait_equal_jitter(tenacity.wait_exponential):  # named like tenacity's own waits
+    """Exponential backoff with "equal jitter": a wait between half the ceiling and the ceiling.
+
+    Unlike full jitter (``wait_random_exponential``) every wait is at least half its ceiling, so
+    successive waits grow: a provider that is down is asked less and less often.
+    """
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
+        ceiling = super().__call__(retry_state)
+        return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not security
+
+
+class RetryableAnswer(Exception):
     """A transient failure of one attempt: worth asking again.
 
     Raised inside an attempt that :meth:`RetryPolicy.call` runs; it never escapes the call,
@@ -78,10 +91,11 @@ class RetryPolicy:
 
     Stop after ``max_attempts`` attempts, or at once when ``Retry-After`` asks for longer than
     ``max_retry_after``. Wait what ``Retry-After`` says when the answer has one; otherwise
-    ``throttled_wait`` for a throttled answer when given, else exponential backoff with full
-    jitter (``base_delay`` doubling, capped at ``max_delay``). With ``throttled_patience``,
-    throttled answers are retried until that many seconds were spent waiting, however many
-    attempts that takes. ``sleep`` is injectable so tests never really wait.
+    ``throttled_wait`` for a throttled answer when given, else exponential backoff with jitter
+    (between half and all of ``base_delay`` doubling per attempt, capped at ``max_delay``).
+    With ``throttled_patience``, throttled answers are retried until that many seconds were
+    spent waiting, however many attempts that takes. ``sleep`` is injectable so tests never
+    really wait.
     """
 
     max_attempts: int = 6
@@ -153,8 +167,7 @@ class RetryPolicy:
             return answer.retry_after
         if answer.throttled and self.throttled_wait is not None:
             return self.throttled_wait(state)
-        backoff = tenacity.wait_random_exponential(multiplier=self.base_delay, max=self.max_delay)
-        return backoff(state)
+        return wait_equal_jitter(multiplier=self.base_delay, max=self.max_delay)(state)
 
 
 def _answer(state: tenacity.RetryCallState) -> RetryableAnswer:
