@@ -11,11 +11,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import Index, MetaData, Table, Text, text
+from sqlalchemy import Index, MetaData, String, Table, Text, text
 from sqlalchemy.orm import registry
 from sqlalchemy.orm.attributes import set_attribute
 from sqlalchemy.sql.schema import ScalarElementColumnDefault
 from sqlmodel import Field, SQLModel
+from sqlmodel.sql.sqltypes import AutoString
 
 from taskplanner.store.types import UTCDateTime
 
@@ -400,3 +401,13 @@ class TaskHistory(TaskHistoryFields, Base, table=True):
     __tablename__ = "task_history"
     id: int = Field(default=None, primary_key=True)
     task_id: int = Field(index=True)
+
+
+# SQLModel types every ``str`` field as AutoString, a TypeDecorator over String that only
+# differs on MySQL. Plain String is what the migrations create and costs less: every
+# TypeDecorator column is adapted to the dialect once per process, on the first statement
+# that uses it (visible in a short run such as bench/sweep.py).
+for _table in metadata.tables.values():
+    for _column in _table.columns:
+        if isinstance(_column.type, AutoString):
+            _column.type = String()

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
-
 from alembic import context
 from sqlalchemy import Connection
-from sqlmodel.sql.sqltypes import AutoString
 
 from taskplanner.store import models
 from taskplanner.store.database import create_db_engine
@@ -15,20 +12,12 @@ config = context.config
 target_metadata = models.metadata
 
 
-def _render_item(kind: str, obj: Any, _autogen_context: Any) -> str | Literal[False]:
-    """SQLModel's ``str`` columns (AutoString) are plain VARCHAR: autogenerate sa.String()."""
-    if kind == "type" and isinstance(obj, AutoString):
-        return "sa.String()"
-    return False
-
-
 def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
-        render_item=_render_item,
     )
     with context.begin_transaction():
         context.run_migrations()
