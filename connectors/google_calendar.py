@@ -31,7 +31,13 @@ from connectors.base import (
     ProviderRequestError,
     RetriableConnectorError,
 )
-from connectors.http import RETRIABLE_STATUSES, RequestStats, RetryPolicy, retry_after_seconds
+from connectors.http import (
+    RETRIABLE_STATUSES,
+    RequestStats,
+    RetryableAnswer,
+    RetryPolicy,
+    retry_after_seconds,
+)
 from connectors.partition_pool import PartitionPool
 from taskplanner.clock import Clock, system_clock
 from taskplanner.domain.snapshots import (
@@ -343,11 +349,9 @@ class GoogleCalendarConnector:
         subject = self._subject(calendar)
         query = {k: v for k, v in params.items() if v is not None}
         refreshed = False
-        attempt = 0
-        while True:
-            attempt += 1
-            http = self._thread_http()
-            credentials = self._token(subject, http, force=False)
+
+        def send(http: httplib2.Http, force_token: bool) -> dict[str, Any]:
+            credentials = self._token(subject, http, force=force_token)
             request = (
                 self._service()
                 .events()
@@ -364,61 +368,67 @@ class GoogleCalendarConnector:
             )
             self._throttle.wait(subject)
             self._counters.bump("requests")
+            result: dict[str, Any] = request.execute(http=authed, num_retries=0)
+            return result
+
+        def attempt() -> dict[str, Any]:
+            nonlocal refreshed
+            http = self._thread_http()
             try:
-                result: dict[str, Any] = request.execute(http=authed, num_retries=0)
-                return result
-            except HttpError as exc:
-                status = int(exc.resp.status)
-                reason = _error_reason(exc.content)
-                if status == 410:
-                    raise _SyncTokenGone() from None
-                if status == 401 and not refreshed:
+                try:
+                    return send(http, force_token=False)
+                except HttpError as exc:
+                    if int(exc.resp.status) != 401 or refreshed:
+                        raise
                     refreshed = True  # the token may have been revoked early: get a new one
-                    self._token(subject, http, force=True)
-                    continue
-                if status == 401:
-                    self._counters.bump("errors")
-                    raise FatalConnectorError(
-                        self.name, f"access token rejected reading {calendar}", status=401
-                    ) from None
-                rate_limited = status == 429 or (status == 403 and reason in RATE_LIMIT_REASONS)
-                if rate_limited or status in RETRIABLE_STATUSES:
-                    if rate_limited:
-                        self._counters.bump("throttled")
-                    wait = retry_after_seconds(_headers(exc.resp))
-                    self._wait_or_raise(attempt, wait, f"events.list {calendar} ({reason})", status)
-                    continue
-                self._counters.bump("errors")
-                if status == 403:
-                    raise FatalConnectorError(
-                        self.name, f"access to {calendar} forbidden ({reason})", status=403
-                    ) from None
-                raise ProviderRequestError(
-                    self.name,
-                    f"events.list {calendar} failed ({reason})",
-                    status=status,
-                    body=exc.content.decode("utf-8", "replace"),
-                ) from None
+                    return send(http, force_token=True)
+            except HttpError as exc:
+                raise self._list_error(calendar, exc) from None
             except (httplib2.HttpLib2Error, OSError) as exc:
                 # Timeouts and refused/reset connections; drop the connection pool.
                 http.close()
                 self._local.http = None
                 self._local.service = None
-                self._wait_or_raise(attempt, None, f"events.list {calendar}: {type(exc).__name__}")
+                raise RetryableAnswer(f"events.list {calendar}: {type(exc).__name__}") from None
 
-    def _wait_or_raise(
-        self, attempt: int, retry_after: float | None, what: str, status: int | None = None
-    ) -> None:
-        policy = self.policy
-        if attempt >= policy.max_attempts or (
-            retry_after is not None and retry_after > policy.max_retry_after
-        ):
-            self._counters.bump("errors")
-            raise RetriableConnectorError(
-                self.name, f"{what}: gave up after {attempt} attempts", status=status
+        return self.policy.call(
+            attempt,
+            connector=self.name,
+            on_retry=lambda: self._counters.bump("retries"),
+            on_give_up=lambda: self._counters.bump("errors"),
+        )
+
+    def _list_error(self, calendar: str, exc: HttpError) -> Exception:
+        """What an events.list error answer means: retry, resync, or a ConnectorError."""
+        status = int(exc.resp.status)
+        reason = _error_reason(exc.content)
+        if status == 410:
+            return _SyncTokenGone()
+        rate_limited = status == 429 or (status == 403 and reason in RATE_LIMIT_REASONS)
+        if rate_limited or status in RETRIABLE_STATUSES:
+            if rate_limited:
+                self._counters.bump("throttled")
+            return RetryableAnswer(
+                f"events.list {calendar} ({reason})",
+                status=status,
+                retry_after=retry_after_seconds(_headers(exc.resp)),
+                throttled=rate_limited,
             )
-        self._counters.bump("retries")
-        policy.sleep(retry_after if retry_after is not None else policy.backoff(attempt))
+        self._counters.bump("errors")
+        if status == 401:
+            return FatalConnectorError(
+                self.name, f"access token rejected reading {calendar}", status=401
+            )
+        if status == 403:
+            return FatalConnectorError(
+                self.name, f"access to {calendar} forbidden ({reason})", status=403
+            )
+        return ProviderRequestError(
+            self.name,
+            f"events.list {calendar} failed ({reason})",
+            status=status,
+            body=exc.content.decode("utf-8", "replace"),
+        )
 
     def _thread_http(self) -> httplib2.Http:
         # httplib2 is not thread-safe: one connection pool (and one service) per worker.

@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 
 import typer
 from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import col
 from typer.core import TyperGroup
 
 from connectors.base import ConnectorError, PollProgress
@@ -40,10 +41,9 @@ from taskplanner.store.migrate import upgrade
 if TYPE_CHECKING:
     from taskplanner.runtime import Runtime
 
-try:  # Typer vendors click as typer._click and has no public name for these two
-    from typer._click.exceptions import NoArgsIsHelpError, UsageError
-except ImportError:  # pragma: no cover - a Typer that still runs on click itself
-    from click.exceptions import NoArgsIsHelpError, UsageError  # type: ignore[assignment]
+# Typer (0.29 on) vendors click as typer._click and has no public name for these two; the
+# version range in pyproject.toml keeps this import valid (tests import this module).
+from typer._click.exceptions import NoArgsIsHelpError, UsageError
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -568,9 +568,9 @@ def inbox_list(
     runtime = open_runtime(config)
     try:
         with transaction(runtime.db, read_only=True) as session:
-            query = select(m.InboxDelivery).order_by(m.InboxDelivery.id.desc()).limit(limit)
+            query = select(m.InboxDelivery).order_by(col(m.InboxDelivery.id).desc()).limit(limit)
             if failed:
-                query = query.where(m.InboxDelivery.status.in_([DEAD, IGNORED]))
+                query = query.where(col(m.InboxDelivery.status).in_([DEAD, IGNORED]))
             rows = list(session.scalars(query))
     finally:
         runtime.close()

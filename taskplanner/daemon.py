@@ -32,6 +32,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import Engine, select, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlmodel import col
 
 from taskplanner import health, ownership
 from taskplanner.clock import Clock, system_clock
@@ -232,7 +233,7 @@ class PeriodicLease:
     def claim(self) -> bool:
         now = self.clock()
         with transaction(self.db) as session:
-            query = select(m.SyncSource).where(m.SyncSource.connector == self.name)
+            query = select(m.SyncSource).where(col(m.SyncSource.connector) == self.name)
             row = session.scalars(
                 query.with_for_update(skip_locked=not is_sqlite(self.db))
             ).first()
@@ -269,24 +270,24 @@ def extend_leases(db: Engine, owner: str, lease: timedelta, now: datetime) -> No
     # a delivery being processed is about to be done): skip them rather than wait, so the
     # heartbeat never joins a lock cycle with that work. One short transaction per table.
     skip = not is_sqlite(db)
-    sources = select(m.SyncSource.connector).where(m.SyncSource.lease_owner == owner)
+    sources = select(col(m.SyncSource.connector)).where(col(m.SyncSource.lease_owner) == owner)
     with transaction(db) as session:
         held = list(session.scalars(sources.with_for_update(skip_locked=skip)))
         if held:
             session.execute(
                 update(m.SyncSource)
-                .where(m.SyncSource.connector.in_(held))
+                .where(col(m.SyncSource.connector).in_(held))
                 .values(lease_expires_at=until)
             )
-    deliveries = select(m.InboxDelivery.id).where(
-        m.InboxDelivery.lease_owner == owner, m.InboxDelivery.status == PENDING
+    deliveries = select(col(m.InboxDelivery.id)).where(
+        col(m.InboxDelivery.lease_owner) == owner, col(m.InboxDelivery.status) == PENDING
     )
     with transaction(db) as session:
         claimed = list(session.scalars(deliveries.with_for_update(skip_locked=skip)))
         if claimed:
             session.execute(
                 update(m.InboxDelivery)
-                .where(m.InboxDelivery.id.in_(claimed))
+                .where(col(m.InboxDelivery.id).in_(claimed))
                 .values(lease_expires_at=until)
             )
 
@@ -299,7 +300,7 @@ def release_leases(db: Engine, owner: str, inbox_ids: list[int] | None = None) -
             # next_due_at stays as it was: a source interrupted mid-poll is due at once.
             session.execute(
                 update(m.SyncSource)
-                .where(m.SyncSource.lease_owner == owner)
+                .where(col(m.SyncSource.lease_owner) == owner)
                 .values(lease_owner=None, lease_expires_at=None)
             )
 

@@ -24,9 +24,11 @@ from zoneinfo import ZoneInfo
 
 import jinja2
 import structlog
+import tenacity
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from taskplanner.clock import span_text
 from taskplanner.config import Config, DigestConfig
@@ -156,19 +158,21 @@ def compute_digest(
     total = sum(counts.values())
     if total == 0:
         return None
-    mine = (m.Task.assignee == recipient, m.Task.status == OPEN)
+    mine = (col(m.Task.assignee) == recipient, col(m.Task.status) == OPEN)
     overdue_count = session.scalar(
-        select(func.count()).select_from(m.Task).where(*mine, m.Task.due_at <= now)
+        select(func.count()).select_from(m.Task).where(*mine, col(m.Task.due_at) <= now)
     )
     overdue = list(
         session.scalars(
             select(m.Task)
-            .where(*mine, m.Task.due_at <= now)
-            .order_by(m.Task.due_at, m.Task.id)
+            .where(*mine, col(m.Task.due_at) <= now)
+            .order_by(col(m.Task.due_at), col(m.Task.id))
             .limit(LISTED)
         )
     )
-    oldest = list(session.scalars(select(m.Task).where(*mine).order_by(m.Task.id).limit(LISTED)))
+    oldest = list(
+        session.scalars(select(m.Task).where(*mine).order_by(col(m.Task.id)).limit(LISTED))
+    )
     seen = {t.id for t in overdue}
     tasks = (overdue + [t for t in oldest if t.id not in seen])[:LISTED]
     names = related_names(session, tasks)
@@ -193,7 +197,7 @@ def compute_digest(
     name = person.name if person and person.name else None
     if name is None:
         name = session.scalars(
-            select(m.User.name).where(m.User.email == recipient).limit(1)
+            select(col(m.User.name)).where(col(m.User.email) == recipient).limit(1)
         ).first()
     zone = config.organisation.zone()
     return Digest(
@@ -297,27 +301,35 @@ def send_with_retry(
     attempts: int = SEND_ATTEMPTS,
     sleep: Callable[[float], None] = time_module.sleep,
 ) -> bool:
-    """Try a few times with growing pauses; log every failure (never the SMTP password)."""
-    delay = FIRST_BACKOFF_SECONDS
-    for attempt in range(1, attempts + 1):
-        try:
-            mailer.send(message)
-        except (OSError, smtplib.SMTPException, SmtpError) as exc:
-            log.warning(
-                "digest.send_failed",
-                recipient=recipient,
-                attempt=attempt,
-                of=attempts,
-                error=f"{type(exc).__name__}: {exc}",
-            )
-            if attempt < attempts:
-                sleep(delay)
-                delay *= 2
-            continue
-        log.info("digest.sent", recipient=recipient, attempt=attempt)
+    """Try a few times with doubling pauses; one log line when it gives up (never the SMTP
+    password: errors are smtplib's and ours, which carry none)."""
+
+    def gave_up(state: tenacity.RetryCallState) -> bool:
+        exc = state.outcome.exception() if state.outcome else None
+        log.error(
+            "digest.gave_up",
+            recipient=recipient,
+            attempts=state.attempt_number,
+            error=f"{type(exc).__name__}: {exc}",
+        )
+        return False
+
+    retrying = tenacity.Retrying(
+        retry=tenacity.retry_if_exception_type((OSError, smtplib.SMTPException, SmtpError)),
+        stop=tenacity.stop_after_attempt(attempts),
+        wait=tenacity.wait_exponential(multiplier=FIRST_BACKOFF_SECONDS),
+        sleep=sleep,
+        retry_error_callback=gave_up,
+    )
+
+    def send() -> bool:
+        mailer.send(message)
         return True
-    log.error("digest.gave_up", recipient=recipient, attempts=attempts)
-    return False
+
+    sent: bool = retrying(send)
+    if sent:
+        log.info("digest.sent", recipient=recipient, attempt=retrying.statistics["attempt_number"])
+    return sent
 
 
 # --- when to send --------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from sqlalchemy import event as orm_events
 from sqlalchemy import insert, inspect, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from taskplanner import ownership, readahead
 from taskplanner.clock import Clock, system_clock
@@ -135,9 +136,9 @@ class TaskEngine:
         if event.starts_at is None:
             return 0
         query = select(m.Task).where(
-            m.Task.status == OPEN,
-            m.Task.schedule_id == event.schedule_id,
-            m.Task.category.in_(DUE_AT_INTERVIEW_START),
+            col(m.Task.status) == OPEN,
+            col(m.Task.schedule_id) == event.schedule_id,
+            col(m.Task.category).in_(DUE_AT_INTERVIEW_START),
         )
         now = self.clock()
         count = 0
@@ -208,10 +209,10 @@ class TaskEngine:
                 )
                 for t in known
             )
-        settled = m.Task.status == OPEN
+        settled = col(m.Task.status) == OPEN
         if observed_at is not None:
-            settled = or_(settled, m.Task.resolved_observation_at > observed_at)
-        query = select(m.Task.id).where(m.Task.key == intent.key, settled)
+            settled = or_(settled, col(m.Task.resolved_observation_at) > observed_at)
+        query = select(col(m.Task.id)).where(col(m.Task.key) == intent.key, settled)
         return session.scalars(query).first() is not None
 
     def open_many(
@@ -288,7 +289,9 @@ class TaskEngine:
                 and t.status == OPEN
                 and all(getattr(t, column) == value for column, value in intent.match.items())
             ]
-        query = select(m.Task).where(m.Task.category == intent.category, m.Task.status == OPEN)
+        query = select(m.Task).where(
+            col(m.Task.category) == intent.category, col(m.Task.status) == OPEN
+        )
         for column, value in intent.match.items():
             query = query.where(getattr(m.Task, column) == value)
         return list(session.scalars(query.with_for_update()))
@@ -329,9 +332,9 @@ class TaskEngine:
         ownership.record_handover(session, from_, to, until, by, self.clock())
         followed = self.follow_absences(session, [from_], actor=by)
         query = select(m.Task).where(
-            m.Task.assignee == from_,
-            m.Task.status == OPEN,
-            m.Task.assigned_via == assignment.MANUAL,
+            col(m.Task.assignee) == from_,
+            col(m.Task.status) == OPEN,
+            col(m.Task.assigned_via) == assignment.MANUAL,
         )
         placed = 0
         for task in session.scalars(query.with_for_update()):
@@ -354,21 +357,21 @@ class TaskEngine:
         minute, so an ``away_until`` or the end of an out-of-office event needs no timer."""
         ownership.forget_absences(session)
         away = ownership.absences(session, self.rules, self.clock())
-        role_assigned = m.Task.assigned_via != assignment.MANUAL
+        role_assigned = col(m.Task.assigned_via) != assignment.MANUAL
         if people is None:
-            leaving = select(m.Task).where(m.Task.assignee.in_(list(away)))
+            leaving = select(m.Task).where(col(m.Task.assignee).in_(list(away)))
             covered = select(m.Task).where(
-                m.Task.handed_over_from.is_not(None),
-                m.Task.handed_over_from.not_in(list(away)),
+                col(m.Task.handed_over_from).is_not(None),
+                col(m.Task.handed_over_from).not_in(list(away)),
             )
         else:
             wanted = sorted({p.lower() for p in people})
-            leaving = select(m.Task).where(m.Task.assignee.in_(wanted))
-            covered = select(m.Task).where(m.Task.handed_over_from.in_(wanted))
+            leaving = select(m.Task).where(col(m.Task.assignee).in_(wanted))
+            covered = select(m.Task).where(col(m.Task.handed_over_from).in_(wanted))
         moved = 0
         seen: set[int] = set()
         for query in (leaving, covered):
-            query = query.where(m.Task.status == OPEN, role_assigned).order_by(m.Task.id)
+            query = query.where(col(m.Task.status) == OPEN, role_assigned).order_by(col(m.Task.id))
             for task in list(session.scalars(query.with_for_update())):
                 if task.id in seen:
                     continue
@@ -389,14 +392,14 @@ class TaskEngine:
     ) -> int:
         """Re-resolve open tasks assigned through a role (owner changes follow; hand stays)."""
         query = select(m.Task).where(
-            m.Task.status == OPEN, m.Task.assigned_via != assignment.MANUAL
+            col(m.Task.status) == OPEN, col(m.Task.assigned_via) != assignment.MANUAL
         )
         if job_id is not None:
-            query = query.where(m.Task.job_id == job_id)
+            query = query.where(col(m.Task.job_id) == job_id)
         elif candidate_id is not None:
-            query = query.where(m.Task.candidate_id == candidate_id)
+            query = query.where(col(m.Task.candidate_id) == candidate_id)
         elif assignee is not None:
-            query = query.where(m.Task.assignee == assignee.lower())
+            query = query.where(col(m.Task.assignee) == assignee.lower())
         elif not everything:
             return 0
         return sum(self._refresh(session, task, why, actor) for task in session.scalars(query))
@@ -433,7 +436,9 @@ class TaskEngine:
     # --- internals --------------------------------------------------------------------------
 
     def _get_for_update(self, session: Session, task_id: int) -> m.Task:
-        task = session.scalars(select(m.Task).where(m.Task.id == task_id).with_for_update()).first()
+        task = session.scalars(
+            select(m.Task).where(col(m.Task.id) == task_id).with_for_update()
+        ).first()
         if task is None:
             raise TaskNotFound(f"no task {task_id}")
         return task
@@ -511,7 +516,7 @@ def _new_task(intent: OpenTask, owner: assignment.Assignment, now: datetime) -> 
     )
 
 
-def _refs(refs: TaskRefs) -> dict[str, str | None]:
+def _refs(refs: TaskRefs) -> dict[str, Any]:  # keyword arguments of m.Task
     return {name: getattr(refs, name) for name in _REF_FIELDS}
 
 
@@ -602,5 +607,7 @@ def _after_rollback(session: Session, previous: Any) -> None:
 def history_of(session: Session, task_id: int) -> Iterable[m.TaskHistory]:
     write_history(session)
     return session.scalars(
-        select(m.TaskHistory).where(m.TaskHistory.task_id == task_id).order_by(m.TaskHistory.id)
+        select(m.TaskHistory)
+        .where(col(m.TaskHistory.task_id) == task_id)
+        .order_by(col(m.TaskHistory.id))
     )

@@ -13,6 +13,7 @@ from datetime import datetime
 import structlog
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from taskplanner.domain import events as ev
 from taskplanner.domain.events import DomainEvent
@@ -77,7 +78,7 @@ def retire_unconfigured(
     """
     out: list[DomainEvent] = []
     query = select(m.IntegrationHealth).where(
-        m.IntegrationHealth.connector.not_in(list(configured))
+        col(m.IntegrationHealth.connector).not_in(list(configured))
     )
     for row in session.scalars(query):
         log.info("integration_removed", connector=row.connector, previous_state=row.state)

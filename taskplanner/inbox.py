@@ -27,6 +27,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from connectors.base import (
     MalformedPayloadError,
@@ -85,14 +86,15 @@ def store_delivery(
     statement = (
         insert.values(values)
         .on_conflict_do_nothing(index_elements=["connector", "delivery_id"])
-        .returning(table.id)
+        .returning(col(table.id))
     )
     new_id = session.execute(statement).scalar()
     if new_id is not None:
         return StoredDelivery(new_id, duplicate=False)
     existing = session.scalars(
-        select(m.InboxDelivery.id).where(
-            m.InboxDelivery.connector == connector, m.InboxDelivery.delivery_id == delivery_id
+        select(col(m.InboxDelivery.id)).where(
+            col(m.InboxDelivery.connector) == connector,
+            col(m.InboxDelivery.delivery_id) == delivery_id,
         )
     ).one()
     return StoredDelivery(existing, duplicate=True)
@@ -322,13 +324,13 @@ class InboxProcessor:
         inbox = m.InboxDelivery
         with transaction(self.db) as session:
             query = (
-                select(inbox.id)
+                select(col(inbox.id))
                 .where(
-                    inbox.status == PENDING,
-                    inbox.next_attempt_at <= now,
-                    or_(inbox.lease_expires_at.is_(None), inbox.lease_expires_at < now),
+                    col(inbox.status) == PENDING,
+                    col(inbox.next_attempt_at) <= now,
+                    or_(col(inbox.lease_expires_at).is_(None), col(inbox.lease_expires_at) < now),
                 )
-                .order_by(inbox.id)
+                .order_by(col(inbox.id))
                 .limit(limit)
             )
             if not is_sqlite(self.db):
@@ -337,7 +339,7 @@ class InboxProcessor:
             if ids:
                 session.execute(
                     update(inbox)
-                    .where(inbox.id.in_(ids))
+                    .where(col(inbox.id).in_(ids))
                     .values(lease_owner=self.owner, lease_expires_at=now + self.lease)
                 )
         return ids
@@ -393,7 +395,7 @@ class InboxProcessor:
         return max(1, min(self.chunk_size, round(self.batch_seconds / self._seconds_each) + 1))
 
     def _claimed_rows(self, session: Session, ids: list[int]) -> list[m.InboxDelivery]:
-        query = select(m.InboxDelivery).where(m.InboxDelivery.id.in_(ids)).with_for_update()
+        query = select(m.InboxDelivery).where(col(m.InboxDelivery.id).in_(ids)).with_for_update()
         found = {row.id: row for row in session.scalars(query)}
         return [
             row
@@ -503,10 +505,10 @@ class InboxProcessor:
 def release_claims(session: Session, owner: str, ids: list[int] | None = None) -> None:
     """Give back ``owner``'s claims on unprocessed deliveries (all of them, or ``ids``)."""
     query = update(m.InboxDelivery).where(
-        m.InboxDelivery.lease_owner == owner, m.InboxDelivery.status == PENDING
+        col(m.InboxDelivery.lease_owner) == owner, col(m.InboxDelivery.status) == PENDING
     )
     if ids is not None:
-        query = query.where(m.InboxDelivery.id.in_(ids))
+        query = query.where(col(m.InboxDelivery.id).in_(ids))
     session.execute(query.values(lease_owner=None, lease_expires_at=None))
 
 
@@ -524,7 +526,9 @@ def retry(session: Session, inbox_id: int, now: datetime) -> m.InboxDelivery:
 def oldest_pending_age(session: Session, now: datetime) -> float:
     """Seconds the oldest unprocessed delivery has waited (the inbox lag)."""
     oldest = session.scalar(
-        select(func.min(m.InboxDelivery.received_at)).where(m.InboxDelivery.status == PENDING)
+        select(func.min(col(m.InboxDelivery.received_at))).where(
+            col(m.InboxDelivery.status) == PENDING
+        )
     )
     if oldest is None:
         return 0.0

@@ -14,6 +14,7 @@ from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from taskplanner import ownership
 from taskplanner.domain import assignment as asg
@@ -99,7 +100,7 @@ def update_stage(
     kinds = {
         k.id: k
         for k in session.scalars(
-            select(m.InterviewKind).where(m.InterviewKind.stage_id == stage_id)
+            select(m.InterviewKind).where(col(m.InterviewKind.stage_id) == stage_id)
         )
     }
     for kind_id, text in (interview_templates or {}).items():
@@ -156,22 +157,26 @@ def describe_job(session: Session, rules: OrgRules, job_id: str) -> JobView:
         raise SetupNotFound(f"no job {job_id}")
     stages = list(
         session.scalars(
-            select(m.Stage).where(m.Stage.job_id == job_id).order_by(m.Stage.position, m.Stage.id)
+            select(m.Stage)
+            .where(col(m.Stage.job_id) == job_id)
+            .order_by(col(m.Stage.position), col(m.Stage.id))
         )
     )
     setups = {
         s.stage_id: s
-        for s in session.scalars(select(m.StageSetup).where(m.StageSetup.job_id == job_id))
+        for s in session.scalars(select(m.StageSetup).where(col(m.StageSetup.job_id) == job_id))
     }
     templates = {
         t.interview_kind_id: t.template
         for t in session.scalars(
-            select(m.InterviewTemplate).where(m.InterviewTemplate.job_id == job_id)
+            select(m.InterviewTemplate).where(col(m.InterviewTemplate.job_id) == job_id)
         )
     }
     kinds: dict[str, list[InterviewKindView]] = {}
     for kind in session.scalars(
-        select(m.InterviewKind).where(m.InterviewKind.job_id == job_id).order_by(m.InterviewKind.id)
+        select(m.InterviewKind)
+        .where(col(m.InterviewKind.job_id) == job_id)
+        .order_by(col(m.InterviewKind.id))
     ):
         view = InterviewKindView(kind.id, kind.name, templates.get(kind.id, ""))
         kinds.setdefault(kind.stage_id, []).append(view)

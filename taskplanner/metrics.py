@@ -11,6 +11,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import col
 
 from taskplanner.clock import Clock
 from taskplanner.domain.categories import CATEGORY_NAMES
@@ -37,22 +38,22 @@ class DatabaseCollector(Collector):
                 now = self.clock()
                 open_tasks = dict(
                     session.execute(
-                        select(m.Task.category, func.count())
-                        .where(m.Task.status == OPEN)
-                        .group_by(m.Task.category)
+                        select(col(m.Task.category), func.count())
+                        .where(col(m.Task.status) == OPEN)
+                        .group_by(col(m.Task.category))
                     ).all()
                 )
                 oldest = dict(
                     session.execute(
-                        select(m.Task.category, func.min(m.Task.created_at))
-                        .where(m.Task.status == OPEN)
-                        .group_by(m.Task.category)
+                        select(col(m.Task.category), func.min(col(m.Task.created_at)))
+                        .where(col(m.Task.status) == OPEN)
+                        .group_by(col(m.Task.category))
                     ).all()
                 )
                 inbox = dict(
                     session.execute(
-                        select(m.InboxDelivery.status, func.count()).group_by(
-                            m.InboxDelivery.status
+                        select(col(m.InboxDelivery.status), func.count()).group_by(
+                            col(m.InboxDelivery.status)
                         )
                     ).all()
                 )

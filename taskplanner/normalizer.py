@@ -16,6 +16,7 @@ from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import delete, exists, or_, select
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from taskplanner import readahead
 from taskplanner.clock import Clock, system_clock
@@ -155,7 +156,7 @@ class Normalizer:
     def _has_applications(self, session: Session, candidate_id: str) -> bool:
         if readahead.read_ahead(session).applications_of.get(candidate_id) is False:
             return False
-        query = select(m.Application.id).where(m.Application.candidate_id == candidate_id)
+        query = select(col(m.Application.id)).where(col(m.Application.candidate_id) == candidate_id)
         return session.scalars(query.limit(1)).first() is not None
 
     # --- jobs, stages, interview kinds ------------------------------------------------
@@ -209,18 +210,18 @@ class Normalizer:
         One that is already scheduled in its stage needs nothing.
         """
         scheduled = (
-            select(m.Schedule.id)
+            select(col(m.Schedule.id))
             .where(
-                m.Schedule.application_id == m.Application.id,
-                m.Schedule.stage_id == m.Application.stage_id,
-                m.Schedule.status.not_in([sn.ScheduleStatus.CANCELLED.value, DELETED]),
+                col(m.Schedule.application_id) == col(m.Application.id),
+                col(m.Schedule.stage_id) == col(m.Application.stage_id),
+                col(m.Schedule.status).not_in([sn.ScheduleStatus.CANCELLED.value, DELETED]),
             )
             .exists()
         )
         query = select(m.Application).where(
-            m.Application.job_id == job.id,
-            m.Application.status == sn.ApplicationStatus.ACTIVE.value,
-            m.Application.stage_id.is_not(None),
+            col(m.Application.job_id) == job.id,
+            col(m.Application.status) == sn.ApplicationStatus.ACTIVE.value,
+            col(m.Application.stage_id).is_not(None),
             ~scheduled,
         )
         out: list[DomainEvent] = []
@@ -250,7 +251,8 @@ class Normalizer:
         out: list[DomainEvent] = []
         at = job.updated_at
         known = {
-            st.id: st for st in session.scalars(select(m.Stage).where(m.Stage.job_id == job.id))
+            st.id: st
+            for st in session.scalars(select(m.Stage).where(col(m.Stage.job_id) == job.id))
         }
         if not known:
             # A job first seen through a webhook has no plan yet (job webhooks carry no stages),
@@ -294,7 +296,7 @@ class Normalizer:
         announce: bool,
     ) -> list[DomainEvent]:
         out: list[DomainEvent] = []
-        query = select(m.InterviewKind).where(m.InterviewKind.stage_id == stage.id)
+        query = select(m.InterviewKind).where(col(m.InterviewKind.stage_id) == stage.id)
         known = {k.id: k for k in session.scalars(query)}
         seen = set()
         for kind in snap.interview_kinds or ():
@@ -326,8 +328,8 @@ class Normalizer:
     def _remove_stage(
         self, session: Session, job_id: str, stage_id: str, at: datetime
     ) -> list[DomainEvent]:
-        session.execute(delete(m.InterviewKind).where(m.InterviewKind.stage_id == stage_id))
-        session.execute(delete(m.Stage).where(m.Stage.id == stage_id))
+        session.execute(delete(m.InterviewKind).where(col(m.InterviewKind.stage_id) == stage_id))
+        session.execute(delete(m.Stage).where(col(m.Stage.id) == stage_id))
         return [ev.StageRemoved(at=at, job_id=job_id, stage_id=stage_id)]
 
     def scheduling_enabled(self, session: Session, stage: m.Stage | None) -> bool:
@@ -375,7 +377,7 @@ class Normalizer:
     def waiting_for_scheduling(self, session: Session, at: datetime) -> list[DomainEvent]:
         """Everyone waiting in a stage enabled for scheduling with nothing scheduled there:
         the backlog a coordinator finds on the first day (the go-live pass)."""
-        stages = session.scalars(select(m.Stage).order_by(m.Stage.id))
+        stages = session.scalars(select(m.Stage).order_by(col(m.Stage.id)))
         enabled = [st.id for st in stages if self.scheduling_enabled(session, st)]
         return self.waiting_in_stages(session, enabled, at)
 
@@ -384,15 +386,15 @@ class Normalizer:
     ) -> list[DomainEvent]:
         a, s = m.Application, m.Schedule
         scheduled_here = exists().where(
-            s.application_id == a.id,
-            s.stage_id == a.stage_id,
-            s.status.not_in([sn.ScheduleStatus.CANCELLED.value, DELETED]),
+            col(s.application_id) == a.id,
+            col(s.stage_id) == a.stage_id,
+            col(s.status).not_in([sn.ScheduleStatus.CANCELLED.value, DELETED]),
         )
         out: list[DomainEvent] = []
         for start in range(0, len(stage_ids), 500):
             query = select(a).where(
-                a.stage_id.in_(stage_ids[start : start + 500]),
-                a.status == sn.ApplicationStatus.ACTIVE.value,
+                col(a.stage_id).in_(stage_ids[start : start + 500]),
+                col(a.status) == sn.ApplicationStatus.ACTIVE.value,
                 ~scheduled_here,
             )
             out += [
@@ -485,15 +487,15 @@ class Normalizer:
         if readahead.read_ahead(session).schedules_of.get(application.id) is False:
             return out  # read ahead: none were stored before it
         query = select(m.Schedule).where(
-            m.Schedule.application_id == application.id,
-            m.Schedule.status.not_in([sn.ScheduleStatus.CANCELLED.value, DELETED]),
+            col(m.Schedule.application_id) == application.id,
+            col(m.Schedule.status).not_in([sn.ScheduleStatus.CANCELLED.value, DELETED]),
         )
         for schedule in session.scalars(query):
             app = self.app_context(session, application, schedule.stage_id)
             out.append(ev.ScheduleCreated(at=schedule.updated_at, schedule_id=schedule.id, app=app))
             declined = select(m.ScheduleInterviewer).where(
-                m.ScheduleInterviewer.schedule_id == schedule.id,
-                m.ScheduleInterviewer.response == sn.Response.DECLINED.value,
+                col(m.ScheduleInterviewer.schedule_id) == schedule.id,
+                col(m.ScheduleInterviewer.response) == sn.Response.DECLINED.value,
             )
             for person in session.scalars(declined):
                 out.append(
@@ -502,8 +504,8 @@ class Normalizer:
                     )
                 )
             events = select(m.CalendarEvent).where(
-                m.CalendarEvent.schedule_id == schedule.id,
-                m.CalendarEvent.status != sn.EventStatus.CANCELLED.value,
+                col(m.CalendarEvent.schedule_id) == schedule.id,
+                col(m.CalendarEvent.status) != sn.EventStatus.CANCELLED.value,
             )
             for event in session.scalars(events):
                 for attendee in self._attendees(session, event):
@@ -601,7 +603,9 @@ class Normalizer:
         Without ``app`` (the application is not known yet) they are stored silently.
         """
         out: list[DomainEvent] = []
-        query = select(m.ScheduleInterviewer).where(m.ScheduleInterviewer.schedule_id == row.id)
+        query = select(m.ScheduleInterviewer).where(
+            col(m.ScheduleInterviewer.schedule_id) == row.id
+        )
         known = {i.email: i for i in session.scalars(query)}
         seen = set()
         for person in s.interviewers or ():
@@ -662,12 +666,15 @@ class Normalizer:
     ) -> list[DomainEvent]:
         """Link calendar events that name this schedule and replay their declines."""
         ids = [schedule.external_event_id] if schedule.external_event_id else []
-        conditions = [m.CalendarEvent.schedule_tag == schedule.id]
+        conditions = [col(m.CalendarEvent.schedule_tag) == schedule.id]
         if ids:
-            conditions += [m.CalendarEvent.event_id.in_(ids), m.CalendarEvent.ical_uid.in_(ids)]
+            conditions += [
+                col(m.CalendarEvent.event_id).in_(ids),
+                col(m.CalendarEvent.ical_uid).in_(ids),
+            ]
         query = select(m.CalendarEvent).where(
             or_(*conditions),
-            m.CalendarEvent.schedule_id.is_(None),
+            col(m.CalendarEvent.schedule_id).is_(None),
         )
         out: list[DomainEvent] = []
         for event in session.scalars(query):
@@ -894,14 +901,16 @@ class Normalizer:
         return list(session.scalars(select(m.CalendarAttendee).where(*_attendee_key(row))))
 
     def _all_events_cancelled(self, session: Session, schedule_id: str) -> bool:
-        query = select(m.CalendarEvent.status).where(m.CalendarEvent.schedule_id == schedule_id)
+        query = select(col(m.CalendarEvent.status)).where(
+            col(m.CalendarEvent.schedule_id) == schedule_id
+        )
         return all(status == sn.EventStatus.CANCELLED for status in session.scalars(query))
 
     def _find_schedule(self, session: Session, s: sn.CalendarEventSnapshot) -> str | None:
         """ATS-recorded event id, else our tag, else the candidate among the attendees."""
         ids = [i for i in (s.event_id, s.ical_uid) if i]
         found = session.scalars(
-            select(m.Schedule.id).where(m.Schedule.external_event_id.in_(ids))
+            select(col(m.Schedule.id)).where(col(m.Schedule.external_event_id).in_(ids))
         ).first()
         if found:
             return found
@@ -913,16 +922,16 @@ class Normalizer:
         if not emails:
             return None
         query = (
-            select(m.Schedule.id)
-            .join(m.Application, m.Application.id == m.Schedule.application_id)
-            .join(m.Candidate, m.Candidate.id == m.Application.candidate_id)
+            select(col(m.Schedule.id))
+            .join(m.Application, col(m.Application.id) == col(m.Schedule.application_id))
+            .join(m.Candidate, col(m.Candidate.id) == col(m.Application.candidate_id))
             .where(
-                m.Candidate.email.in_(emails),
-                m.Schedule.starts_at < s.ends_at,
-                m.Schedule.ends_at > s.starts_at,
-                m.Schedule.status.not_in([sn.ScheduleStatus.CANCELLED.value, DELETED]),
+                col(m.Candidate.email).in_(emails),
+                col(m.Schedule.starts_at) < s.ends_at,
+                col(m.Schedule.ends_at) > s.starts_at,
+                col(m.Schedule.status).not_in([sn.ScheduleStatus.CANCELLED.value, DELETED]),
             )
-            .order_by(m.Schedule.starts_at)
+            .order_by(col(m.Schedule.starts_at))
         )
         return session.scalars(query).first()
 
@@ -1005,7 +1014,7 @@ class Normalizer:
         if kind is sn.EntityKind.CALENDAR_EVENT:
             return self._delete_calendar_event(session, d)
         if kind is sn.EntityKind.SCORECARD:
-            session.execute(delete(m.Scorecard).where(m.Scorecard.id == d.id))
+            session.execute(delete(m.Scorecard).where(col(m.Scorecard.id) == d.id))
         elif kind is sn.EntityKind.CANDIDATE:
             # Nothing to do to the applications here: a deleted candidate's applications come
             # as deletions of their own (Greenhouse's deleted_application_ids, a full sync's
@@ -1091,7 +1100,7 @@ def _known_owner(reported: str | None, stored: str | None) -> str | None:
 
 def _attendee_key(row: m.CalendarEvent) -> tuple[Any, ...]:
     return (
-        m.CalendarAttendee.connector == row.connector,
-        m.CalendarAttendee.calendar_id == row.calendar_id,
-        m.CalendarAttendee.event_id == row.event_id,
+        col(m.CalendarAttendee.connector) == row.connector,
+        col(m.CalendarAttendee.calendar_id) == row.calendar_id,
+        col(m.CalendarAttendee.event_id) == row.event_id,
     )

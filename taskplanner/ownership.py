@@ -14,6 +14,7 @@ from datetime import datetime
 
 from sqlalchemy import delete, func, literal, select
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from taskplanner import readahead
 from taskplanner.domain import assignment as asg
@@ -38,9 +39,11 @@ def page_owners(session: Session, job_id: str | None) -> tuple[str | None, dict[
     known: dict[str, tuple[str | None, dict[str, str]]] = session.info.setdefault(OWNER_SETUP, {})
     if job_id not in known:
         # One query for both: the job's row (stage "") and its stages' owners.
-        job = select(literal(""), m.JobSetup.coordinator_email).where(m.JobSetup.job_id == job_id)
-        stages = select(m.StageSetup.stage_id, m.StageSetup.owner_email).where(
-            m.StageSetup.job_id == job_id, m.StageSetup.owner_email.is_not(None)
+        job = select(literal(""), col(m.JobSetup.coordinator_email)).where(
+            col(m.JobSetup.job_id) == job_id
+        )
+        stages = select(col(m.StageSetup.stage_id), col(m.StageSetup.owner_email)).where(
+            col(m.StageSetup.job_id) == job_id, col(m.StageSetup.owner_email).is_not(None)
         )
         owners = {stage: email for stage, email in session.execute(job.union_all(stages))}
         coordinator = owners.pop("", None)
@@ -139,7 +142,9 @@ def _people_facts(session: Session, emails: set[str]) -> dict[str, tuple[str | N
         chunk = missing[start : start + 500]
         found: dict[str, tuple[str | None, bool]] = {}
         rows = session.execute(
-            select(m.User.email, m.User.role, m.User.deactivated).where(m.User.email.in_(chunk))
+            select(col(m.User.email), col(m.User.role), col(m.User.deactivated)).where(
+                col(m.User.email).in_(chunk)
+            )
         )
         for email, role, deactivated in rows:
             before_role, before_left = found.get(email, (None, False))
@@ -183,19 +188,17 @@ def out_of_office(session: Session, rules: OrgRules, now: datetime) -> list[Abse
     handing over to the ``handover_to`` they name in [[people]] (else the next in line)."""
     e = m.CalendarEvent
     rows = session.execute(
-        select(e.calendar_id, e.starts_at, e.ends_at).where(
-            e.out_of_office.is_(True),
-            e.ends_at > now,
-            e.starts_at <= now,
-            e.status != EventStatus.CANCELLED.value,
+        select(col(e.calendar_id), col(e.starts_at), col(e.ends_at)).where(
+            col(e.out_of_office).is_(True),
+            col(e.ends_at) > now,
+            col(e.starts_at) <= now,
+            col(e.status) != EventStatus.CANCELLED.value,
         )
     )
     out = []
     for calendar, starts, ends in rows:
         person = calendar.lower()
-        out.append(
-            Absence(person, rules.stand_in_named_by(person), "out_of_office", ends, starts)
-        )
+        out.append(Absence(person, rules.stand_in_named_by(person), "out_of_office", ends, starts))
     return out
 
 
@@ -218,14 +221,14 @@ def record_handover(
 
 def clear_handover(session: Session, person: str) -> bool:
     """End the recorded hand-over of ``person``; False when there was none."""
-    result = session.execute(delete(m.Handover).where(m.Handover.person == person.lower()))
+    result = session.execute(delete(m.Handover).where(col(m.Handover.person) == person.lower()))
     forget_absences(session)
     return bool(getattr(result, "rowcount", 0))
 
 
 def recorded_stand_ins(session: Session) -> dict[str, str]:
     """person -> stand-in of every recorded hand-over (to refuse a cycle)."""
-    rows = session.execute(select(m.Handover.person, m.Handover.stand_in))
+    rows = session.execute(select(col(m.Handover.person), col(m.Handover.stand_in)))
     return {person: stand_in for person, stand_in in rows}
 
 
@@ -242,9 +245,11 @@ def knows(session: Session, rules: OrgRules, email: str) -> bool:
             named.add(job.coordinator.lower())
     if email in named:
         return True
-    if session.scalars(select(m.User.id).where(func.lower(m.User.email) == email).limit(1)).first():
+    if session.scalars(
+        select(col(m.User.id)).where(func.lower(col(m.User.email)) == email).limit(1)
+    ).first():
         return True
-    query = select(m.Task.id).where(m.Task.assignee == email).limit(1)
+    query = select(col(m.Task.id)).where(col(m.Task.assignee) == email).limit(1)
     return session.scalars(query).first() is not None
 
 
@@ -275,8 +280,8 @@ def ats_role_breaches(session: Session, rules: OrgRules) -> list[AtsRoleBreach]:
     roles = {
         email.lower(): str(role)
         for email, role in session.execute(
-            select(m.User.email, m.User.role).where(
-                m.User.role.is_not(None), m.User.deactivated.is_(False)
+            select(col(m.User.email), col(m.User.role)).where(
+                col(m.User.role).is_not(None), col(m.User.deactivated).is_(False)
             )
         )
         if email.lower() not in rules.people_roles
@@ -285,9 +290,9 @@ def ats_role_breaches(session: Session, rules: OrgRules) -> list[AtsRoleBreach]:
         return []
     suspects = set(roles)
     jobs = session.execute(
-        select(m.Job.id, m.Job.name, m.Job.coordinator_email, m.Job.recruiter_email).where(
-            m.Job.status.in_([JobStatus.OPEN.value, JobStatus.DRAFT.value])
-        )
+        select(
+            col(m.Job.id), col(m.Job.name), col(m.Job.coordinator_email), col(m.Job.recruiter_email)
+        ).where(col(m.Job.status).in_([JobStatus.OPEN.value, JobStatus.DRAFT.value]))
     ).all()
     names = {job_id: name for job_id, name, _, _ in jobs}
     found: dict[tuple[str, Post, str], AtsRoleBreach] = {}
@@ -304,12 +309,14 @@ def ats_role_breaches(session: Session, rules: OrgRules) -> list[AtsRoleBreach]:
     for job_id, _name, coordinator, recruiter in jobs:
         check(coordinator, Post.JOB_COORDINATOR, job_id)
         check(recruiter, Post.JOB_COORDINATOR, job_id)
-    for job_id, email in session.execute(select(m.JobSetup.job_id, m.JobSetup.coordinator_email)):
+    for job_id, email in session.execute(
+        select(col(m.JobSetup.job_id), col(m.JobSetup.coordinator_email))
+    ):
         if job_id in names:
             check(email, Post.JOB_COORDINATOR, job_id)
     for job_id, email in session.execute(
-        select(m.StageSetup.job_id, m.StageSetup.owner_email).where(
-            m.StageSetup.owner_email.is_not(None)
+        select(col(m.StageSetup.job_id), col(m.StageSetup.owner_email)).where(
+            col(m.StageSetup.owner_email).is_not(None)
         )
     ):
         if job_id in names:

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import event, inspect, select
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from taskplanner.domain import snapshots as sn
 from taskplanner.store import models as m
@@ -196,7 +197,7 @@ def mirror(session: Session, snapshots: Iterable[sn.Snapshot]) -> set[str]:
         return applications
     session.flush()  # locked reads refresh rows: nothing unwritten may be overwritten
     # One table order for every replica, as the rows within a table are locked in id order.
-    for model in sorted(own, key=lambda model: model.__tablename__):
+    for model in sorted(own, key=lambda model: model.__table__.name):
         load_rows(session, model, own[model], lock=True)
     for model, keys in refs.items():
         load_rows(session, model, keys - own.get(model, set()), lock=False)
@@ -205,11 +206,11 @@ def mirror(session: Session, snapshots: Iterable[sn.Snapshot]) -> set[str]:
     new_candidates = {
         k for k in own.get(m.Candidate, set()) if identity_key(m.Candidate, k) in known.absent
     }
-    _note_existence(session, known.applications_of, m.Application.candidate_id, new_candidates)
+    _note_existence(session, known.applications_of, col(m.Application.candidate_id), new_candidates)
     new_applications = {
         k for k in own.get(m.Application, set()) if identity_key(m.Application, k) in known.absent
     }
-    _note_existence(session, known.schedules_of, m.Schedule.application_id, new_applications)
+    _note_existence(session, known.schedules_of, col(m.Schedule.application_id), new_applications)
     return applications
 
 
@@ -219,7 +220,9 @@ def _stage_setups(session: Session, stage_ids: set[str]) -> None:
     for part in _chunks(wanted):
         found = {
             row.stage_id: row
-            for row in session.scalars(select(m.StageSetup).where(m.StageSetup.stage_id.in_(part)))
+            for row in session.scalars(
+                select(m.StageSetup).where(col(m.StageSetup.stage_id).in_(part))
+            )
         }
         for k in part:
             known[k] = found.get(k)
@@ -240,7 +243,7 @@ def tasks(session: Session, application_ids: Iterable[str]) -> None:
     for part in _chunks(wanted):
         for k in part:
             known.tasks_of[k] = []
-        query = select(m.Task).where(m.Task.application_id.in_(part)).order_by(m.Task.id)
+        query = select(m.Task).where(col(m.Task.application_id).in_(part)).order_by(col(m.Task.id))
         if not known.serialised:
             query = query.with_for_update().execution_options(populate_existing=True)
         for task in session.scalars(query):

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import col
 
 from taskplanner import ownership
 from taskplanner.domain.assignment import Absence
@@ -69,14 +70,16 @@ def collect_status(runtime: Runtime) -> Status:
             status.inbox = {
                 str(k): int(v)
                 for k, v in session.execute(
-                    select(m.InboxDelivery.status, func.count()).group_by(m.InboxDelivery.status)
+                    select(col(m.InboxDelivery.status), func.count()).group_by(
+                        col(m.InboxDelivery.status)
+                    )
                 )
             }
             status.inbox_lag_seconds = oldest_pending_age(session, now)
             tasks = session.execute(
-                select(m.Task.category, func.count(), func.min(m.Task.created_at))
-                .where(m.Task.status == OPEN)
-                .group_by(m.Task.category)
+                select(col(m.Task.category), func.count(), func.min(col(m.Task.created_at)))
+                .where(col(m.Task.status) == OPEN)
+                .group_by(col(m.Task.category))
             )
             for category, count, oldest in tasks:
                 status.open_tasks[category] = int(count)

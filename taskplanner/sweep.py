@@ -17,6 +17,7 @@ from typing import TypeVar
 
 from sqlalchemy import and_, exists, func, literal, or_, select
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from taskplanner.clock import span_text
 from taskplanner.domain.categories import OpenTask, Resolution, TaskRefs
@@ -62,15 +63,15 @@ class Sweeper:
     def overdue_evaluations(self, session: Session, now: datetime) -> list[OpenTask]:
         s, i, a = m.Schedule, m.ScheduleInterviewer, m.Application
         due_after = self.rules.evaluation_due_after
-        key = literal("pending_evaluation:") + s.id + literal(":") + i.email
+        key = literal("pending_evaluation:") + col(s.id) + literal(":") + col(i.email)
         submitted = exists().where(
-            m.Scorecard.submitted.is_(True),
-            m.Scorecard.interviewer_email == i.email,
+            col(m.Scorecard.submitted).is_(True),
+            col(m.Scorecard.interviewer_email) == col(i.email),
             or_(
-                m.Scorecard.schedule_id == s.id,
+                col(m.Scorecard.schedule_id) == col(s.id),
                 and_(
-                    m.Scorecard.schedule_id.is_(None),
-                    m.Scorecard.application_id == s.application_id,
+                    col(m.Scorecard.schedule_id).is_(None),
+                    col(m.Scorecard.application_id) == col(s.application_id),
                 ),
             ),
         )
@@ -78,41 +79,41 @@ class Sweeper:
         # declined the event owes no scorecard either.
         e, ea = m.CalendarEvent, m.CalendarAttendee
         declined_on_calendar = exists().where(
-            e.schedule_id == s.id,
-            ea.connector == e.connector,
-            ea.calendar_id == e.calendar_id,
-            ea.event_id == e.event_id,
-            ea.email == i.email,
-            ea.response == Response.DECLINED.value,
+            col(e.schedule_id) == col(s.id),
+            col(ea.connector) == col(e.connector),
+            col(ea.calendar_id) == col(e.calendar_id),
+            col(ea.event_id) == col(e.event_id),
+            col(ea.email) == col(i.email),
+            col(ea.response) == Response.DECLINED.value,
         )
         query = (
             select(
-                s.id,
-                s.application_id,
-                s.stage_id,
-                s.ends_at,
-                i.email,
-                i.name,
-                a.candidate_id,
-                a.job_id,
-                m.Candidate.name,
-                m.Job.name,
-                m.Stage.name,
-                func.coalesce(a.url, m.Candidate.url),
+                col(s.id),
+                col(s.application_id),
+                col(s.stage_id),
+                col(s.ends_at),
+                col(i.email),
+                col(i.name),
+                col(a.candidate_id),
+                col(a.job_id),
+                col(m.Candidate.name),
+                col(m.Job.name),
+                col(m.Stage.name),
+                func.coalesce(col(a.url), col(m.Candidate.url)),
             )
-            .join(i, i.schedule_id == s.id)
-            .join(a, a.id == s.application_id)
-            .outerjoin(m.Candidate, m.Candidate.id == a.candidate_id)
-            .outerjoin(m.Job, m.Job.id == a.job_id)
-            .outerjoin(m.Stage, m.Stage.id == s.stage_id)
+            .join(i, col(i.schedule_id) == col(s.id))
+            .join(a, col(a.id) == col(s.application_id))
+            .outerjoin(m.Candidate, col(m.Candidate.id) == col(a.candidate_id))
+            .outerjoin(m.Job, col(m.Job.id) == col(a.job_id))
+            .outerjoin(m.Stage, col(m.Stage.id) == col(s.stage_id))
             .where(
-                s.status.in_([ScheduleStatus.SCHEDULED.value, ScheduleStatus.COMPLETE.value]),
-                s.ends_at < now - due_after,
-                a.status == ApplicationStatus.ACTIVE.value,
-                i.response != Response.DECLINED.value,
+                col(s.status).in_([ScheduleStatus.SCHEDULED.value, ScheduleStatus.COMPLETE.value]),
+                col(s.ends_at) < now - due_after,
+                col(a.status) == ApplicationStatus.ACTIVE.value,
+                col(i.response) != Response.DECLINED.value,
                 ~declined_on_calendar,
                 ~submitted,
-                ~exists().where(m.Task.key == key),
+                ~exists().where(col(m.Task.key) == key),
             )
         )
         intents = []
@@ -157,14 +158,14 @@ class Sweeper:
         """Stage ids grouped by how long an application may sit there (alerts on only)."""
         explicit = dict(
             session.execute(
-                select(m.StageSetup.stage_id, m.StageSetup.inactivity_alerts).where(
-                    m.StageSetup.inactivity_alerts.is_not(None)
+                select(col(m.StageSetup.stage_id), col(m.StageSetup.inactivity_alerts)).where(
+                    col(m.StageSetup.inactivity_alerts).is_not(None)
                 )
             ).all()
         )
         groups: dict[timedelta, list[str]] = defaultdict(list)
         for stage_id, job_id, name in session.execute(
-            select(m.Stage.id, m.Stage.job_id, m.Stage.name)
+            select(col(m.Stage.id), col(m.Stage.job_id), col(m.Stage.name))
         ):
             threshold = self.rules.stage_inactivity(job_id, name)
             alerts = explicit.get(stage_id)
@@ -179,32 +180,32 @@ class Sweeper:
     def inactive_applications(self, session: Session, now: datetime) -> Iterator[OpenTask]:
         a = m.Application
         already = exists().where(
-            m.Task.category == "inactive_candidate",
-            m.Task.application_id == a.id,
-            m.Task.stage_id == a.stage_id,
-            m.Task.created_at >= a.stage_entered_at,
+            col(m.Task.category) == "inactive_candidate",
+            col(m.Task.application_id) == col(a.id),
+            col(m.Task.stage_id) == col(a.stage_id),
+            col(m.Task.created_at) >= col(a.stage_entered_at),
         )
         for threshold, stage_ids in self.inactivity_thresholds(session).items():
             for chunk in _chunks(stage_ids, CHUNK):
                 query = (
                     select(
-                        a.id,
-                        a.stage_id,
-                        a.stage_entered_at,
-                        a.candidate_id,
-                        a.job_id,
-                        m.Candidate.name,
-                        m.Job.name,
-                        m.Stage.name,
-                        func.coalesce(a.url, m.Candidate.url),
+                        col(a.id),
+                        col(a.stage_id),
+                        col(a.stage_entered_at),
+                        col(a.candidate_id),
+                        col(a.job_id),
+                        col(m.Candidate.name),
+                        col(m.Job.name),
+                        col(m.Stage.name),
+                        func.coalesce(col(a.url), col(m.Candidate.url)),
                     )
-                    .outerjoin(m.Candidate, m.Candidate.id == a.candidate_id)
-                    .outerjoin(m.Job, m.Job.id == a.job_id)
-                    .outerjoin(m.Stage, m.Stage.id == a.stage_id)
+                    .outerjoin(m.Candidate, col(m.Candidate.id) == col(a.candidate_id))
+                    .outerjoin(m.Job, col(m.Job.id) == col(a.job_id))
+                    .outerjoin(m.Stage, col(m.Stage.id) == col(a.stage_id))
                     .where(
-                        a.status == ApplicationStatus.ACTIVE.value,
-                        a.stage_id.in_(chunk),
-                        a.stage_entered_at < now - threshold,
+                        col(a.status) == ApplicationStatus.ACTIVE.value,
+                        col(a.stage_id).in_(chunk),
+                        col(a.stage_entered_at) < now - threshold,
                         ~already,
                     )
                 )
@@ -231,12 +232,12 @@ class Sweeper:
 
     def unpublished_jobs(self, session: Session, now: datetime) -> list[OpenTask]:
         within = self.rules.job_live_within
-        key = literal("job_not_live:") + m.Job.id
+        key = literal("job_not_live:") + col(m.Job.id)
         query = select(m.Job).where(
-            m.Job.status == JobStatus.OPEN.value,
-            m.Job.published.is_(False),
-            m.Job.created_at < now - within,
-            ~exists().where(m.Task.key == key),
+            col(m.Job.status) == JobStatus.OPEN.value,
+            col(m.Job.published).is_(False),
+            col(m.Job.created_at) < now - within,
+            ~exists().where(col(m.Task.key) == key),
         )
         return [
             OpenTask(
@@ -253,9 +254,9 @@ class Sweeper:
     def passed_declines(self, session: Session, now: datetime) -> dict[str, int]:
         """A decline on an interview that has already started needs nothing any more."""
         query = select(m.Task).where(
-            m.Task.status == OPEN,
-            m.Task.category.in_(["interviewer_declined", "room_declined"]),
-            m.Task.due_at < now,
+            col(m.Task.status) == OPEN,
+            col(m.Task.category).in_(["interviewer_declined", "room_declined"]),
+            col(m.Task.due_at) < now,
         )
         closed: dict[str, int] = defaultdict(int)
         for task in session.scalars(query.with_for_update()):

@@ -21,6 +21,7 @@ import structlog
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from connectors.base import (
     ConnectorError,
@@ -133,7 +134,7 @@ class SyncRunner:
     def claim(self, name: str, *, force: bool = False) -> bool:
         now = self.clock()
         with transaction(self.db) as session:
-            query = select(m.SyncSource).where(m.SyncSource.connector == name)
+            query = select(m.SyncSource).where(col(m.SyncSource.connector) == name)
             query = query.with_for_update(skip_locked=not is_sqlite(self.db))
             row = session.scalars(query).first()
             if row is None:
@@ -186,7 +187,7 @@ class SyncRunner:
                 cursors = {
                     c.partition: c.cursor
                     for c in session.scalars(
-                        select(m.SyncCursor).where(m.SyncCursor.connector == name)
+                        select(m.SyncCursor).where(col(m.SyncCursor.connector) == name)
                     )
                 }
                 source = session.get(m.SyncSource, name)
@@ -279,27 +280,27 @@ class SyncRunner:
 def _mirror_ids(session: Session, connector: str, partition: str, kind: sn.EntityKind) -> set[str]:
     query: Any
     if kind is sn.EntityKind.CALENDAR_EVENT:
-        query = select(m.CalendarEvent.event_id).where(
-            m.CalendarEvent.connector == connector,
-            m.CalendarEvent.calendar_id == partition,
-            m.CalendarEvent.status != sn.EventStatus.CANCELLED.value,
+        query = select(col(m.CalendarEvent.event_id)).where(
+            col(m.CalendarEvent.connector) == connector,
+            col(m.CalendarEvent.calendar_id) == partition,
+            col(m.CalendarEvent.status) != sn.EventStatus.CANCELLED.value,
         )
     elif kind is sn.EntityKind.APPLICATION:
-        query = select(m.Application.id).where(m.Application.status != DELETED)
+        query = select(col(m.Application.id)).where(col(m.Application.status) != DELETED)
     elif kind is sn.EntityKind.JOB:
-        query = select(m.Job.id).where(m.Job.status != DELETED)
+        query = select(col(m.Job.id)).where(col(m.Job.status) != DELETED)
     elif kind is sn.EntityKind.SCHEDULE:
-        query = select(m.Schedule.id).where(m.Schedule.status.not_in([DELETED]))
+        query = select(col(m.Schedule.id)).where(col(m.Schedule.status).not_in([DELETED]))
     elif kind is sn.EntityKind.SCORECARD:
-        query = select(m.Scorecard.id)
+        query = select(col(m.Scorecard.id))
     elif kind is sn.EntityKind.CANDIDATE:
-        query = select(m.Candidate.id)
+        query = select(col(m.Candidate.id))
     elif kind is sn.EntityKind.USER:
-        query = select(m.User.id).where(m.User.deactivated.is_(False))
+        query = select(col(m.User.id)).where(col(m.User.deactivated).is_(False))
     elif kind is sn.EntityKind.STAGE:
-        query = select(m.Stage.id)
+        query = select(col(m.Stage.id))
     else:
-        query = select(m.InterviewKind.id)
+        query = select(col(m.InterviewKind.id))
     return {str(i) for i in session.scalars(query)}
 
 

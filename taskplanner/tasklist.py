@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from taskplanner.domain.categories import CATEGORY_BY_NAME
 from taskplanner.engine import COMPLETED, OPEN, history_of
@@ -48,16 +49,16 @@ def list_tasks(session: Session, query: TaskQuery) -> TaskPage:
     limit = max(1, min(query.limit, MAX_LIMIT))
     stmt = select(m.Task)
     if query.assignee:
-        stmt = stmt.where(m.Task.assignee == query.assignee.lower())
+        stmt = stmt.where(col(m.Task.assignee) == query.assignee.lower())
     if query.status is StatusFilter.OPEN:
-        stmt = stmt.where(m.Task.status == OPEN)
+        stmt = stmt.where(col(m.Task.status) == OPEN)
     elif query.status is StatusFilter.COMPLETED:
-        stmt = stmt.where(m.Task.status == COMPLETED)
+        stmt = stmt.where(col(m.Task.status) == COMPLETED)
     if query.category:
-        stmt = stmt.where(m.Task.category == query.category)
+        stmt = stmt.where(col(m.Task.category) == query.category)
     if query.before_id is not None:
-        stmt = stmt.where(m.Task.id < query.before_id)
-    stmt = stmt.order_by(m.Task.id.desc()).limit(limit + 1)
+        stmt = stmt.where(col(m.Task.id) < query.before_id)
+    stmt = stmt.order_by(col(m.Task.id).desc()).limit(limit + 1)
     rows = list(session.scalars(stmt))
     more = len(rows) > limit
     rows = rows[:limit]
@@ -70,16 +71,18 @@ def get_task(session: Session, task_id: int) -> m.Task | None:
 
 def open_counts(session: Session, assignee: str | None = None) -> dict[str, int]:
     """Open tasks per category (for one person, or everyone)."""
-    stmt = select(m.Task.category, func.count()).where(m.Task.status == OPEN)
+    stmt = select(col(m.Task.category), func.count()).where(col(m.Task.status) == OPEN)
     if assignee:
-        stmt = stmt.where(m.Task.assignee == assignee.lower())
-    counts = dict(session.execute(stmt.group_by(m.Task.category)).all())
+        stmt = stmt.where(col(m.Task.assignee) == assignee.lower())
+    counts = dict(session.execute(stmt.group_by(col(m.Task.category))).all())
     return {name: counts.get(name, 0) for name in CATEGORY_BY_NAME}
 
 
 def open_counts_by_assignee(session: Session) -> dict[str, int]:
     stmt = (
-        select(m.Task.assignee, func.count()).where(m.Task.status == OPEN).group_by(m.Task.assignee)
+        select(col(m.Task.assignee), func.count())
+        .where(col(m.Task.status) == OPEN)
+        .group_by(col(m.Task.assignee))
     )
     return dict(session.execute(stmt).all())
 
@@ -147,10 +150,12 @@ def related_names(session: Session, tasks: list[m.Task]) -> RelatedNames:
     candidates: dict[str, str] = {}
     jobs: dict[str, str] = {}
     if candidate_ids:
-        stmt = select(m.Candidate.id, m.Candidate.name).where(m.Candidate.id.in_(candidate_ids))
+        stmt = select(col(m.Candidate.id), col(m.Candidate.name)).where(
+            col(m.Candidate.id).in_(candidate_ids)
+        )
         candidates = dict(session.execute(stmt).all())
     if job_ids:
-        jobs_stmt = select(m.Job.id, m.Job.name).where(m.Job.id.in_(job_ids))
+        jobs_stmt = select(col(m.Job.id), col(m.Job.name)).where(col(m.Job.id).in_(job_ids))
         jobs = dict(session.execute(jobs_stmt).all())
     return RelatedNames(candidates, jobs)
 
@@ -164,8 +169,8 @@ def tasks_for_job(
     """A job's tasks of some categories, newest first (the set-up page shows its own)."""
     stmt = (
         select(m.Task)
-        .where(m.Task.job_id == job_id, m.Task.category.in_(categories))
-        .order_by(m.Task.id.desc())
+        .where(col(m.Task.job_id) == job_id, col(m.Task.category).in_(categories))
+        .order_by(col(m.Task.id).desc())
         .limit(limit)
     )
     return list(session.scalars(stmt))

@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import Engine, text
 
 from taskplanner.clock import FrozenClock
+from taskplanner.logsetup import configure_logging, current_settings
 from taskplanner.store import models
 from taskplanner.store.database import create_db_engine
 from taskplanner.store.migrate import upgrade
@@ -89,3 +90,13 @@ def db(db_url: str) -> Iterator[Engine]:
 @pytest.fixture
 def clock() -> FrozenClock:
     return FrozenClock(datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
+
+
+@pytest.fixture(autouse=True)
+def _logs_at_info() -> None:
+    """Every test starts with the daemon's default logging: CLI commands run in-process
+    (CliRunner) configure logging for themselves, and a level they set must not hide the
+    next test's info lines."""
+    if current_settings() != ("info", True):
+        configure_logging("info", json=True)
+

@@ -1,16 +1,22 @@
-"""Database tables: the canonical mirror, set-up, inbox, sync state, health, tasks.
+"""Database tables as SQLModel models: the canonical mirror, set-up, inbox, sync state, health,
+tasks; and the column groups the JSON API shows, so its bodies derive from the tables.
 
 Every schema change here needs an Alembic migration in ``store/migrations``; a test checks
-that the migrated schema equals this metadata on SQLite and PostgreSQL.
+that the migrated schema equals this metadata on SQLite and PostgreSQL. Hot paths may still
+use SQLAlchemy Core statements on these tables (``insert(Task)``, ``Task.__table__``).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
-from sqlalchemy import Index, LargeBinary, MetaData, String, Text, text
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy import Index, MetaData, String, Table, Text, text
+from sqlalchemy.orm import registry
+from sqlalchemy.orm.attributes import set_attribute
+from sqlalchemy.sql.schema import ScalarElementColumnDefault
+from sqlmodel import Field, SQLModel
+from sqlmodel.sql.sqltypes import AutoString
 
 from taskplanner.store.types import UTCDateTime
 
@@ -26,21 +32,36 @@ metadata = MetaData(
 )
 
 
-class Base(DeclarativeBase):
-    metadata = metadata
-    type_annotation_map = {str: String(), datetime: UTCDateTime()}
+class Base(SQLModel, registry=registry(metadata=metadata)):
+    """Our tables' base: their own metadata (not SQLModel's global one), and rows that are
+    plain SQLAlchemy rows once built.
 
-    def __init__(self, **kwargs: Any) -> None:
-        # Column defaults apply when the object is built, not only at INSERT, so code can
-        # read e.g. ``attempts`` of a row it has just created.
-        defaults, names = _construction(type(self))
-        for key, value in defaults:
-            if key not in kwargs:
-                setattr(self, key, value)
-        for key, value in kwargs.items():
-            if key not in names:
+    A row is built like a SQLAlchemy row, not validated like a pydantic model: column defaults
+    apply when it is built, not only at INSERT (code reads e.g. ``attempts`` of a row it has just
+    created), and a name the table does not have is refused (SQLModel would drop it silently).
+    Setting a column goes straight to SQLAlchemy's instrumentation; SQLModel's generic path
+    would also book-keep the value for pydantic, several times the cost on the hot paths
+    (bench/ingest.py), for validation rows never get.
+    """
+
+    __table__: ClassVar[Table]
+
+    def __init__(self, **data: Any) -> None:
+        defaults, columns = _construction(type(self))
+        for key in data:
+            if key not in columns:
                 raise TypeError(f"{type(self).__name__} has no attribute {key!r}")
-            setattr(self, key, value)
+        for key, value in defaults:
+            if key not in data:
+                set_attribute(self, key, value)
+        for key, value in data.items():
+            set_attribute(self, key, value)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _construction(type(self))[1]:
+            set_attribute(self, name, value)
+        else:
+            super().__setattr__(name, value)
 
     def __repr__(self) -> str:
         keys = ", ".join(f"{c.key}={getattr(self, c.key)!r}" for c in self.__table__.primary_key)
@@ -51,187 +72,207 @@ _CONSTRUCTION: dict[type, tuple[list[tuple[str, Any]], frozenset[str]]] = {}
 
 
 def _construction(cls: type[Base]) -> tuple[list[tuple[str, Any]], frozenset[str]]:
-    """A model's scalar column defaults and the attribute names it accepts (computed once)."""
+    """A table model's scalar column defaults and its column names (computed once)."""
     known = _CONSTRUCTION.get(cls)
     if known is None:
+        columns = cls.__table__.columns
         defaults = [
             (column.key, column.default.arg)
-            for column in cls.__table__.columns
-            if column.default is not None and column.default.is_scalar
+            for column in columns
+            if isinstance(column.default, ScalarElementColumnDefault)
         ]
-        names = frozenset(name for name in dir(cls) if not name.startswith("__"))
-        known = _CONSTRUCTION[cls] = (defaults, names)
+        known = _CONSTRUCTION[cls] = (defaults, frozenset(column.key for column in columns))
     return known
 
 
 # --- canonical mirror ---------------------------------------------------------------
 
 
-class User(Base):
+class User(Base, table=True):
     __tablename__ = "users"
-    id: Mapped[str] = mapped_column(primary_key=True)
-    email: Mapped[str] = mapped_column(index=True)
-    name: Mapped[str]
-    role: Mapped[str | None]
-    deactivated: Mapped[bool] = mapped_column(default=False)
-    updated_at: Mapped[datetime]
-    content_hash: Mapped[str]
+    id: str = Field(primary_key=True)
+    email: str = Field(index=True)
+    name: str
+    role: str | None = None
+    deactivated: bool = False
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+    content_hash: str
 
 
-class Job(Base):
+class JobFields(SQLModel):
+    """The columns of a job the API shows (``JobOut``)."""
+
+    id: str = Field(primary_key=True)
+    name: str
+    status: str = Field(index=True)
+    url: str | None = None
+
+
+class Job(JobFields, Base, table=True):
     __tablename__ = "jobs"
-    id: Mapped[str] = mapped_column(primary_key=True)
-    name: Mapped[str]
-    status: Mapped[str] = mapped_column(index=True)
-    published: Mapped[bool | None]
-    coordinator_email: Mapped[str | None]
-    recruiter_email: Mapped[str | None]
-    url: Mapped[str | None]
-    created_at: Mapped[datetime]
-    updated_at: Mapped[datetime]
-    first_seen_at: Mapped[datetime]
-    content_hash: Mapped[str]
+    published: bool | None = None
+    coordinator_email: str | None = None
+    recruiter_email: str | None = None
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+    first_seen_at: datetime = Field(sa_type=UTCDateTime)
+    content_hash: str
 
 
-class Stage(Base):
+class StageFields(SQLModel):
+    """The columns of a stage the API shows (``StageOut``)."""
+
+    id: str = Field(primary_key=True)
+    name: str
+    position: int = 0
+
+
+class Stage(StageFields, Base, table=True):
     __tablename__ = "stages"
-    id: Mapped[str] = mapped_column(primary_key=True)
-    job_id: Mapped[str] = mapped_column(index=True)
-    name: Mapped[str]
-    position: Mapped[int] = mapped_column(default=0)
+    job_id: str = Field(index=True)
 
 
-class InterviewKind(Base):
+class InterviewKindFields(SQLModel):
+    """The columns of an interview kind the API shows (``InterviewKindOut``)."""
+
+    id: str = Field(primary_key=True)
+    name: str
+
+
+class InterviewKind(InterviewKindFields, Base, table=True):
     __tablename__ = "interview_kinds"
-    id: Mapped[str] = mapped_column(primary_key=True)
-    job_id: Mapped[str] = mapped_column(index=True)
-    stage_id: Mapped[str] = mapped_column(index=True)
-    name: Mapped[str]
+    job_id: str = Field(index=True)
+    stage_id: str = Field(index=True)
 
 
-class Candidate(Base):
+class Candidate(Base, table=True):
     __tablename__ = "candidates"
-    id: Mapped[str] = mapped_column(primary_key=True)
-    name: Mapped[str]
-    email: Mapped[str | None] = mapped_column(index=True)
-    coordinator_email: Mapped[str | None]
-    url: Mapped[str | None]
-    updated_at: Mapped[datetime]
-    content_hash: Mapped[str]
+    id: str = Field(primary_key=True)
+    name: str
+    email: str | None = Field(default=None, index=True)
+    coordinator_email: str | None = None
+    url: str | None = None
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+    content_hash: str
 
 
-class Application(Base):
+class Application(Base, table=True):
     __tablename__ = "applications"
     __table_args__ = (Index(None, "status", "stage_id", "stage_entered_at"),)
-    id: Mapped[str] = mapped_column(primary_key=True)
-    candidate_id: Mapped[str] = mapped_column(index=True)
-    job_id: Mapped[str] = mapped_column(index=True)
-    stage_id: Mapped[str | None]
-    status: Mapped[str]
-    stage_entered_at: Mapped[datetime | None]
-    url: Mapped[str | None]
-    updated_at: Mapped[datetime]
-    content_hash: Mapped[str]
+    id: str = Field(primary_key=True)
+    candidate_id: str = Field(index=True)
+    job_id: str = Field(index=True)
+    stage_id: str | None = None
+    status: str
+    stage_entered_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    url: str | None = None
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+    content_hash: str
 
 
-class Schedule(Base):
+class Schedule(Base, table=True):
     __tablename__ = "schedules"
     __table_args__ = (Index(None, "status", "ends_at"),)
-    id: Mapped[str] = mapped_column(primary_key=True)
-    application_id: Mapped[str] = mapped_column(index=True)
-    stage_id: Mapped[str | None]
-    interview_kind_id: Mapped[str | None]
-    status: Mapped[str]
-    starts_at: Mapped[datetime | None]
-    ends_at: Mapped[datetime | None]
-    external_event_id: Mapped[str | None] = mapped_column(index=True)
-    updated_at: Mapped[datetime]
-    content_hash: Mapped[str]
+    id: str = Field(primary_key=True)
+    application_id: str = Field(index=True)
+    stage_id: str | None = None
+    interview_kind_id: str | None = None
+    status: str
+    starts_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    ends_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    external_event_id: str | None = Field(default=None, index=True)
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+    content_hash: str
 
 
-class ScheduleInterviewer(Base):
+class ScheduleInterviewer(Base, table=True):
     __tablename__ = "schedule_interviewers"
-    schedule_id: Mapped[str] = mapped_column(primary_key=True)
-    email: Mapped[str] = mapped_column(primary_key=True)
-    response: Mapped[str]
-    name: Mapped[str | None]
+    schedule_id: str = Field(primary_key=True)
+    email: str = Field(primary_key=True)
+    response: str
+    name: str | None = None
 
 
-class Scorecard(Base):
+class Scorecard(Base, table=True):
     __tablename__ = "scorecards"
     __table_args__ = (Index(None, "schedule_id", "interviewer_email"),)
-    id: Mapped[str] = mapped_column(primary_key=True)
-    application_id: Mapped[str] = mapped_column(index=True)
-    schedule_id: Mapped[str | None]
-    interviewer_email: Mapped[str]
-    submitted: Mapped[bool]
-    submitted_at: Mapped[datetime | None]
-    updated_at: Mapped[datetime]
-    content_hash: Mapped[str]
+    id: str = Field(primary_key=True)
+    application_id: str = Field(index=True)
+    schedule_id: str | None = None
+    interviewer_email: str
+    submitted: bool
+    submitted_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+    content_hash: str
 
 
-class CalendarEvent(Base):
+class CalendarEvent(Base, table=True):
     __tablename__ = "calendar_events"
     __table_args__ = (Index(None, "out_of_office", "ends_at"),)
-    connector: Mapped[str] = mapped_column(primary_key=True)
-    calendar_id: Mapped[str] = mapped_column(primary_key=True)
-    event_id: Mapped[str] = mapped_column(primary_key=True)
-    ical_uid: Mapped[str | None] = mapped_column(index=True)
-    status: Mapped[str]
-    starts_at: Mapped[datetime | None]
-    ends_at: Mapped[datetime | None]
-    organizer_email: Mapped[str | None]
-    title: Mapped[str | None]
-    schedule_tag: Mapped[str | None]
-    schedule_id: Mapped[str | None] = mapped_column(index=True)  # the ATS interview it is linked to
-    updated_at: Mapped[datetime]
-    content_hash: Mapped[str]
+    connector: str = Field(primary_key=True)
+    calendar_id: str = Field(primary_key=True)
+    event_id: str = Field(primary_key=True)
+    ical_uid: str | None = Field(default=None, index=True)
+    status: str
+    starts_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    ends_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    organizer_email: str | None = None
+    title: str | None = None
+    schedule_tag: str | None = None
+    schedule_id: str | None = Field(default=None, index=True)  # the ATS interview it is linked to
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+    content_hash: str
     # An out-of-office event on this calendar's owner (hand-overs; see the section below).
-    out_of_office: Mapped[bool] = mapped_column(default=False)
+    out_of_office: bool = False
 
 
-class CalendarAttendee(Base):
+class CalendarAttendee(Base, table=True):
     __tablename__ = "calendar_attendees"
-    connector: Mapped[str] = mapped_column(primary_key=True)
-    calendar_id: Mapped[str] = mapped_column(primary_key=True)
-    event_id: Mapped[str] = mapped_column(primary_key=True)
-    email: Mapped[str] = mapped_column(primary_key=True)
-    response: Mapped[str]
-    is_resource: Mapped[bool] = mapped_column(default=False)
-    is_organizer: Mapped[bool] = mapped_column(default=False)
-    name: Mapped[str | None]
+    connector: str = Field(primary_key=True)
+    calendar_id: str = Field(primary_key=True)
+    event_id: str = Field(primary_key=True)
+    email: str = Field(primary_key=True)
+    response: str
+    is_resource: bool = False
+    is_organizer: bool = False
+    name: str | None = None
 
 
 # --- set-up done in taskplanner ------------------------------------------------------
 
 
-class StageSetup(Base):
+class StageSetupChoices(SQLModel):
+    """What a coordinator sets on a stage (``StageSetupIn``); None: the organisation default."""
+
+    scheduling_enabled: bool | None = None
+    inactivity_alerts: bool | None = None
+
+
+class StageSetup(StageSetupChoices, Base, table=True):
     """A coordinator's set-up of a stage; None means "follow the organisation default"."""
 
     __tablename__ = "stage_setup"
-    stage_id: Mapped[str] = mapped_column(primary_key=True)
-    job_id: Mapped[str] = mapped_column(index=True)
-    scheduling_enabled: Mapped[bool | None]
-    inactivity_alerts: Mapped[bool | None]
-    updated_at: Mapped[datetime]
-    updated_by: Mapped[str | None]
-    owner_email: Mapped[str | None]  # the stage owner set on the page (see JobSetup)
+    stage_id: str = Field(primary_key=True)
+    job_id: str = Field(index=True)
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+    updated_by: str | None = None
+    owner_email: str | None = None  # the stage owner set on the page (see JobSetup)
 
 
-class InterviewTemplate(Base):
+class InterviewTemplate(Base, table=True):
     __tablename__ = "interview_templates"
-    interview_kind_id: Mapped[str] = mapped_column(primary_key=True)
-    job_id: Mapped[str] = mapped_column(index=True)
-    stage_id: Mapped[str]
-    template: Mapped[str] = mapped_column(Text)
-    updated_at: Mapped[datetime]
-    updated_by: Mapped[str | None]
+    interview_kind_id: str = Field(primary_key=True)
+    job_id: str = Field(index=True)
+    stage_id: str
+    template: str = Field(sa_type=Text)
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+    updated_by: str | None = None
 
 
 # --- inbox, sync state, health --------------------------------------------------------
 
 
-class InboxDelivery(Base):
+class InboxDelivery(Base, table=True):
     """A raw delivery, stored before the sender is answered and processed afterwards."""
 
     __tablename__ = "inbox"
@@ -239,60 +280,97 @@ class InboxDelivery(Base):
         Index(None, "connector", "delivery_id", unique=True),
         Index(None, "status", "next_attempt_at"),
     )
-    id: Mapped[int] = mapped_column(primary_key=True)
-    connector: Mapped[str]
-    delivery_id: Mapped[str]
-    event_type: Mapped[str | None]
-    headers: Mapped[str] = mapped_column(Text)  # JSON object of the headers we keep
-    body: Mapped[bytes] = mapped_column(LargeBinary)
-    received_at: Mapped[datetime]
+    id: int = Field(default=None, primary_key=True)
+    connector: str
+    delivery_id: str
+    event_type: str | None = None
+    headers: str = Field(sa_type=Text)  # JSON object of the headers we keep
+    body: bytes
+    received_at: datetime = Field(sa_type=UTCDateTime)
     # pending | done | ignored (unknown event / malformed, kept for a person) | dead
-    status: Mapped[str] = mapped_column(default="pending")
-    attempts: Mapped[int] = mapped_column(default=0)
-    next_attempt_at: Mapped[datetime]
-    last_error: Mapped[str | None] = mapped_column(Text)
-    processed_at: Mapped[datetime | None]
-    lease_owner: Mapped[str | None]
-    lease_expires_at: Mapped[datetime | None]
+    status: str = "pending"
+    attempts: int = 0
+    next_attempt_at: datetime = Field(sa_type=UTCDateTime)
+    last_error: str | None = Field(default=None, sa_type=Text)
+    processed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    lease_owner: str | None = None
+    lease_expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
-class SyncCursor(Base):
+class SyncCursor(Base, table=True):
     __tablename__ = "sync_cursors"
-    connector: Mapped[str] = mapped_column(primary_key=True)
-    partition: Mapped[str] = mapped_column(primary_key=True)
-    cursor: Mapped[str] = mapped_column(Text)
-    updated_at: Mapped[datetime]
+    connector: str = Field(primary_key=True)
+    partition: str = Field(primary_key=True)
+    cursor: str = Field(sa_type=Text)
+    updated_at: datetime = Field(sa_type=UTCDateTime)
 
 
-class SyncSource(Base):
+class SyncSource(Base, table=True):
     """One pollable connector; a replica holds its lease while polling it."""
 
     __tablename__ = "sync_sources"
-    connector: Mapped[str] = mapped_column(primary_key=True)
-    lease_owner: Mapped[str | None]
-    lease_expires_at: Mapped[datetime | None]
-    next_due_at: Mapped[datetime | None]
-    last_started_at: Mapped[datetime | None]
-    last_finished_at: Mapped[datetime | None]
+    connector: str = Field(primary_key=True)
+    lease_owner: str | None = None
+    lease_expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    next_due_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_started_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     # When the source's first sync ended with the go-live pass (None: not yet).
-    went_live_at: Mapped[datetime | None]
+    went_live_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
-class IntegrationHealth(Base):
+class IntegrationHealth(Base, table=True):
     __tablename__ = "integration_health"
-    connector: Mapped[str] = mapped_column(primary_key=True)
-    state: Mapped[str] = mapped_column(default="ok")  # ok | failing | broken
-    consecutive_failures: Mapped[int] = mapped_column(default=0)
-    last_error: Mapped[str | None] = mapped_column(Text)
-    last_failure_at: Mapped[datetime | None]
-    last_success_at: Mapped[datetime | None]
-    changed_at: Mapped[datetime]
+    connector: str = Field(primary_key=True)
+    state: str = "ok"  # ok | failing | broken
+    consecutive_failures: int = 0
+    last_error: str | None = Field(default=None, sa_type=Text)
+    last_failure_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_success_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    changed_at: datetime = Field(sa_type=UTCDateTime)
 
 
 # --- tasks -----------------------------------------------------------------------------
 
 
-class Task(Base):
+class TaskFields(SQLModel):
+    """The columns of a task the API shows (``TaskOut``), in the order it shows them."""
+
+    id: int = Field(default=None, primary_key=True)
+    category: str
+    title: str
+    recommended_action: str
+    action_url: str | None = Field(
+        default=None,
+        description="The ATS candidate/job, or this server's set-up page (a relative URL)",
+    )
+    detail: str | None = Field(default=None, sa_type=Text)
+    assignee: str
+    status: str = "open"
+    resolution: str | None = None
+    completed_by: str | None = Field(
+        default=None, description="The person, for a manual completion"
+    )
+    completion_reason: str | None = Field(
+        default=None, description="What happened, for any completion"
+    )
+    job_id: str | None = None
+    stage_id: str | None = None
+    interview_kind_id: str | None = None
+    application_id: str | None = None
+    candidate_id: str | None = None
+    schedule_id: str | None = None
+    event_id: str | None = None
+    attendee: str | None = None
+    integration: str | None = None
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    due_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    completed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # Whose task this is while a stand-in holds it (a hand-over); it goes back when it ends.
+    handed_over_from: str | None = None
+
+
+class Task(TaskFields, Base, table=True):
     __tablename__ = "tasks"
     __table_args__ = (
         # The same situation never yields two open tasks (SPEC §2).
@@ -312,100 +390,82 @@ class Task(Base):
         Index(None, "schedule_id", "status"),
         Index(None, "handed_over_from", "status"),
     )
-    id: Mapped[int] = mapped_column(primary_key=True)
-    key: Mapped[str] = mapped_column(index=True)
-    category: Mapped[str]
-    title: Mapped[str]
-    recommended_action: Mapped[str]
-    action_url: Mapped[str | None]
-    detail: Mapped[str | None] = mapped_column(Text)
-    assignee: Mapped[str]
-    assigned_via: Mapped[str]  # a role name from the category table, or "manual"
-    status: Mapped[str] = mapped_column(default="open")
-    resolution: Mapped[str | None]
-    completed_by: Mapped[str | None]  # the person, for a manual completion
-    completion_reason: Mapped[str | None]  # what happened, for an automatic one
+    key: str = Field(index=True)
+    assigned_via: str  # a role name from the category table, or "manual"
     # Provider time of the observation that completed it (our time for a person's act).
-    resolved_observation_at: Mapped[datetime | None]
-    job_id: Mapped[str | None]
-    stage_id: Mapped[str | None]
-    interview_kind_id: Mapped[str | None]
-    application_id: Mapped[str | None]
-    candidate_id: Mapped[str | None]
-    schedule_id: Mapped[str | None]
-    event_id: Mapped[str | None]
-    attendee: Mapped[str | None]
-    integration: Mapped[str | None]
-    created_at: Mapped[datetime]
-    due_at: Mapped[datetime | None]
-    completed_at: Mapped[datetime | None]
-    updated_at: Mapped[datetime]
-    # Whose task this is while a stand-in holds it (a hand-over); it goes back when it ends.
-    handed_over_from: Mapped[str | None]
+    resolved_observation_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    updated_at: datetime = Field(sa_type=UTCDateTime)
 
 
-class TaskHistory(Base):
+class TaskHistoryFields(SQLModel):
+    """The columns of a history entry the API shows (``HistoryOut``)."""
+
+    at: datetime = Field(sa_type=UTCDateTime)
+    action: str  # opened | assigned | reassigned | due_changed | completed
+    detail: str = Field(sa_type=Text)  # why, in words a coordinator reads
+    actor: str  # a person's email, or the event/sweep that caused it
+
+
+class TaskHistory(TaskHistoryFields, Base, table=True):
     __tablename__ = "task_history"
-    id: Mapped[int] = mapped_column(primary_key=True)
-    task_id: Mapped[int] = mapped_column(index=True)
-    at: Mapped[datetime]
-    action: Mapped[str]  # opened | assigned | reassigned | due_changed | completed
-    detail: Mapped[str] = mapped_column(Text)  # why, in words a coordinator reads
-    actor: Mapped[str]  # a person's email, or the event/sweep that caused it
+    id: int = Field(default=None, primary_key=True)
+    task_id: int = Field(index=True)
 
 
-# --- page sign-in (oidc branch) --------------------------------------------------------
+
+# --- page sign-in ------------------------------------------------------------------------
 
 
-class WebSession(Base):
+class WebSession(Base, table=True):
     """A signed-in person on the page. The cookie holds a secret; this row, keyed by the
     secret's SHA-256, is what makes it valid, so sign-out (deleting it) really ends it."""
 
     __tablename__ = "web_sessions"
-    id: Mapped[str] = mapped_column(primary_key=True)  # sha256 hex of the cookie's secret
-    email: Mapped[str]
-    via: Mapped[str]  # oidc | token (self-asserted) | local (self-asserted, this machine)
-    created_at: Mapped[datetime]
-    expires_at: Mapped[datetime] = mapped_column(index=True)
+    id: str = Field(primary_key=True)  # sha256 hex of the cookie's secret
+    email: str
+    via: str  # oidc | token (self-asserted) | local (self-asserted, this machine)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    expires_at: datetime = Field(sa_type=UTCDateTime, index=True)
 
 
-class OidcSignIn(Base):
+class OidcSignIn(Base, table=True):
     """A sign-in begun at the identity provider and not yet finished; used once."""
 
     __tablename__ = "oidc_sign_ins"
-    state_hash: Mapped[str] = mapped_column(primary_key=True)  # sha256 hex of ``state``
-    nonce: Mapped[str]
-    code_verifier: Mapped[str]
-    redirect_uri: Mapped[str] = mapped_column(Text)
-    next_url: Mapped[str] = mapped_column(Text)
-    expires_at: Mapped[datetime] = mapped_column(index=True)
+    state_hash: str = Field(primary_key=True)  # sha256 hex of ``state``
+    nonce: str
+    code_verifier: str
+    redirect_uri: str = Field(sa_type=Text)
+    next_url: str = Field(sa_type=Text)
+    expires_at: datetime = Field(sa_type=UTCDateTime, index=True)
 
 
-class WebSecret(Base):
+class WebSecret(Base, table=True):
     """Keys the web server generates once and every replica shares (the session key)."""
 
     __tablename__ = "web_secrets"
-    name: Mapped[str] = mapped_column(primary_key=True)
-    value: Mapped[bytes] = mapped_column(LargeBinary)
-    created_at: Mapped[datetime]
-
-# --- owners and hand-overs (first day with a real organisation) ---------------------------
+    name: str = Field(primary_key=True)
+    value: bytes
+    created_at: datetime = Field(sa_type=UTCDateTime)
 
 
-class JobSetup(Base):
+# --- owners and hand-overs --------------------------------------------------------------
+
+
+class JobSetup(Base, table=True):
     """A job's coordinator set on the set-up page (None: the configuration's, else the ATS's).
 
     The stage owners set on the page are ``StageSetup.owner_email``.
     """
 
     __tablename__ = "job_setup"
-    job_id: Mapped[str] = mapped_column(primary_key=True)
-    coordinator_email: Mapped[str | None]
-    updated_at: Mapped[datetime]
-    updated_by: Mapped[str | None]
+    job_id: str = Field(primary_key=True)
+    coordinator_email: str | None = None
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+    updated_by: str | None = None
 
 
-class Handover(Base):
+class Handover(Base, table=True):
     """A hand-over recorded with ``taskplanner reassign --from A --to B [--until DATE]``.
 
     Those in ``[[people]]`` live in the configuration and out-of-office spans in
@@ -413,8 +473,18 @@ class Handover(Base):
     """
 
     __tablename__ = "handovers"
-    person: Mapped[str] = mapped_column(primary_key=True)
-    stand_in: Mapped[str]
-    until: Mapped[datetime | None]  # None: for good
-    created_at: Mapped[datetime]
-    created_by: Mapped[str]
+    person: str = Field(primary_key=True)
+    stand_in: str
+    until: datetime | None = Field(default=None, sa_type=UTCDateTime)  # None: for good
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    created_by: str
+
+
+# SQLModel types every ``str`` field as AutoString, a TypeDecorator over String that only
+# differs on MySQL. Plain String is what the migrations create and costs less: every
+# TypeDecorator column is adapted to the dialect once per process, on the first statement
+# that uses it (visible in a short run such as bench/sweep.py).
+for _table in metadata.tables.values():
+    for _column in _table.columns:
+        if isinstance(_column.type, AutoString):
+            _column.type = String()

@@ -9,13 +9,13 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Request, status
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from sqlmodel import SQLModel, col
 
 from taskplanner import jobsetup
 from taskplanner.domain.assignment import Choice, Post
@@ -90,40 +90,22 @@ router = APIRouter(prefix="/api", dependencies=[Depends(api_client)], responses=
 # --- response and request models -------------------------------------------------------------
 
 
-class TaskOut(BaseModel):
-    id: int
+# Bodies made of a table's columns derive from its SQLModel field group (store/models.py).
+# An answer always carries every field: say so in the schema, defaults or not.
+ANSWER = SQLModel.model_config | {"json_schema_serialization_defaults_required": True}
+
+
+class TaskOut(m.TaskFields):
+    model_config = ANSWER
+    # The closed vocabularies, spelled out.
     category: CategoryName
-    category_label: str
-    title: str
-    recommended_action: str
-    action_url: str | None = Field(
-        description="The ATS candidate/job, or this server's set-up page (a relative URL)"
-    )
-    detail: str | None
-    assignee: str
     status: Literal["open", "completed"]
     resolution: Literal["action_taken", "obsolete", "manual"] | None
-    completed_by: str | None = Field(description="The person, for a manual completion")
-    completion_reason: str | None = Field(description="What happened, for any completion")
-    job_id: str | None
-    stage_id: str | None
-    interview_kind_id: str | None
-    application_id: str | None
-    candidate_id: str | None
-    schedule_id: str | None
-    event_id: str | None
-    attendee: str | None
-    integration: str | None
-    created_at: datetime
-    due_at: datetime | None
-    completed_at: datetime | None
+    category_label: str
 
 
-class HistoryOut(BaseModel):
-    at: datetime
-    action: str
-    detail: str
-    actor: str
+class HistoryOut(m.TaskHistoryFields):
+    model_config = ANSWER
 
 
 class TaskDetailOut(TaskOut):
@@ -170,16 +152,13 @@ class OwnerOut(BaseModel):
     )
 
 
-class InterviewKindOut(BaseModel):
-    id: str
-    name: str
+class InterviewKindOut(m.InterviewKindFields):
+    model_config = ANSWER
     template: str
 
 
-class StageOut(BaseModel):
-    id: str
-    name: str
-    position: int
+class StageOut(m.StageFields):
+    model_config = ANSWER
     scheduling_enabled: bool
     scheduling_default: bool = Field(description="The organisation's default for this stage")
     inactivity_alerts: bool
@@ -187,11 +166,8 @@ class StageOut(BaseModel):
     owner: OwnerOut = Field(description="The stage owner (SPEC §3)")
 
 
-class JobOut(BaseModel):
-    id: str
-    name: str
-    status: str
-    url: str | None
+class JobOut(m.JobFields):
+    model_config = ANSWER
     coordinator: OwnerOut = Field(description="The job coordinator (SPEC §3)")
     stages: list[StageOut]
 
@@ -204,10 +180,8 @@ class JobSetupIn(BaseModel):
     by: EmailStr | None = None
 
 
-class StageSetupIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    scheduling_enabled: bool | None = None
-    inactivity_alerts: bool | None = None
+class StageSetupIn(m.StageSetupChoices):
+    model_config = SQLModel.model_config | {"extra": "forbid"}
     interview_templates: (
         dict[
             Annotated[str, Field(max_length=200)],
@@ -334,7 +308,7 @@ def coordinators(session: Session, runtime: Runtime) -> list[dict[str, Any]]:
     emails.add(runtime.config.organisation.account_owner)
     names: dict[str, str] = {}
     if emails:
-        stmt = select(m.User.email, m.User.name).where(m.User.email.in_(emails))
+        stmt = select(col(m.User.email), col(m.User.name)).where(col(m.User.email).in_(emails))
         names = {email.lower(): name for email, name in session.execute(stmt).all()}
     out: list[dict[str, Any]] = []
     for email in emails:

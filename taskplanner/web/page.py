@@ -22,6 +22,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from taskplanner import jobsetup, ownership
 from taskplanner.clock import span_text
@@ -206,7 +207,9 @@ def display_name(session: Session, runtime: Runtime, email: str) -> str:
     person = runtime.config.people_by_email().get(email)
     if person is not None and person.name:
         return person.name
-    user = session.scalars(select(m.User.name).where(m.User.email == email).limit(1)).first()
+    user = session.scalars(
+        select(col(m.User.name)).where(col(m.User.email) == email).limit(1)
+    ).first()
     return user or email
 
 

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, delete
 from sqlalchemy.exc import IntegrityError
+from sqlmodel import col
 
 from taskplanner.clock import Clock
 from taskplanner.store import models as m
@@ -61,7 +62,7 @@ class SessionStore:
         with transaction(self._db) as session:
             # Sweep here rather than on a timer: sign-ins are rare, and a stale row is
             # refused by its expiry anyway.
-            session.execute(delete(m.WebSession).where(m.WebSession.expires_at <= now))
+            session.execute(delete(m.WebSession).where(col(m.WebSession.expires_at) <= now))
             session.add(
                 m.WebSession(
                     id=_digest(secret),
@@ -85,14 +86,14 @@ class SessionStore:
 
     def end(self, secret: str) -> None:
         with transaction(self._db) as session:
-            session.execute(delete(m.WebSession).where(m.WebSession.id == _digest(secret)))
+            session.execute(delete(m.WebSession).where(col(m.WebSession.id) == _digest(secret)))
 
     # --- sign-ins at the identity provider ------------------------------------------------
 
     def remember_sign_in(self, state: str, pending: PendingSignIn) -> None:
         now = self._clock()
         with transaction(self._db) as session:
-            session.execute(delete(m.OidcSignIn).where(m.OidcSignIn.expires_at <= now))
+            session.execute(delete(m.OidcSignIn).where(col(m.OidcSignIn.expires_at) <= now))
             session.add(
                 m.OidcSignIn(
                     state_hash=_digest(state),
@@ -117,7 +118,7 @@ class SessionStore:
             row = session.get(m.OidcSignIn, key)
             if row is None:
                 return None
-            taken = session.execute(delete(m.OidcSignIn).where(m.OidcSignIn.state_hash == key))
+            taken = session.execute(delete(m.OidcSignIn).where(col(m.OidcSignIn.state_hash) == key))
             if getattr(taken, "rowcount", 0) != 1 or row.expires_at <= self._clock():
                 return None
             return PendingSignIn(row.nonce, row.code_verifier, row.redirect_uri, row.next_url)
