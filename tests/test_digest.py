@@ -444,3 +444,36 @@ page_url = "{PAGE}"
     assert smtp.mailbox.recipients() == [f.CORA, f.SAM]
     again = CliRunner().invoke(cli, ["digest", "send", "--config", str(config)])
     assert "sent 0, failed 0, already sent today 2" in again.output
+
+
+@sqlite_only
+def test_digest_send_dry_run_needs_no_mail_settings(
+    db_url: str, runtime: Runtime, tmp_path: Path
+) -> None:
+    """Someone trying taskplanner out sees what the email would say before setting up SMTP."""
+    seed_people(runtime)
+    config = tmp_path / "taskplanner.toml"
+    config.write_text(
+        f"""
+[organisation]
+name = "Acme"
+account_owner = "{f.ADA}"
+timezone = "Europe/Berlin"
+
+[server]
+public_url = "{PAGE}"
+
+[database]
+url = "{db_url}"
+""",
+        encoding="utf-8",
+    )
+    dry = CliRunner().invoke(cli, ["digest", "send", "--dry-run", "--config", str(config)])
+    assert dry.exit_code == 0, dry.output
+    assert f"To: {f.CORA}" in dry.output and "You have 4 open tasks." in dry.output
+    assert f"Your task list: {PAGE}?assignee=cora%40acme.example" in dry.output
+    assert "dry run: 2 email(s) would be sent, none sent" in dry.output
+
+    sent = CliRunner().invoke(cli, ["digest", "send", "--config", str(config)])
+    assert sent.exit_code == 2
+    assert "digest: missing section [digest] (needed to send email)" in sent.output
