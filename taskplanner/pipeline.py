@@ -15,7 +15,7 @@ from taskplanner.domain.assignment import OrgRules
 from taskplanner.domain.events import DomainEvent
 from taskplanner.domain.snapshots import Snapshot
 from taskplanner.engine import EngineResult, TaskEngine, quiet_opens
-from taskplanner.normalizer import Normalizer
+from taskplanner.normalizer import BASELINE, Normalizer
 from taskplanner.store import models as m
 from taskplanner.store.database import transaction
 from taskplanner.store.models import Stage
@@ -45,7 +45,12 @@ class Pipeline:
     def ingest(
         self, session: Session, snapshots: Iterable[Snapshot], *, baseline: bool = False
     ) -> EngineResult:
-        events = self.normalizer.apply(session, snapshots)
+        if baseline:
+            session.info[BASELINE] = True
+        try:
+            events = self.normalizer.apply(session, snapshots)
+        finally:
+            session.info.pop(BASELINE, None)
         return self.tasks.handle(session, events, baseline=baseline)
 
     def read_ahead(self, session: Session, snapshots: Iterable[Snapshot]) -> None:

@@ -168,6 +168,9 @@ class Application(Base, table=True):
     url: str | None = None
     updated_at: datetime = Field(sa_type=UTCDateTime)
     content_hash: str
+    # When taskplanner first saw it, for "new applicants" in the job coordinator's email;
+    # None for what a source's first sync found (there before taskplanner, not new).
+    first_seen_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class Schedule(Base, table=True):

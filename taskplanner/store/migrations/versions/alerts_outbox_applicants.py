@@ -1,6 +1,7 @@
-"""alert outbox: Slack and email messages for task openings that cannot wait
+"""alert outbox (Slack and email messages for openings that cannot wait); when an application
+was first seen (new applicants in the job coordinator's email)
 
-Revision ID: alerts_outbox
+Revision ID: alerts_outbox_applicants
 Revises: 0003
 Create Date: 2026-12-02
 """
@@ -12,7 +13,7 @@ from alembic import op
 
 import taskplanner.store.types
 
-revision = "alerts_outbox"
+revision = "alerts_outbox_applicants"
 down_revision = "0003"
 branch_labels = None
 depends_on = None
@@ -44,7 +45,14 @@ def upgrade() -> None:
             ["status", "next_attempt_at"],
             unique=False,
         )
+    # Applications already stored were there before: None, not "new".
+    with op.batch_alter_table("applications", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("first_seen_at", taskplanner.store.types.UTCDateTime(), nullable=True)
+        )
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("applications", schema=None) as batch_op:
+        batch_op.drop_column("first_seen_at")
     op.drop_table("alert_outbox")
