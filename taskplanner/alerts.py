@@ -31,6 +31,7 @@ from taskplanner.config import Config, SlackAlertsConfig
 from taskplanner.digest import Mailer, SmtpMailer, _absolute, base_url, page_link
 from taskplanner.domain.alerting import EMAIL, SLACK
 from taskplanner.domain.categories import CATEGORY_BY_NAME
+from taskplanner.engine import OPEN
 from taskplanner.store import models as m
 from taskplanner.store.database import is_sqlite, transaction
 from taskplanner.tasklist import related_names
@@ -39,6 +40,7 @@ log = structlog.get_logger("taskplanner.alerts")
 
 PENDING, SENDING, POSTING = "pending", "sending", "posting"
 SENT, FAILED, UNKNOWN = "sent", "failed", "unknown"
+SKIPPED = "skipped"  # the task was done before its alert went out
 MAX_ATTEMPTS = 10
 FIRST_RETRY = timedelta(seconds=30)
 LONGEST_RETRY = timedelta(hours=1)
@@ -289,6 +291,9 @@ def senders_from_config(config: Config, clock: Clock = system_clock) -> dict[str
     return senders
 
 
+_DONE_ALREADY = object()  # a claimed row that needs no sending
+
+
 class AlertDispatcher:
     """Sends what the outbox holds; every replica runs one, each row is sent by one."""
 
@@ -318,7 +323,8 @@ class AlertDispatcher:
             claimed = self._claim()
             if claimed is None:
                 break
-            self._send(claimed, run)
+            if claimed is not _DONE_ALREADY:
+                self._send(claimed, run)
         return run
 
     def _give_up_on_interrupted_posts(self, run: AlertRun) -> None:
@@ -341,7 +347,7 @@ class AlertDispatcher:
                     reason="a replica stopped while sending; not resent, to never send twice",
                 )
 
-    def _claim(self) -> tuple[int, str, Alert] | None:
+    def _claim(self) -> tuple[int, str, Alert] | object | None:
         now = self.clock()
         box = m.AlertOutbox
         with transaction(self.db) as session:
@@ -366,9 +372,11 @@ class AlertDispatcher:
             row.status, row.attempts = SENDING, row.attempts + 1
             row.lease_owner, row.lease_expires_at = self.owner, now + self.lease
             task = session.get(m.Task, row.task_id)
-            if task is None:  # cannot happen (rows are written with their task); be safe
-                row.status, row.last_error = FAILED, "the task is gone"
-                return None
+            if task is None or task.status != OPEN:
+                # Completed meanwhile (an interviewer who accepts again a minute later):
+                # an alert about it now would send someone after nothing.
+                row.status, row.lease_owner, row.lease_expires_at = SKIPPED, None, None
+                return _DONE_ALREADY
             return row.id, row.channel, compose(session, self.config, task)
 
     def _mark(self, row_id: int, **values: Any) -> None:
@@ -380,7 +388,7 @@ class AlertDispatcher:
                 .values(**values)
             )
 
-    def _send(self, claimed: tuple[int, str, Alert], run: AlertRun) -> None:
+    def _send(self, claimed: Any, run: AlertRun) -> None:
         row_id, channel, alert = claimed
         fields = {"channel": channel, "task_id": alert.task_id}
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,6 +22,7 @@ from taskplanner import alerts
 from taskplanner.alerts import AlertDispatcher, SlackSender
 from taskplanner.clock import FrozenClock
 from taskplanner.config import ConfigError, parse_config
+from taskplanner.daemon import DaemonOptions
 from taskplanner.domain import events as ev
 from taskplanner.domain import snapshots as sn
 from taskplanner.runtime import Runtime
@@ -28,6 +30,7 @@ from taskplanner.sandbox.fake_slack import DEFAULT_TOKEN, FakeSlack, rate_limite
 from taskplanner.store import models as m
 from taskplanner.store.database import transaction
 from tests import factories as f
+from tests.daemon_harness import running_daemon
 from tests.test_digest import Mailbox, text_of
 from tests.webapp import free_port, make_runtime
 
@@ -211,6 +214,51 @@ def test_the_go_live_backlog_alerts_nobody(
 
     assert len(open_tasks(runtime, "interviewer_declined")) == 1
     assert outbox(runtime) == []
+
+
+def test_a_task_done_before_its_alert_went_out_alerts_nobody(
+    runtime: Runtime, clock: FrozenClock, slack: FakeSlack
+) -> None:
+    runtime.pipeline.ingest_now(interview_in(clock, hours=20))
+    starts = clock() + timedelta(hours=20)
+    runtime.pipeline.ingest_now(
+        [f.interview_event(updated=10, starts=starts, interviewer_response=DECLINED)]
+    )
+    runtime.pipeline.ingest_now([f.interview_event(updated=20, starts=starts)])  # accepts again
+
+    assert dispatcher(runtime).run_once().sent == []
+    assert slack.requests == [] and [r.status for r in outbox(runtime)] == ["skipped"]
+
+
+def test_the_daemon_sends_alerts_while_it_processes_tasks(
+    tmp_path: Path, slack: FakeSlack
+) -> None:
+    config = parse_config(
+        {
+            **BASE,
+            "database": {"url": f"sqlite:///{tmp_path / 'tp.db'}"},
+            "daemon": {"lease": "10s", "shutdown_timeout": "5s"},
+            "notifications": {"slack": slack_section(slack)},
+        },
+        environ=ENV | {"TEST_SLACK_BOT_TOKEN": DEFAULT_TOKEN},
+    )
+    options = DaemonOptions(alerts_every=0.2)
+    with running_daemon(config, options) as daemon:
+        slack.answering.clear()  # Slack hangs…
+        break_integration(daemon.runtime, daemon.runtime.clock, name="greenhouse")
+        assert slack.waiting.acquire(timeout=30)  # …while the daemon's sender waits on it,
+        break_integration(daemon.runtime, daemon.runtime.clock, name="lever")  # tasks go on
+        assert len(open_tasks(daemon.runtime, "broken_integration")) == 2
+        slack.answering.set()
+        for _ in range(300):
+            if len(slack.posted) == 2:
+                break
+            threading.Event().wait(0.1)
+    assert sorted(p.text.split("*")[1] for p in slack.posted) == [
+        "The greenhouse integration cannot sync",
+        "The lever integration cannot sync",
+    ]
+    assert {p.user for p in slack.posted} == {slack.users[f.ADA]}
 
 
 # --- one message per opening ---------------------------------------------------------------
