@@ -28,7 +28,7 @@ from sqlmodel import col
 
 from taskplanner.clock import Clock, system_clock
 from taskplanner.config import Config, SlackAlertsConfig
-from taskplanner.digest import Mailer, SmtpMailer, _absolute, base_url, page_link
+from taskplanner.digest import Mailer, SmtpError, SmtpMailer, _absolute, base_url, page_link
 from taskplanner.domain.alerting import EMAIL, SLACK
 from taskplanner.domain.categories import CATEGORY_BY_NAME
 from taskplanner.engine import OPEN
@@ -259,6 +259,8 @@ class EmailSender:
         except (smtplib.SMTPException, OSError) as exc:
             # Connecting, TLS or login failed before the message was handed over.
             raise SendLater(f"SMTP: {type(exc).__name__}") from None
+        except SmtpError as exc:  # ours: a server that would get the password in clear
+            raise SendFailed(str(exc)) from None
         return Delivered(alert.assignee, "email")
 
 
@@ -294,6 +296,10 @@ def senders_from_config(config: Config, clock: Clock = system_clock) -> dict[str
 _DONE_ALREADY = object()  # a claimed row that needs no sending
 
 
+class _ClaimLost(Exception):
+    pass
+
+
 class AlertDispatcher:
     """Sends what the outbox holds; every replica runs one, each row is sent by one."""
 
@@ -323,8 +329,8 @@ class AlertDispatcher:
             claimed = self._claim()
             if claimed is None:
                 break
-            if claimed is not _DONE_ALREADY:
-                self._send(claimed, run)
+            if claimed is not _DONE_ALREADY and not self._send(claimed, run):
+                break  # rate-limited: the rest waits for the next run
         return run
 
     def _give_up_on_interrupted_posts(self, run: AlertRun) -> None:
@@ -379,26 +385,36 @@ class AlertDispatcher:
                 return _DONE_ALREADY
             return row.id, row.channel, compose(session, self.config, task)
 
-    def _mark(self, row_id: int, **values: Any) -> None:
+    def _mark(self, row_id: int, **values: Any) -> bool:
+        """Update a row this replica still holds; False when it holds it no more."""
         box = m.AlertOutbox
         with transaction(self.db) as session:
-            session.execute(
+            result = session.execute(
                 update(box)
                 .where(col(box.id) == row_id, col(box.lease_owner) == self.owner)
                 .values(**values)
             )
+            return bool(getattr(result, "rowcount", 0))
 
-    def _send(self, claimed: Any, run: AlertRun) -> None:
+    def _send(self, claimed: Any, run: AlertRun) -> bool:
+        """Send one claimed row; False when Slack asked us to slow down."""
         row_id, channel, alert = claimed
         fields = {"channel": channel, "task_id": alert.task_id}
 
         def posting() -> None:
-            self._mark(row_id, status=POSTING)
+            if not self._mark(row_id, status=POSTING):
+                raise _ClaimLost
 
         try:
             delivered = self.senders[channel].send(alert, posting)
+        except _ClaimLost:
+            # Our lease ran out before the post (a very slow lookup): another replica may
+            # have it now, so this one must not post.
+            log.warning("alert.claim_lost", **fields)
+            return True
         except SendLater as exc:
             self._retry_later(row_id, str(exc), exc.retry_after, run, fields)
+            return exc.retry_after is None
         except SendFailed as exc:
             self._mark(row_id, status=FAILED, lease_owner=None, lease_expires_at=None,
                        last_error=str(exc))
@@ -414,6 +430,7 @@ class AlertDispatcher:
                        lease_owner=None, lease_expires_at=None, last_error=None)
             run.sent.append(row_id)
             log.info("alert.sent", to=delivered.to, how=delivered.how, **fields)
+        return True
 
     def _retry_later(
         self,
