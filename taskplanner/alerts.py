@@ -324,6 +324,8 @@ class AlertDispatcher:
     def run_once(self, limit: int = 100) -> AlertRun:
         """Send what is due, one row at a time, until nothing is or ``limit`` were tried."""
         run = AlertRun()
+        if not self._anything_in_flight():
+            return run
         self._give_up_on_interrupted_posts(run)
         for _ in range(limit):
             claimed = self._claim()
@@ -332,6 +334,13 @@ class AlertDispatcher:
             if claimed is not _DONE_ALREADY and not self._send(claimed, run):
                 break  # rate-limited: the rest waits for the next run
         return run
+
+    def _anything_in_flight(self) -> bool:
+        """A read first, so an idle daemon takes no write lock (SQLite has one) every tick."""
+        box = m.AlertOutbox
+        busy = col(box.status).in_((PENDING, SENDING, POSTING))
+        with transaction(self.db, read_only=True) as session:
+            return session.scalars(select(col(box.id)).where(busy).limit(1)).first() is not None
 
     def _give_up_on_interrupted_posts(self, run: AlertRun) -> None:
         now = self.clock()
