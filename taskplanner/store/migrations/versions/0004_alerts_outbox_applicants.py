@@ -1,7 +1,7 @@
 """alert outbox (Slack and email messages for openings that cannot wait); when an application
 was first seen (new applicants in the job coordinator's email)
 
-Revision ID: alerts_outbox_applicants
+Revision ID: 0004
 Revises: 0003
 Create Date: 2026-12-02
 """
@@ -13,7 +13,7 @@ from alembic import op
 
 import taskplanner.store.types
 
-revision = "alerts_outbox_applicants"
+revision = "0004"
 down_revision = "0003"
 branch_labels = None
 depends_on = None
