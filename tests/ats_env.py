@@ -137,7 +137,7 @@ DRIVERS: dict[str, ATSDriver] = {
         "greenhouse", lambda clock: FakeGreenhouse(clock=clock, rate_limit=1_000_000)
     ),
     # Ashby's signature covers the raw body (Ashby-Signature: sha256=<hex>): flip_body_byte.
-    "ashby": ATSDriver("ashby", lambda clock: FakeAshby(clock=clock)),
+    "ashby": ATSDriver("ashby", lambda clock: FakeAshby(clock=clock, seed=20260301)),
 }
 # The providers every end-to-end scenario runs on (and bench/ingest.py offers).
 E2E_PROVIDERS: list[str] = [name for name, driver in DRIVERS.items() if driver.available]

@@ -10,7 +10,7 @@ the API's ``results``) are mapped by the same functions. Links into Ashby's web 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -69,8 +69,6 @@ ADMIN_ROLES = frozenset({"Organization Admin"})  # user.globalRole
 APPLICATION_EVENTS = frozenset(
     {"applicationSubmit", "applicationUpdate", "candidateStageChange", "candidateHire"}
 )
-# Events whose very meaning is "the application entered its current stage now".
-STAGE_ENTRY_EVENTS = frozenset({"applicationSubmit", "candidateStageChange"})
 JOB_EVENTS = frozenset({"jobCreate", "jobUpdate"})
 SCHEDULE_EVENTS = frozenset({"interviewScheduleCreate", "interviewScheduleUpdate"})
 # Documented events that carry nothing we model, or nothing we can apply on its own:
@@ -209,13 +207,11 @@ def map_plan_stages(plan: Record) -> tuple[StageSnapshot, ...]:
     return tuple(out)
 
 
-def map_application(
-    application: Record, links: Links, *, entered_now: bool = False
-) -> ApplicationSnapshot:
+def map_application(application: Record, links: Links) -> ApplicationSnapshot:
     """An application with its candidate (the embedded summary) and current interview stage.
 
-    Ashby's application carries no "entered the stage at" time; ``entered_now`` (a stage-change
-    or submit webhook) says the stage was entered at the application's ``updatedAt``.
+    Ashby's application carries no "entered the stage at" time (that is in
+    application.listHistory, not read here): ``stage_entered_at`` stays unknown.
     """
     application_id = _id(application)
     updated_at = parse_time(application.get("updatedAt"))
@@ -239,7 +235,6 @@ def map_application(
         stage_id=stage_id,
         status=APPLICATION_STATUS.get(str(application.get("status")), ApplicationStatus.ACTIVE),
         updated_at=updated_at,
-        stage_entered_at=updated_at if entered_now and stage_id is not None else None,
         candidate=CandidateSnapshot(
             id=candidate_id,
             name=str(candidate.get("name") or f"Candidate {candidate_id}"),
@@ -275,20 +270,25 @@ def map_schedule(schedule: Record) -> list[Snapshot]:
             continue
         stage_id = schedule.get("interviewStageId")
         kind_id = event.get("interviewId")
-        out.append(
-            ScheduleSnapshot(
-                id=event_id,
-                application_id=application_id,
-                status=status,
-                updated_at=at,
-                stage_id=stage_id if isinstance(stage_id, str) else None,
-                interview_kind_id=kind_id if isinstance(kind_id, str) else None,
-                starts_at=parse_time(event.get("startTime")),
-                ends_at=parse_time(event.get("endTime")),
-                external_event_id=event.get("interviewerCalendarEventId") or None,
-                interviewers=_interviewers(event),
-            )
+        snapshot = ScheduleSnapshot(
+            id=event_id,
+            application_id=application_id,
+            status=status,
+            updated_at=at,
+            stage_id=stage_id if isinstance(stage_id, str) else None,
+            interview_kind_id=kind_id if isinstance(kind_id, str) else None,
+            starts_at=parse_time(event.get("startTime")),
+            ends_at=parse_time(event.get("endTime")),
+            external_event_id=event.get("interviewerCalendarEventId") or None,
+            interviewers=_interviewers(event),
         )
+        created = parse_time(event.get("createdAt")) or parse_time(schedule.get("createdAt"))
+        if status is ScheduleStatus.CANCELLED and created is not None and created < at:
+            # A cancelled schedule was scheduled first: say so, dated at its creation, so a
+            # cancellation that arrives before (or instead of) its creation still reads as
+            # "scheduled, then cancelled"; when the creation was seen, this one is stale.
+            out.append(replace(snapshot, status=ScheduleStatus.SCHEDULED, updated_at=created))
+        out.append(snapshot)
     return out
 
 
@@ -326,8 +326,11 @@ def snapshots_from_webhook(
     IncompleteRecord) on data that is not the documented shape.
     """
     if action in APPLICATION_EVENTS:
-        entered = action in STAGE_ENTRY_EVENTS
-        return [map_application(data["application"], links, entered_now=entered)]
+        # Related webhooks of one change (candidateStageChange + applicationUpdate, /docs/
+        # related-webhooks) carry the same application and must give the same snapshot, in any
+        # order: so no action-dependent stage entry time (the mirror's entry falls back to the
+        # time of the snapshot that moved the application).
+        return [map_application(data["application"], links)]
     if action in JOB_EVENTS:
         job = map_job(data["job"], None, links)
         # Job webhooks carry the hiring team (with e-mails) but not the interview plan.
