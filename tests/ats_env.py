@@ -25,8 +25,8 @@ from taskplanner.config import Config
 from taskplanner.inbox import PENDING, InboxProcessor, ProcessStats
 from taskplanner.providers import PROVIDERS, sandbox_types
 from taskplanner.runtime import Runtime
-from taskplanner.sandbox.fake_ats import ConnectorSettings, FakeATS, SignedDelivery
 from taskplanner.sandbox.fake_ashby import FakeAshby
+from taskplanner.sandbox.fake_ats import ConnectorSettings, FakeATS, SignedDelivery
 from taskplanner.sandbox.fake_greenhouse import FakeGreenhouse
 from taskplanner.store import models as m
 from taskplanner.store.database import transaction

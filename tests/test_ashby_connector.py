@@ -35,8 +35,10 @@ def env(db_url: str) -> Iterator[ATSEnv]:
 
 
 def stored(env: ATSEnv) -> int:
-    return sum(count_deliveries(env.db, status) for status in ("pending", "done", "ignored",
-                                                                 "failed", "dead"))
+    return sum(
+        count_deliveries(env.db, status)
+        for status in ("pending", "done", "ignored", "failed", "dead")
+    )
 
 
 def test_signed_deliveries_are_accepted_and_bad_signatures_store_nothing(env: ATSEnv) -> None:
@@ -62,7 +64,7 @@ def test_signed_deliveries_are_accepted_and_bad_signatures_store_nothing(env: AT
     wrong_hex = dict(headers, **{"Ashby-Signature": "sha256=" + "0" * 64})
     other_secret = dict(headers, **{"Ashby-Signature": signature(body, "not-the-secret")})
     unsigned = {k: v for k, v in headers.items() if k != "Ashby-Signature"}
-    bare_hex = dict(headers, **{"Ashby-Signature": headers["Ashby-Signature"][len("sha256="):]})
+    bare_hex = dict(headers, **{"Ashby-Signature": headers["Ashby-Signature"][len("sha256=") :]})
     for bad_body, bad_headers in (
         (tampered_body, headers),
         (body, wrong_hex),
@@ -86,12 +88,17 @@ def test_an_expired_sync_token_resyncs_to_the_mirror_an_incremental_poll_reached
     # Changes only polls see (webhooks are not connected).
     fake.move_application(org.application_ids[0], fake.stage_id(job, "Phone Screen"))
     fake.reject_application(org.application_ids[1])
-    _, added = fake.add_candidate_application(job, "Grace", "Hopper", "grace@example.com",
-                                              stage_id=fake.stage_id(job, "Onsite"))
+    _, added = fake.add_candidate_application(
+        job, "Grace", "Hopper", "grace@example.com", stage_id=fake.stage_id(job, "Onsite")
+    )
     starts = env.clock() + timedelta(days=1)
-    interview = fake.schedule_interview(added, fake.interview_kind_id(job, "Onsite"),
-                                        [org.interviewer_ids[0]], starts,
-                                        starts + timedelta(hours=1))
+    interview = fake.schedule_interview(
+        added,
+        fake.interview_kind_id(job, "Onsite"),
+        [org.interviewer_ids[0]],
+        starts,
+        starts + timedelta(hours=1),
+    )
     fake.submit_scorecard(interview, org.interviewer_ids[0])
     fake.add_stage(job, "Take-home Exercise", ["Homework Review"])
     fake.reset_counters()
@@ -109,8 +116,9 @@ def test_an_expired_sync_token_resyncs_to_the_mirror_an_incremental_poll_reached
 
     assert resync.ok, resync.error
     assert fake.error_codes["sync_token_expired"] >= 1
-    unfiltered = [r for r in fake.request_log
-                  if r.path == "/application.list" and "syncToken" not in r.body]
+    unfiltered = [
+        r for r in fake.request_log if r.path == "/application.list" and "syncToken" not in r.body
+    ]
     assert unfiltered, "the application listing was read again in full"
     assert mirror(env.db) == by_incremental
     assert open_situations(env.db) == tasks_by_incremental
@@ -123,9 +131,7 @@ def test_an_expired_sync_token_resyncs_to_the_mirror_an_incremental_poll_reached
 
 
 @pytest.mark.parametrize("full", [False, True])
-def test_success_false_fails_the_poll_and_never_empties_the_mirror(
-    env: ATSEnv, full: bool
-) -> None:
+def test_success_false_fails_the_poll_and_never_empties_the_mirror(env: ATSEnv, full: bool) -> None:
     fake = env.fake
     org = seed_organisation(fake, jobs=1, applications_per_job=3)
     job = org.job_ids[0]
@@ -135,8 +141,11 @@ def test_success_false_fails_the_poll_and_never_empties_the_mirror(
     assert before["applications"] and tasks_before
 
     for endpoint in ("application.list", "user.list", "interviewSchedule.list"):
-        fake.unsuccessful_next(path=f"/{endpoint}", code="internal_error",
-                               message="Something went wrong on Ashby's side")
+        fake.unsuccessful_next(
+            path=f"/{endpoint}",
+            code="internal_error",
+            message="Something went wrong on Ashby's side",
+        )
         failed = env.sync(full=full)
         assert not failed.ok
         assert failed.error is not None

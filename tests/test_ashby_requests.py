@@ -134,8 +134,9 @@ def connector(ashby: Ashby) -> Iterator[AshbyConnector]:
     made.close()
 
 
-def run(connector: AshbyConnector, cursors: dict[str, str], *, full: bool = False
-        ) -> list[PollPage]:
+def run(
+    connector: AshbyConnector, cursors: dict[str, str], *, full: bool = False
+) -> list[PollPage]:
     return list(connector.poll(cursors, started_at=NOW, full=full))
 
 
@@ -143,10 +144,14 @@ def cursors_of(pages: list[PollPage]) -> dict[str, str]:
     return {p.partition: p.cursor for p in pages if p.cursor is not None}
 
 
-def page(results: list[dict[str, Any]], *, cursor: str | None = None,
-         token: str | None = None) -> dict[str, Any]:
-    answer: dict[str, Any] = {"success": True, "results": results,
-                              "moreDataAvailable": cursor is not None}
+def page(
+    results: list[dict[str, Any]], *, cursor: str | None = None, token: str | None = None
+) -> dict[str, Any]:
+    answer: dict[str, Any] = {
+        "success": True,
+        "results": results,
+        "moreDataAvailable": cursor is not None,
+    }
     if cursor is not None:
         answer["nextCursor"] = cursor
     if token is not None:
@@ -219,8 +224,9 @@ def test_a_poll_sends_the_stored_sync_token_on_every_page(
     applications = [p for p in pages if p.partition == "applications"]
     assert applications[-1].present_ids is None
     assert json.loads(applications[-1].cursor or "") == {"application.list": "apps-token-2"}
-    assert [s.id for p in applications for s in p.snapshots
-            if isinstance(s, ApplicationSnapshot)] == [APPLICATION["id"]]
+    assert [
+        s.id for p in applications for s in p.snapshots if isinstance(s, ApplicationSnapshot)
+    ] == [APPLICATION["id"]]
 
 
 @pytest.mark.parametrize(
@@ -235,8 +241,11 @@ def test_a_rejected_sync_token_is_dropped_for_a_full_sync(
     cursors = {"applications": json.dumps({"application.list": "stale-token"})}
     ashby.queue(
         "application.list",
-        {"success": False, "errors": [code],
-         "errorInfo": {"code": code, "message": "discard it and run a full sync"}},
+        {
+            "success": False,
+            "errors": [code],
+            "errorInfo": {"code": code, "message": "discard it and run a full sync"},
+        },
         page([APPLICATION], token="fresh-token"),
     )
     pages = run(connector, cursors)
@@ -281,9 +290,15 @@ def test_success_false_fails_the_poll_with_ashbys_message(
     poll fails with the code and message instead of reading an empty listing."""
     ashby.queue(
         "application.list",
-        {"success": False, "errors": ["internal_error"],
-         "errorInfo": {"code": "internal_error", "message": "Something went wrong",
-                       "requestId": "01HZX"}},
+        {
+            "success": False,
+            "errors": ["internal_error"],
+            "errorInfo": {
+                "code": "internal_error",
+                "message": "Something went wrong",
+                "requestId": "01HZX",
+            },
+        },
     )
     with pytest.raises(AshbyUnsuccessful) as caught:
         run(connector, {}, full=True)

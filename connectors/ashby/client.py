@@ -185,7 +185,9 @@ class AshbyClient:
             except AshbyUnsuccessful as exc:
                 if exc.code in RESYNC_CODES and token is not None:
                     log.info(
-                        "ashby.full_resync", connector=self.connector, endpoint=endpoint,
+                        "ashby.full_resync",
+                        connector=self.connector,
+                        endpoint=endpoint,
                         code=exc.code,
                     )
                     self.resyncs += 1
@@ -194,7 +196,9 @@ class AshbyClient:
                     continue
                 if exc.code in RESTART_CODES and listing.restarts < MAX_LISTING_RESTARTS:
                     log.info(
-                        "ashby.listing_restarted", connector=self.connector, endpoint=endpoint,
+                        "ashby.listing_restarted",
+                        connector=self.connector,
+                        endpoint=endpoint,
                         code=exc.code,
                     )
                     self.restarts += 1

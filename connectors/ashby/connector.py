@@ -176,13 +176,12 @@ class AshbyConnector:
         for done, partition in enumerate(PARTITIONS):
             tokens = {} if full else read_cursor(cursors.get(partition))
             state = _Pass(ids={kind: set() for kind in PARTITION_KINDS[partition]})
-            pages = records = 0
+            records = 0
             held: list[Snapshot] | None = None
-            for batch in producers[partition](tokens, state):
+            for pages, batch in enumerate(producers[partition](tokens, state), start=1):
                 if held is not None:
                     yield PollPage(partition, held)
                 held = batch
-                pages += 1
                 records += len(batch)
                 if progress is not None:
                     progress(
@@ -270,7 +269,8 @@ class AshbyConnector:
                         job,
                         plan if isinstance(plan, dict) else None,
                         self._links,
-                        plan_updated_at=plan_times.get(plan_id) if isinstance(plan_id, str)
+                        plan_updated_at=plan_times.get(plan_id)
+                        if isinstance(plan_id, str)
                         else None,
                     )
                 )
