@@ -15,9 +15,13 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import select
 
 from connectors.ashby.webhooks import signature
+from taskplanner.inbox import IGNORED
 from taskplanner.sandbox.fake_ats import seed_organisation
+from taskplanner.store import models as m
+from taskplanner.store.database import transaction
 from tests.ats_env import (
     ATSEnv,
     ats_env,
@@ -158,3 +162,38 @@ def test_success_false_fails_the_poll_and_never_empties_the_mirror(env: ATSEnv, 
     (broken,) = open_tasks(env.db, "broken_integration")
     assert broken.detail is not None and "success" not in broken.detail.lower()
     assert "failed: internal_error: Something went wrong" in broken.detail
+
+
+def test_malformed_and_unknown_deliveries_are_set_aside_and_the_rest_processed(
+    env: ATSEnv,
+) -> None:
+    env.connect_webhooks()
+
+    def post_signed(body: bytes) -> int:
+        headers = {
+            "Content-Type": "application/json",
+            "Ashby-Signature": signature(body, env.secret),
+        }
+        return env.post(body, headers).status_code
+
+    malformed = b'{"action": "candidateStageChange", "data": '
+    unknown = json.dumps({"action": "brandNewEvent", "data": {"thing": {"id": "x"}}}).encode()
+    no_application = json.dumps({"action": "applicationUpdate", "data": {"job": {}}}).encode()
+    for body in (malformed, unknown, no_application):
+        assert post_signed(body) == 200  # acknowledged: Ashby must not retry it forever
+    org = seed_organisation(env.fake, jobs=1, applications_per_job=0)
+
+    stats = env.process()
+
+    assert stats.ignored == 3 and stats.failed == 0 and stats.dead == 0
+    assert stats.done >= 1
+    with transaction(env.db, read_only=True) as session:
+        errors = {
+            row.last_error
+            for row in session.scalars(select(m.InboxDelivery))
+            if row.status == IGNORED
+        }
+    assert "body is not JSON" in errors
+    assert any("brandNewEvent" in (e or "") for e in errors)
+    assert any("applicationUpdate: unexpected payload" in (e or "") for e in errors)
+    assert [t.job_id for t in open_tasks(env.db, "new_job")] == [str(org.job_ids[0])]
