@@ -33,7 +33,7 @@ import pytest
 import respx
 
 from connectors.ashby import PARTITIONS, AshbyConnector, AshbyUnsuccessful
-from connectors.base import PollPage
+from connectors.base import FatalConnectorError, PollPage
 from connectors.http import RetryPolicy
 from taskplanner.domain.snapshots import ApplicationSnapshot, EntityKind
 
@@ -304,3 +304,36 @@ def test_success_false_fails_the_poll_with_ashbys_message(
         run(connector, {}, full=True)
     assert "application.list failed: internal_error: Something went wrong" in str(caught.value)
     assert caught.value.status == 200
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "message"),
+    [
+        (401, "missing_api_key", "Missing API key"),
+        (403, "invalid_api_key", "The API key is invalid or deactivated"),
+        (403, "missing_endpoint_permission", "Missing endpoint permission: candidatesRead"),
+    ],
+)
+def test_a_rejected_key_is_fatal_with_ashbys_reason_and_no_retry(
+    ashby: Ashby, connector: AshbyConnector, status: int, code: str, message: str
+) -> None:
+    """AUTH: a missing key is 401, a wrong or deactivated one 403, a key without the
+    endpoint's permission 403 ``missing_endpoint_permission``: fatal at once, and the reason
+    (which permission to grant) is kept; the key itself never appears."""
+    ashby.router.routes.clear()
+    route = ashby.router.post(f"{API}/user.list").mock(
+        return_value=httpx.Response(
+            status,
+            json={
+                "success": False,
+                "errors": [code],
+                "errorInfo": {"code": code, "message": message},
+            },
+        )
+    )
+    with pytest.raises(FatalConnectorError) as caught:
+        run(connector, {})
+    assert caught.value.status == status
+    assert f"{code}: {message}" in str(caught.value)
+    assert API_KEY not in str(caught.value)
+    assert route.call_count == 1

@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 import structlog
 
-from connectors.base import MalformedPayloadError, ProviderRequestError
+from connectors.base import FatalConnectorError, MalformedPayloadError, ProviderRequestError
 from connectors.http import ProviderHTTP, RequestStats, RetryableAnswer, RetryPolicy
 
 log = structlog.get_logger("connectors.ashby")
@@ -39,6 +39,36 @@ RESYNC_CODES = frozenset({"sync_token_expired", "sync_token_invalid", "increment
 # Start the same listing again (same syncToken, no cursor).
 RESTART_CODES = frozenset({"next_cursor_expired", "invalid_next_cursor"})
 MAX_LISTING_RESTARTS = 3
+
+
+class _AshbyHTTP(ProviderHTTP):
+    """ProviderHTTP that keeps Ashby's own words for a rejected key (401/403): ``errorInfo``
+    says whether the key is missing, wrong or deactivated, or lacks the endpoint's permission
+    (``missing_endpoint_permission``), which is what an admin has to fix."""
+
+    def _checked(self, response: httpx.Response, what: str) -> httpx.Response:
+        if response.status_code in (401, 403):
+            code, message = error_info(response)
+            self.stats.errors += 1
+            raise FatalConnectorError(
+                self.connector, f"{what}: {code}: {message}", status=response.status_code
+            )
+        return super()._checked(response, what)
+
+
+def error_info(response: httpx.Response) -> tuple[str, str]:
+    """``errorInfo.code`` and ``.message`` of an error answer (cut short; never a secret:
+    Ashby's messages describe the key, they do not repeat it)."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    info = body.get("errorInfo") if isinstance(body, dict) else None
+    info = info if isinstance(info, dict) else {}
+    errors = body.get("errors") if isinstance(body, dict) else None
+    code = info.get("code") or (errors[0] if isinstance(errors, list) and errors else None)
+    message = info.get("message") or "no message"
+    return str(code or "unknown_error")[:80], str(message)[:200]
 
 
 class AshbyUnsuccessful(ProviderRequestError):  # noqa: N818 - reads as what Ashby answered
@@ -86,7 +116,7 @@ class AshbyClient:
         self.limit = limit
         self.resyncs = 0  # full listings forced by a rejected syncToken
         self.restarts = 0  # listings restarted after a rejected cursor
-        self._http = ProviderHTTP(
+        self._http = _AshbyHTTP(
             connector,
             base_url.rstrip("/"),
             policy=policy,
@@ -115,7 +145,7 @@ class AshbyClient:
         """
         path = f"/{endpoint}"
 
-        def attempt() -> Record:
+        def attempt() -> tuple[Record, httpx.Response]:
             response = self._http.request("POST", path, json=dict(body or {}), auth=self._auth)
             try:
                 answer = response.json()
@@ -123,18 +153,12 @@ class AshbyClient:
                 raise RetryableAnswer(f"POST {path} returned invalid JSON") from None
             if not isinstance(answer, dict):
                 raise MalformedPayloadError(self.connector, f"POST {path}: not a JSON object")
-            return answer
+            return answer, response
 
-        answer: Record = self.policy.call(attempt, connector=self.connector)
+        answer, response = self.policy.call(attempt, connector=self.connector)
         if answer.get("success") is not True:
-            info = answer.get("errorInfo")
-            info = info if isinstance(info, dict) else {}
-            errors = answer.get("errors")
-            code = info.get("code") or (
-                errors[0] if isinstance(errors, list) and errors else "unknown_error"
-            )
-            message = info.get("message") or "no message"
-            raise AshbyUnsuccessful(self.connector, endpoint, str(code), str(message))
+            code, message = error_info(response)
+            raise AshbyUnsuccessful(self.connector, endpoint, code, message)
         return answer
 
     def pages(
