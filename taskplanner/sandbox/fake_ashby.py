@@ -65,6 +65,9 @@ UNCONFIRMED (chosen here, not found in the docs; each is a constructor switch or
   stage first and Hired and Archived stages last. Rejecting moves to Archived, hiring to Hired.
 - Hiring-team role titles "Recruiter", "Recruiting Coordinator", "Hiring Manager"; an
   application's ``hiringTeam`` is the job's team with the application's own members on top.
+- What cancelling does to a schedule's events: the schedule becomes ``Cancelled`` and keeps
+  its (only) event listed, so its ``interviewScheduleUpdate`` names the cancelled interview;
+  an event cancelled out of several is taken off the schedule.
 - Whether submitting feedback or changing a job's postings sends any webhook (here: none, but
   ``updatedAt`` moves so incremental reads see it).
 """
