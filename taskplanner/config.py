@@ -677,6 +677,8 @@ class AshbyConfig(_ConnectorBase):
     base_url: str = "https://api.ashbyhq.com"
     api_key_env: EnvVarName
     webhook_secret_env: OptionalEnvVarName = None
+    # Host of the links to candidates and jobs in Ashby's web app.
+    app_url: str = "https://app.ashbyhq.com"
 
 
 class GoogleCalendarConfig(_ConnectorBase):
