@@ -467,6 +467,8 @@ class ServerConfig(_SecretHolder):
 
 
 class RulesConfig(_Model):
+    # A ready_to_schedule task is due this long after it opens (urgency order, overdue marks).
+    schedule_within: Duration = timedelta(days=2)
     evaluation_due_after: Duration = timedelta(hours=24)
     job_live_within: Duration = timedelta(hours=24)
     inactivity_after: Duration = timedelta(days=15)

@@ -366,6 +366,11 @@ class TaskFields(SQLModel):
     created_at: datetime = Field(sa_type=UTCDateTime)
     due_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     completed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    snoozed_until: datetime | None = Field(
+        default=None,
+        sa_type=UTCDateTime,
+        description="Left out of the open list until then (it stays open)",
+    )
     # Whose task this is while a stand-in holds it (a hand-over); it goes back when it ends.
     handed_over_from: str | None = None
 
@@ -389,6 +394,11 @@ class Task(TaskFields, Base, table=True):
         Index(None, "job_id", "status"),
         Index(None, "schedule_id", "status"),
         Index(None, "handed_over_from", "status"),
+        # Urgency order (due soonest first, then newest): the due part and the part without
+        # a due time are each one index range, for one person or for everyone.
+        Index(None, "assignee", "status", "due_at", "id"),
+        Index(None, "status", "due_at", "id"),
+        Index(None, "stage_id", "status"),
     )
     key: str = Field(index=True)
     assigned_via: str  # a role name from the category table, or "manual"
@@ -401,7 +411,7 @@ class TaskHistoryFields(SQLModel):
     """The columns of a history entry the API shows (``HistoryOut``)."""
 
     at: datetime = Field(sa_type=UTCDateTime)
-    action: str  # opened | assigned | reassigned | due_changed | completed
+    action: str  # opened | assigned | reassigned | due_changed | snoozed | unsnoozed | completed
     detail: str = Field(sa_type=Text)  # why, in words a coordinator reads
     actor: str  # a person's email, or the event/sweep that caused it
 
