@@ -10,10 +10,11 @@ task's due time and id.
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar, Unpack
+from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.orm import Session
@@ -25,7 +26,7 @@ from taskplanner.engine import COMPLETED, OPEN, history_of
 from taskplanner.store import models as m
 
 DEFAULT_LIMIT = 50
-_S = TypeVar("_S", bound=Select[Unpack[tuple[Any, ...]]])
+_S = TypeVar("_S", bound=Select[*tuple[Any, ...]])
 MAX_LIMIT = 500
 
 
@@ -73,6 +74,8 @@ def _micros(value: datetime) -> int:
 
 def parse_cursor(raw: str, sort: SortOrder, max_id: int) -> Cursor:
     """A ``next_cursor`` as a client passes it back; BadCursor if it is not one of ``sort``."""
+    if not re.fullmatch(CURSOR_PATTERN, raw):
+        raise BadCursor("not a cursor")
     if raw.isdigit():
         if sort is not SortOrder.NEWEST:
             raise BadCursor("this cursor is from sort=newest")
@@ -81,7 +84,12 @@ def parse_cursor(raw: str, sort: SortOrder, max_id: int) -> Cursor:
             raise BadCursor("cursor out of range")
         return value
     parts = raw.split(".")
-    if len(parts) != 3 or parts[0] != "u" or not parts[2].isdigit():
+    if (
+        len(parts) != 3
+        or parts[0] != "u"
+        or not parts[2].isdigit()
+        or not (parts[1] == "n" or parts[1].isdigit())
+    ):
         raise BadCursor("not a cursor")
     if sort is not SortOrder.URGENCY:
         raise BadCursor("this cursor is from sort=urgency")

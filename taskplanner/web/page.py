@@ -542,7 +542,7 @@ async def complete_many_from_page(request: Request) -> Response:
 
     def act(session: Session, user: PageUser, fields: dict[str, Any]) -> tuple[int, str]:
         raw = [str(v) for v in fields.get("ids", [])][:500]
-        ids = [int(v) for v in raw if v.isdigit() and 0 < int(v) <= MAX_TASK_ID]
+        ids = [int(v) for v in raw if v.isascii() and v.isdigit() and 0 < int(v) <= MAX_TASK_ID]
         if not ids:
             return 400, "Tick the tasks to complete first."
         result = runtime.pipeline.tasks.complete_many(session, ids, by=user.email)
