@@ -450,6 +450,15 @@ class ServerConfig(_SecretHolder):
     oidc: OidcConfig | None = None
     # Page sessions end this long after sign-in (and at sign-out).
     session_lifetime: Duration = timedelta(hours=12)
+
+    def listens_everywhere(self) -> bool:
+        """A wildcard address: the server's own host:port is no address to link to."""
+        return self.host.strip("[]") in ("0.0.0.0", "::", "")  # noqa: S104 - compared only
+
+    def link(self, path: str) -> str:
+        """An absolute link to one of this server's pages: public_url, else host:port."""
+        base = self.public_url or f"http://{self.host}:{self.port}/"
+        return base.rstrip("/") + "/" + path.lstrip("/")
     # Key that signs session cookies; without one, a key is generated and kept in the
     # database so every replica shares it.
     session_key_env: OptionalEnvVarName = None

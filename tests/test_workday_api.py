@@ -5,12 +5,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from typer.testing import CliRunner
 
+from taskplanner.cli import app as cli
 from taskplanner.clock import FrozenClock
 from taskplanner.domain import snapshots as sn
 from taskplanner.runtime import Runtime
@@ -323,3 +326,48 @@ def test_snooze_refuses_a_past_or_naive_time_and_a_completed_task(
     late = client.post(f"/api/tasks/{task_id}/snooze", json={"until": "2026-04-01T00:00:00Z"})
     assert late.status_code == 409
     assert client.post(f"/api/tasks/{task_id}/unsnooze").status_code == 409
+
+
+# --- links and the configuration -------------------------------------------------------------
+
+
+@sqlite_only
+def test_links_to_our_pages_use_public_url(db_url: str, clock: FrozenClock) -> None:
+    runtime = make_runtime(db_url, clock, tokens=[TOKEN], public_url="https://tasks.acme.example/")
+    try:
+        runtime.pipeline.ingest_now([f.job("j1")])
+        with TestClient(create_app(runtime), headers=AUTH) as client:
+            (task,) = tasks_of(client.get("/api/tasks"))
+            assert task["action_url"] == "https://tasks.acme.example/jobs/j1/setup"
+            detail = client.get(f"/api/tasks/{task['id']}").json()
+            assert detail["action_url"] == "https://tasks.acme.example/jobs/j1/setup"
+    finally:
+        runtime.close()
+
+
+def test_config_check_warns_when_listening_everywhere_without_public_url(
+    tmp_path: Path,
+) -> None:
+    base = """
+[organisation]
+name = "Acme"
+account_owner = "ada@acme.example"
+
+[database]
+url = "sqlite:///x.db"
+
+[server]
+host = "0.0.0.0"
+"""
+    path = tmp_path / "taskplanner.toml"
+    path.write_text(base, encoding="utf-8")
+    result = CliRunner().invoke(cli, ["config", "check", "--config", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "warning: server.host is 0.0.0.0 and server.public_url is not set" in result.stdout
+    assert "http://0.0.0.0:8080/" in result.stdout
+    assert "schedule within 2d" in result.stdout
+
+    path.write_text(base + 'public_url = "https://tasks.acme.example/"\n', encoding="utf-8")
+    result = CliRunner().invoke(cli, ["config", "check", "--config", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "warning" not in result.stdout

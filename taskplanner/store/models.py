@@ -342,7 +342,8 @@ class TaskFields(SQLModel):
     recommended_action: str
     action_url: str | None = Field(
         default=None,
-        description="The ATS candidate/job, or this server's set-up page (a relative URL)",
+        description="The ATS candidate/job, or this server's set-up page (relative; absolute "
+        "under server.public_url when that is set)",
     )
     detail: str | None = Field(default=None, sa_type=Text)
     assignee: str

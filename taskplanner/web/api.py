@@ -64,6 +64,17 @@ EmailStr = Annotated[str, Field(max_length=254, pattern=EMAIL.pattern)]
 COORDINATING_ROLES = frozenset({"coordinator", "recruiter", "admin"})
 
 
+def api_task(runtime: Runtime, task: m.Task) -> dict[str, Any]:
+    """A task as the API shows it: links to this server's pages are absolute when
+    ``server.public_url`` is set (a client elsewhere cannot follow a relative one)."""
+    out = task_json(task)
+    url = out.get("action_url")
+    public = runtime.config.server.public_url
+    if public and isinstance(url, str) and url.startswith("/") and not url.startswith("//"):
+        out["action_url"] = runtime.config.server.link(url)
+    return out
+
+
 def runtime_of(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
@@ -326,7 +337,8 @@ def get_tasks(
             jobs = jobsetup.jobs_coordinated_by(session, runtime.rules, job_coordinator)
             query = replace(query, job_ids=jobs)
         page = list_tasks(session, query)
-        return {"tasks": [task_json(t) for t in page.tasks], "next_cursor": page.next_cursor}
+        tasks = [api_task(runtime, t) for t in page.tasks]
+        return {"tasks": tasks, "next_cursor": page.next_cursor}
 
 
 @router.post(
@@ -343,7 +355,7 @@ def complete_tasks(
     with transaction(runtime.db) as session:
         result = runtime.pipeline.tasks.complete_many(session, body.ids, by=body.by or client.actor)
         return {
-            "completed": [task_json(t) for t in result.completed],
+            "completed": [api_task(runtime, t) for t in result.completed],
             "skipped": [{"id": i, "why": why} for i, why in result.skipped],
         }
 
@@ -355,11 +367,12 @@ def complete_tasks(
     summary="One task with its history",
 )
 def get_one_task(request: Request, task_id: TaskId) -> dict[str, Any]:
-    with transaction(runtime_of(request).db, read_only=True) as session:
+    runtime = runtime_of(request)
+    with transaction(runtime.db, read_only=True) as session:
         task = get_task(session, task_id)
         if task is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no task {task_id}")
-        return {**task_json(task), "history": history_json(session, task_id)}
+        return {**api_task(runtime, task), "history": history_json(session, task_id)}
 
 
 @router.post(
@@ -377,7 +390,7 @@ def complete_task(
     runtime = runtime_of(request)
     by = (body.by if body else None) or client.actor
     with transaction(runtime.db) as session, _task_errors(task_id):
-        return task_json(runtime.pipeline.tasks.complete(session, task_id, by=by))
+        return api_task(runtime, runtime.pipeline.tasks.complete(session, task_id, by=by))
 
 
 @router.post(
@@ -397,7 +410,7 @@ def assign_task(
         task = runtime.pipeline.tasks.assign(
             session, task_id, to=body.assignee, by=body.by or client.actor
         )
-        return task_json(task)
+        return api_task(runtime, task)
 
 
 @router.post(
@@ -420,7 +433,7 @@ def snooze_task(
         task = runtime.pipeline.tasks.snooze(
             session, task_id, until=until, by=body.by or client.actor
         )
-        return task_json(task)
+        return api_task(runtime, task)
 
 
 @router.post(
@@ -438,7 +451,7 @@ def unsnooze_task(
     runtime = runtime_of(request)
     by = (body.by if body else None) or client.actor
     with transaction(runtime.db) as session, _task_errors(task_id):
-        return task_json(runtime.pipeline.tasks.unsnooze(session, task_id, by=by))
+        return api_task(runtime, runtime.pipeline.tasks.unsnooze(session, task_id, by=by))
 
 
 @contextmanager
