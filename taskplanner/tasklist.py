@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.orm import Session
@@ -23,6 +24,7 @@ from sqlmodel import col
 from taskplanner.clock import span_text
 from taskplanner.domain.categories import CATEGORY_BY_NAME
 from taskplanner.engine import COMPLETED, OPEN, history_of
+from taskplanner.logsetup import mask_secrets
 from taskplanner.store import models as m
 
 DEFAULT_LIMIT = 50
@@ -373,6 +375,76 @@ def related_names(
         )
         entered = {app_id: at for app_id, at in session.execute(apps).all() if at}
     return RelatedNames(candidates, jobs, names, entered)
+
+
+# What to do about a broken integration, by what its error says (the recommended action
+# covers the rest).
+INTEGRATION_ADVICE = (
+    (
+        ("401", "403", "unauthori", "forbidden", "invalid_grant", "credential", "api key"),
+        "The provider refused our credentials: check the key or token in the environment "
+        "variable the configuration names, and that the account still has access; then "
+        "restart taskplanner.",
+    ),
+    (
+        ("429", "rate limit", "ratelimit", "too many requests"),
+        "The provider is limiting our requests: nothing to change unless it lasts; check "
+        "whether another tool shares the same API key.",
+    ),
+    (
+        ("404", "not found"),
+        "Something the configuration names no longer exists at the provider (a calendar, "
+        "a board, an account): check the connector's settings.",
+    ),
+    (
+        ("timeout", "timed out", "connect", "500", "502", "503", "504", "unavailable"),
+        "The provider did not answer: check its status page and this server's network; "
+        "the task closes by itself once a sync succeeds.",
+    ),
+)
+
+
+def integration_advice(error: str | None) -> str:
+    text = (error or "").lower()
+    for needles, advice in INTEGRATION_ADVICE:
+        if any(n in text for n in needles):
+            return advice
+    return "Read the error, fix the connector's settings or credentials, and restart taskplanner."
+
+
+def integration_error(task: m.Task) -> str:
+    """A broken integration's error as people see it (credentials masked, belt and braces:
+    health masks them before storing)."""
+    return mask_secrets(task.detail) if task.detail else ""
+
+
+DECLINES = frozenset({"interviewer_declined", "room_declined", "candidate_declined"})
+
+
+def local_time(value: datetime | None, zone: ZoneInfo) -> str:
+    return value.astimezone(zone).strftime("%a %d %b %Y, %H:%M") if value else ""
+
+
+def task_notes(task: m.Task, names: RelatedNames, now: datetime, zone: ZoneInfo) -> list[str]:
+    """What a task says beyond its title, computed when shown (for the email; the page lays
+    out the same facts itself): a decline's interview time and who declined, a broken
+    integration's error and what to do, an inactive candidate's wait."""
+    notes = []
+    if task.category in DECLINES and task.due_at is not None:
+        notes.append(
+            f"Interview {local_time(task.due_at, zone)} ({zone.key}), declined by "
+            f"{names.person(task.attendee)}"
+        )
+        if task.detail:
+            notes.append(f"“{task.detail}”")
+    elif task.category == "broken_integration":
+        error = integration_error(task)
+        if error:
+            notes.append(f"Error: {error}")
+        notes.append(f"What to do: {integration_advice(error)}")
+    elif waiting := names.waiting(task, now):
+        notes.append(f"In the stage for {waiting}")
+    return notes
 
 
 SETUP_CATEGORIES = ("new_job", "new_stage", "new_interview")

@@ -31,16 +31,18 @@ from taskplanner.clock import span_text
 from taskplanner.domain.assignment import Post
 from taskplanner.domain.categories import CATEGORIES, CATEGORY_BY_NAME
 from taskplanner.engine import TaskAlreadyCompleted, TaskNotFound
-from taskplanner.logsetup import mask_secrets
 from taskplanner.runtime import Runtime
 from taskplanner.store import models as m
 from taskplanner.store.database import transaction
 from taskplanner.tasklist import (
+    DECLINES,
     BadCursor,
     SortOrder,
     StatusFilter,
     TaskQuery,
     UrgencyCursor,
+    integration_advice,
+    integration_error,
     list_tasks,
     open_counts,
     parse_cursor,
@@ -102,7 +104,6 @@ environment.globals["static_url"] = static_url
 
 
 SORT_LABELS = {"urgency": "Most urgent first", "newest": "Newest first"}
-DECLINES = frozenset({"interviewer_declined", "room_declined", "candidate_declined"})
 SNOOZE_CHOICES = (
     ("1h", "For an hour"),
     ("tomorrow", "Until tomorrow morning"),
@@ -184,41 +185,6 @@ def _local(value: datetime | None, zone: ZoneInfo) -> str:
     return value.astimezone(zone).strftime("%a %d %b %Y, %H:%M") if value else ""
 
 
-# What to do about a broken integration, by what its error says (the recommended action
-# covers the rest).
-INTEGRATION_ADVICE = (
-    (
-        ("401", "403", "unauthori", "forbidden", "invalid_grant", "credential", "api key"),
-        "The provider refused our credentials: check the key or token in the environment "
-        "variable the configuration names, and that the account still has access; then "
-        "restart taskplanner.",
-    ),
-    (
-        ("429", "rate limit", "ratelimit", "too many requests"),
-        "The provider is limiting our requests: nothing to change unless it lasts; check "
-        "whether another tool shares the same API key.",
-    ),
-    (
-        ("404", "not found"),
-        "Something the configuration names no longer exists at the provider (a calendar, "
-        "a board, an account): check the connector's settings.",
-    ),
-    (
-        ("timeout", "timed out", "connect", "500", "502", "503", "504", "unavailable"),
-        "The provider did not answer: check its status page and this server's network; "
-        "the task closes by itself once a sync succeeds.",
-    ),
-)
-
-
-def integration_advice(error: str | None) -> str:
-    text = (error or "").lower()
-    for needles, advice in INTEGRATION_ADVICE:
-        if any(n in text for n in needles):
-            return advice
-    return "Read the error, fix the connector's settings or credentials, and restart taskplanner."
-
-
 def task_row(task: m.Task, names: Any, now: datetime, zone: ZoneInfo) -> dict[str, Any]:
     action_url = safe_action_url(task.action_url)
     external = bool(action_url and not action_url.startswith("/"))
@@ -250,7 +216,7 @@ def task_row(task: m.Task, names: Any, now: datetime, zone: ZoneInfo) -> dict[st
     )
     snoozed = bool(is_open and task.snoozed_until and task.snoozed_until > now)
     broken = task.category == "broken_integration"
-    error = mask_secrets(task.detail) if broken and task.detail else ""
+    error = integration_error(task) if broken else ""
     return {
         **task_json(task),
         "title": names.title(task),
