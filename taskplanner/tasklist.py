@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, func, literal, or_, select
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
@@ -146,19 +146,28 @@ def _filtered(stmt: _S, query: TaskQuery, *, category: bool = True) -> _S:
     if query.job_ids is not None:
         stmt = stmt.where(col(m.Task.job_id).in_(sorted(query.job_ids)))
     if query.text:
+        # Correlated: each task the other filters keep looks up its own candidate and job
+        # by primary key, so the search costs what the page costs, however many
+        # candidates the mirror holds.
         needle = query.text.lower()
-        candidates = select(col(m.Candidate.id)).where(
-            func.lower(col(m.Candidate.name)).contains(needle, autoescape=True)
+        candidate = (
+            select(literal(1))
+            .where(
+                col(m.Candidate.id) == col(m.Task.candidate_id),
+                func.lower(col(m.Candidate.name)).contains(needle, autoescape=True),
+            )
+            .exists()
         )
-        jobs = select(col(m.Job.id)).where(
-            func.lower(col(m.Job.name)).contains(needle, autoescape=True)
+        job = (
+            select(literal(1))
+            .where(
+                col(m.Job.id) == col(m.Task.job_id),
+                func.lower(col(m.Job.name)).contains(needle, autoescape=True),
+            )
+            .exists()
         )
         stmt = stmt.where(
-            or_(
-                func.lower(col(m.Task.title)).contains(needle, autoescape=True),
-                col(m.Task.candidate_id).in_(candidates),
-                col(m.Task.job_id).in_(jobs),
-            )
+            or_(func.lower(col(m.Task.title)).contains(needle, autoescape=True), candidate, job)
         )
     if not query.include_snoozed and query.status is not StatusFilter.COMPLETED:
         # A snoozed task leaves the open list until its time comes.
