@@ -777,6 +777,7 @@ class Normalizer:
                     is_resource=a.is_resource,
                     is_organizer=a.is_organizer,
                     name=a.name,
+                    comment=a.comment,
                 )
             )
         session.flush()
@@ -883,6 +884,7 @@ class Normalizer:
             is_future=self._is_future(event.starts_at),
             event_id=f"{event.connector}:{event.calendar_id}/{event.event_id}",
             attendee_name=attendee.name,
+            comment=attendee.comment,
         )
 
     def _role(
@@ -1058,6 +1060,7 @@ class Normalizer:
                     is_resource=a.is_resource,
                     is_organizer=a.is_organizer,
                     name=a.name,
+                    comment=a.comment,
                 )
                 for a in self._attendees(session, row)
             ),

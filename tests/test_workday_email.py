@@ -23,7 +23,9 @@ sqlite_only = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 
 @pytest.fixture
 def runtime(db_url: str, clock: FrozenClock) -> Iterator[Runtime]:
-    runtime = make_runtime(db_url, clock, digest={"send_at": "08:00", "from": "taskplanner@acme.example"})
+    runtime = make_runtime(
+        db_url, clock, digest={"send_at": "08:00", "from": "taskplanner@acme.example"}
+    )
     yield runtime
     runtime.close()
 

@@ -252,10 +252,29 @@ def test_a_decline_shows_the_interview_time_who_declined_and_no_address(
     runtime.pipeline.ingest_now(
         [
             f.job("j1"),
-            *candidates_in_phone_screen(1, 2),
+            *candidates_in_phone_screen(1, 3),
             declined("i1", "a1", starts),
             declined("i2", "a2", starts, email="nameless@acme.example", name=None),
             f.user("nameless@acme.example"),  # the ATS knows their name
+            # Person 3's interview: declined in the calendar, with a comment.
+            f.schedule("i3", app_id="a3", event_id="ev3", starts=starts, updated=5),
+            sn.CalendarEventSnapshot(
+                connector="google",
+                calendar_id="ivan@acme.example",
+                event_id="ev3",
+                status=sn.EventStatus.CONFIRMED,
+                updated_at=f.at(6),
+                starts_at=starts,
+                ends_at=starts + timedelta(hours=1),
+                attendees=(
+                    sn.AttendeeSnapshot(
+                        "ivan@acme.example",
+                        sn.Response.DECLINED,
+                        name="Ivan Interviewer",
+                        comment="Off sick <b>that</b> day",
+                    ),
+                ),
+            ),
         ]
     )
     with signed_in_page(runtime) as (page, _):
@@ -267,6 +286,8 @@ def test_a_decline_shows_the_interview_time_who_declined_and_no_address(
         other = page.locator("li.task").filter(has_text="Person 2")
         expect(other.locator(".title")).to_contain_text("Nameless (interviewer) declined")
         expect(other.locator(".declined-by")).to_have_text("Nameless")
+        commented = page.locator("li.task").filter(has_text="Person 3")
+        expect(commented.locator(".comment")).to_have_text("“Off sick <b>that</b> day”")
         expect(page.locator("li.task .title").filter(has_text="@")).to_have_count(0)
         page.screenshot(path=str(ARTIFACTS / "workday-04-decline.png"), full_page=True)
 

@@ -219,6 +219,7 @@ def _declined_detector(cat: str, role: AttendeeRole, who: str) -> Detector:
                             ),
                             action_url=app.url,
                             due_at=e.starts_at,
+                            detail=e.comment,  # shown on the page and in the email
                         )
                     ]
                 if e.response == "accepted":

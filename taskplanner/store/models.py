@@ -236,6 +236,7 @@ class CalendarAttendee(Base, table=True):
     is_resource: bool = False
     is_organizer: bool = False
     name: str | None = None
+    comment: str | None = Field(default=None, sa_type=Text)  # their response comment
 
 
 # --- set-up done in taskplanner ------------------------------------------------------

@@ -1,4 +1,4 @@
-"""urgency order indexes, snoozed tasks
+"""urgency order indexes, snoozed tasks, attendees' response comments
 
 Revision ID: workday_urgency_snooze
 Revises: 0003
@@ -19,6 +19,8 @@ depends_on = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("calendar_attendees", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("comment", sa.Text(), nullable=True))
     with op.batch_alter_table("tasks", schema=None) as batch_op:
         batch_op.add_column(
             sa.Column("snoozed_until", taskplanner.store.types.UTCDateTime(), nullable=True)
@@ -42,3 +44,5 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_tasks_status_due_at_id"))
         batch_op.drop_index(batch_op.f("ix_tasks_assignee_status_due_at_id"))
         batch_op.drop_column("snoozed_until")
+    with op.batch_alter_table("calendar_attendees", schema=None) as batch_op:
+        batch_op.drop_column("comment")
