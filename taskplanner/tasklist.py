@@ -121,7 +121,7 @@ class TaskQuery:
     stage_id: str | None = None
     job_ids: frozenset[str] | None = None  # job_coordinator=: the jobs they coordinate
     include_snoozed: bool = False
-    now: datetime | None = None  # what "snoozed until" compares with
+    now: datetime | None = None  # what "snoozed until" compares with (None: ignore snoozing)
 
 
 @dataclass(frozen=True)
@@ -169,11 +169,16 @@ def _filtered(stmt: _S, query: TaskQuery, *, category: bool = True) -> _S:
         stmt = stmt.where(
             or_(func.lower(col(m.Task.title)).contains(needle, autoescape=True), candidate, job)
         )
-    if not query.include_snoozed and query.status is not StatusFilter.COMPLETED:
+    if (
+        not query.include_snoozed
+        and query.now is not None  # without a time, snoozing is not looked at
+        and query.status is not StatusFilter.COMPLETED
+    ):
         # A snoozed task leaves the open list until its time comes.
-        awake: list[ColumnElement[bool]] = [col(m.Task.snoozed_until).is_(None)]
-        if query.now is not None:
-            awake.append(col(m.Task.snoozed_until) <= query.now)
+        awake: list[ColumnElement[bool]] = [
+            col(m.Task.snoozed_until).is_(None),
+            col(m.Task.snoozed_until) <= query.now,
+        ]
         if query.status is StatusFilter.ALL:
             awake.append(col(m.Task.status) != OPEN)
         stmt = stmt.where(or_(*awake))
