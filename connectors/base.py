@@ -72,6 +72,9 @@ class PollPage:
     snapshots: list[Snapshot] = field(default_factory=list)
     cursor: str | None = None
     present_ids: dict[EntityKind, set[str]] | None = None
+    # When set, ``present_ids`` vouches only for schedules ending at or after this moment (a
+    # sweep of the interviews that can still matter); older ones are left alone.
+    present_from: datetime | None = None
 
 
 @dataclass(frozen=True)

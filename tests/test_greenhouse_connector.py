@@ -327,6 +327,62 @@ def test_cancelled_interview_drops_out_of_present_ids_without_webhooks(
     assert last_page(pages, "interviews").present_ids == {EntityKind.SCHEDULE: {str(kept)}}
 
 
+def idle_poll(past_interviews: int) -> tuple[int, dict[EntityKind, set[str]] | None, set[str]]:
+    """Requests of one idle incremental poll of an organisation whose current activity is
+    fixed (one upcoming timed and one all-day interview) beside ``past_interviews`` ended
+    ones; with what its interviews sweep vouched for and the upcoming ids."""
+    # Written an hour ago (Greenhouse's clock), so nothing is newer than the cursors.
+    with FakeGreenhouse(clock=lambda: datetime.now(UTC) - timedelta(hours=1)) as fake:
+        org = seed_organisation(fake, jobs=1, applications_per_job=2)
+        application_id = org.application_ids[0]
+        job_id = fake.record("applications", application_id)["job_id"]
+        kind = fake.interview_kind_id(job_id, "Phone Screen")
+        panel = [org.interviewer_ids[0]]
+        now = datetime.now(UTC)
+        upcoming = {
+            fake.schedule_interview(
+                application_id,
+                kind,
+                panel,
+                now + timedelta(days=2),
+                now + timedelta(days=2, hours=1),
+            ),
+            fake.schedule_all_day_interview(
+                application_id,
+                kind,
+                panel,
+                (now + timedelta(days=3)).date(),
+                (now + timedelta(days=3)).date(),
+            ),
+        }
+        for day in range(past_interviews):
+            starts = now - timedelta(days=30 + day)
+            fake.schedule_interview(
+                application_id, kind, panel, starts, starts + timedelta(hours=1)
+            )
+        connector = make_connector(fake, per_page=5)
+        cursors = cursors_of(run_poll(connector, full=True))
+        fake.reset_counters()
+        pages = run_poll(connector, cursors)
+        connector.close()
+        return (
+            sum(fake.requests.values()),
+            last_page(pages, "interviews").present_ids,
+            {str(i) for i in upcoming},
+        )
+
+
+def test_idle_poll_costs_the_same_however_many_interviews_lie_in_the_past() -> None:
+    """Issue 13 §9: the hard-delete sweep asks only for interviews that can still matter
+    (ends_at / all_day_end_on filters of /v3/interviews), not for the whole history."""
+    few, few_present, few_upcoming = idle_poll(past_interviews=0)
+    many, many_present, many_upcoming = idle_poll(past_interviews=40)
+
+    assert many == few
+    assert few_present == {EntityKind.SCHEDULE: few_upcoming}
+    assert many_present == {EntityKind.SCHEDULE: many_upcoming}
+
+
 def test_small_pages_yield_every_record_exactly_once_and_cursor_travels_alone(
     fake: FakeGreenhouse, sleeps: SleepRecorder
 ) -> None:

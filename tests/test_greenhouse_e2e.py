@@ -259,3 +259,46 @@ def test_a_delivery_the_database_refuses_fails_alone_and_its_chunk_is_processed(
     opened = open_tasks(env.db, "ready_to_schedule")
     assert len(opened) == 4
     assert all([e.action for e in history(env.db, t.id)] == ["opened"] for t in opened)
+
+
+# ---------------------------------------------------------------------------- 3. provider edges
+
+
+def schedule_statuses(db: Engine) -> dict[str, str]:
+    with transaction(db, read_only=True) as session:
+        return {s.id: s.status for s in session.scalars(select(m.Schedule))}
+
+
+def test_narrow_sweep_drops_a_silently_cancelled_interview_and_keeps_past_ones(
+    env: GreenhouseEnv,
+) -> None:
+    """Issue 13 §9: the sweep covers only interviews ending after now - grace; what it does not
+    cover (long-past interviews) is not taken for deleted."""
+    fake = env.greenhouse
+    org = seed_organisation(fake, jobs=1, applications_per_job=2)
+    kind = fake.interview_kind_id(org.job_ids[0], "Phone Screen")
+    application = org.application_ids[0]
+    now = env.clock()
+    past = fake.schedule_interview(
+        application,
+        kind,
+        org.interviewer_ids[:1],
+        now - timedelta(days=40),
+        now - timedelta(days=40) + timedelta(hours=1),
+    )
+    upcoming = fake.schedule_interview(
+        application,
+        kind,
+        org.interviewer_ids[:1],
+        now + timedelta(days=2),
+        now + timedelta(days=2, hours=1),
+    )
+    env.runtime.use_connector(GREENHOUSE, make_connector(fake))
+    assert env.sync().ok
+    fake.cancel_interview(upcoming)  # webhooks not connected: only the sweep can tell
+
+    assert env.sync().ok
+
+    statuses = schedule_statuses(env.db)
+    assert statuses[str(past)] != "deleted"
+    assert statuses[str(upcoming)] == "deleted"

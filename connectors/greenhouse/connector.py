@@ -95,6 +95,7 @@ class GreenhouseConnector:
         per_page: int = MAX_PER_PAGE,
         lookback: timedelta = timedelta(minutes=2),
         sweep_interviews: bool = True,
+        sweep_grace: timedelta = timedelta(days=1),
         app_url: str = mapping.DEFAULT_APP_URL,
     ) -> None:
         self.name = name
@@ -104,6 +105,9 @@ class GreenhouseConnector:
         # rows committed late; snapshots are idempotent, so duplicates cost nothing.
         self._lookback = lookback
         self._sweep_interviews = sweep_interviews
+        # How long after its end an interview is still swept for a silent delete (its
+        # pending_evaluation task still needs it).
+        self._sweep_grace = sweep_grace
         self._links = Links(app_url.rstrip("/"))
         self._user_emails: dict[int, str] = {}
         self._harvest = HarvestClient(
@@ -185,8 +189,8 @@ class GreenhouseConnector:
         resources are polled too and their parents re-emitted. A full poll lists everything and
         sets ``present_ids`` on each partition's last page. Hard deletes are invisible to
         ``updated_at`` filters; cancelled interviews are hard deletes, so the interviews partition
-        also sweeps the ids of every interview and reports them as ``present_ids`` on every poll
-        (``sweep_interviews``).
+        also sweeps the ids of the interviews ending after now - ``sweep_grace`` and reports them
+        as ``present_ids`` (scoped by ``present_from``) on every poll (``sweep_interviews``).
         """
         producers = {
             "users": self._poll_users,
@@ -406,18 +410,30 @@ class GreenhouseConnector:
             if snapshots := emit(harvest.list_all("interviews", {"ids": join_ids(batch)})):
                 yield snapshots
         if self._sweep_interviews:
-            # Cancelling an interview deletes it and (without webhooks) nothing says so: list
-            # every interview id (sparse fieldset) so the runner can drop the vanished ones.
-            sweep = Presence(ids={EntityKind.SCHEDULE: set()}, complete=True)
-            for rows in harvest.pages("interviews", {"fields": "id,status"}):
-                for row in rows:
-                    if (
-                        isinstance(row.get("id"), int)
-                        and row.get("status") not in mapping.UNSCHEDULED
-                    ):
-                        sweep.add(EntityKind.SCHEDULE, str(row["id"]))
+            # Cancelling an interview deletes it and (without webhooks) nothing says so: list the
+            # ids (sparse fieldset) of the interviews that can still matter, those ending after
+            # now - sweep_grace, so the runner can drop the vanished ones among them. Listing
+            # every interview instead costs one request per 500 past interviews on every poll.
+            # ends_at and all_day_end_on are filters of /v3/interviews
+            # (https://harvestdocs.greenhouse.io/reference/get_v3-interviews); all-day
+            # interviews have no ends_at, and their day is a local one, hence the spare day.
+            ends_from = self._clock() - self._sweep_grace
+            sweep = Presence(ids={EntityKind.SCHEDULE: set()}, complete=True, ends_from=ends_from)
+            queries = (
+                {"ends_at": f"gte|{mapping.format_time(ends_from)}"},
+                {"all_day_end_on": f"gte|{(ends_from.date() - timedelta(days=1)).isoformat()}"},
+            )
+            for query in queries:
+                for rows in harvest.pages("interviews", {**query, "fields": "id,status"}):
+                    for row in rows:
+                        if (
+                            isinstance(row.get("id"), int)
+                            and row.get("status") not in mapping.UNSCHEDULED
+                        ):
+                            sweep.add(EntityKind.SCHEDULE, str(row["id"]))
             presence.ids = sweep.ids
             presence.complete = True
+            presence.ends_from = ends_from
 
     def _schedule_snapshots(
         self, rows: Sequence[Record], kinds: dict[int, Record]
