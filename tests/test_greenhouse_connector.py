@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 import respx
+from structlog.testing import capture_logs
 
 from connectors.base import (
     FatalConnectorError,
@@ -303,6 +304,44 @@ def test_interviewer_rsvp_and_scorecard_arrive_by_polling(
     assert scorecard.submitted is True
     assert scorecard.interviewer_email == "ivy@acme.example"
     assert scorecard.submitted_at is not None
+
+
+def test_interviewer_without_email_is_resolved_through_their_user_id(
+    fake: FakeGreenhouse, org: SeededOrganisation, connector: GreenhouseConnector
+) -> None:
+    """Issue 13 §2: the v3 interviewers schema allows ``email: null``; the row still names its
+    user. A row with neither is left out and logged once, the rest of the panel stays."""
+    application_id = org.application_ids[0]
+    job_id = fake.record("applications", application_id)["job_id"]
+    ivy, igor, ines = org.interviewer_ids
+    starts = datetime.now(UTC) + timedelta(days=1)
+    interview_id = fake.schedule_interview(
+        application_id,
+        fake.interview_kind_id(job_id, "Onsite"),
+        [ivy, igor, ines],
+        starts,
+        starts + timedelta(hours=1),
+    )
+    fake.set_interviewer_response(interview_id, igor, "declined")
+    fake.hide_interviewer_email(interview_id, igor)
+    fake.hide_interviewer_email(interview_id, ines, drop_user_id=True)
+
+    with capture_logs() as logs:
+        pages = run_poll(connector, full=True)
+        cursors = cursors_of(pages)
+        fake.set_interviewer_response(interview_id, ivy, "accepted")
+        again = run_poll(connector, cursors)
+
+    schedule = by_id(pages, ScheduleSnapshot)[str(interview_id)]
+    assert schedule.interviewers is not None
+    assert [(i.email, i.response) for i in schedule.interviewers] == [
+        ("igor@acme.example", Response.DECLINED),
+        ("ivy@acme.example", Response.NEEDS_ACTION),
+    ]
+    assert str(interview_id) in by_id(again, ScheduleSnapshot)
+    unknown = [e for e in logs if e["event"] == "greenhouse.interviewer_unknown"]
+    assert len(unknown) == 1
+    assert unknown[0]["interview"] == interview_id
 
 
 def test_cancelled_interview_drops_out_of_present_ids_without_webhooks(

@@ -110,6 +110,7 @@ class GreenhouseConnector:
         self._sweep_grace = sweep_grace
         self._links = Links(app_url.rstrip("/"))
         self._user_emails: dict[int, str] = {}
+        self._unknown_interviewers: set[tuple[Any, Any]] = set()
         self._harvest = HarvestClient(
             name,
             base_url=base_url,
@@ -454,15 +455,37 @@ class GreenhouseConnector:
         )
         for kind in self._harvest.list_by_ids("job_interviews", "ids", missing):
             kinds[int(kind["id"])] = kind
+        # The v3 interviewers schema allows email: null; such a row names its user, whose
+        # e-mail the users partition has (as for scorecards).
+        rows = [row for rows in panel.values() for row in rows]
+        emails = self._emails(r.get("user_id") for r in rows if not r.get("email"))
+        for row in rows:
+            if mapping.interviewer_email(row, emails) is None:
+                self._unknown_interviewer(row)
         snapshots: list[Snapshot] = []
         for interview in interviews:
             try:
                 snapshots.append(
-                    mapping.map_schedule(interview, panel.get(interview["id"], []), kinds)
+                    mapping.map_schedule(interview, panel.get(interview["id"], []), kinds, emails)
                 )
             except IncompleteRecord as problem:
                 self._skipped("interviews", interview["id"], problem)
         return snapshots
+
+    def _unknown_interviewer(self, row: Record) -> None:
+        """A panel row with neither e-mail nor a known user: left out, logged once per row."""
+        key = (row.get("interview_id"), row.get("id"))
+        if key in self._unknown_interviewers:
+            return
+        self._unknown_interviewers.add(key)
+        log.warning(
+            "greenhouse.interviewer_unknown",
+            connector=self.name,
+            interview=row.get("interview_id"),
+            interviewer_row=row.get("id"),
+            user_id=row.get("user_id"),
+            reason="no e-mail and no user with one; no task can reach this interviewer",
+        )
 
     # scorecards -------------------------------------------------------
 

@@ -272,11 +272,24 @@ def map_application(
     )
 
 
+def interviewer_email(row: Record, emails: Mapping[int, str]) -> str | None:
+    """A /v3/interviewers row's e-mail: its own, else its ``user_id``'s (the v3 schema allows
+    ``email: null``); None when it has neither."""
+    email = row.get("email")
+    if isinstance(email, str) and email:
+        return email
+    return lookup_email(emails, row.get("user_id"))
+
+
 def map_schedule(
-    interview: Record, panel: Sequence[Record], kinds: Mapping[int, Record]
+    interview: Record,
+    panel: Sequence[Record],
+    kinds: Mapping[int, Record],
+    emails: Mapping[int, str] | None = None,
 ) -> ScheduleSnapshot | Deletion:
     """A scheduled interview with its interviewers' answers; a deletion when it is not (or no
-    longer) on anyone's calendar."""
+    longer) on anyone's calendar. ``emails`` resolves panel rows without an e-mail by user id;
+    a row with neither is left out (the caller logs it)."""
     interview_id = int(interview["id"])
     updated_at = parse_time(interview.get("updated_at"))
     application_id = interview.get("application_id")
@@ -289,13 +302,13 @@ def map_schedule(
     kind_id = interview.get("job_interview_id")
     kind = kinds.get(kind_id) if isinstance(kind_id, int) else None
     stage_id = kind.get("job_interview_stage_id") if kind is not None else None
+    resolved = [(email, row) for row in panel if (email := interviewer_email(row, emails or {}))]
     interviewers = tuple(
         InterviewerSnapshot(
-            email=str(row["email"]),
+            email=email,
             response=RESPONSE.get(str(row.get("response_status")), Response.NEEDS_ACTION),
         )
-        for row in sorted(panel, key=lambda r: str(r.get("email") or ""))
-        if isinstance(row.get("email"), str) and row["email"]
+        for email, row in sorted(resolved, key=lambda pair: pair[0])
     )
     return ScheduleSnapshot(
         id=str(interview_id),

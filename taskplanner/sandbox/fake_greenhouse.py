@@ -1140,6 +1140,17 @@ class FakeGreenhouse:
         with self._lock:
             self._touch(self._interviewer_row(interview_id, user_id), response_status=response)
 
+    def hide_interviewer_email(self, interview_id: int, user_id: int, *,
+                               drop_user_id: bool = False) -> None:
+        """Serve this panel row with ``email: null`` (the v3 interviewers schema allows it: a
+        user without a primary e-mail, or one the credential may not see), and with
+        ``drop_user_id`` also ``user_id: null``. No webhook."""
+        with self._lock:
+            row = self._interviewer_row(interview_id, user_id)
+            self._touch(row, email=None)
+            if drop_user_id:
+                row["user_id"] = None
+
     def cancel_interview(self, interview_id: int) -> None:
         """Cancelling deletes the interview in Greenhouse; sends ``interview_deleted``."""
         with self._lock:
