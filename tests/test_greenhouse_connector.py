@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -486,6 +487,48 @@ def test_429_storm_and_server_errors_are_retried_and_nothing_is_lost(
     assert len(sleeps.calls) == 7
     assert connector.stats.throttled == 4
     connector.close()
+
+
+def test_429_without_retry_after_waits_out_the_ten_second_window(
+    fake: FakeGreenhouse, org: SeededOrganisation, sleeps: SleepRecorder
+) -> None:
+    """Issue 13 §3: Harvest's 429 carries no Retry-After nor rate-limit headers
+    (greenhouse-api-docs harvest/_introduction.md "Throttling"; limits are per 10 seconds)."""
+    clean = make_connector(fake)
+    expected = snapshots(run_poll(clean, full=True))
+    clean.close()
+    connector = make_connector(fake, sleeps)
+
+    fake.throttle_next(times=3, retry_after=None, path="/v3/applications")
+    pages = run_poll(connector, full=True)
+
+    assert fake.pending_faults == 0
+    assert sorted(map(repr, snapshots(pages))) == sorted(map(repr, expected))
+    assert len(sleeps.calls) == 3
+    assert all(10.0 <= s <= 12.0 for s in sleeps.calls)  # a whole window, plus jitter
+    assert len(set(sleeps.calls)) > 1
+    connector.close()
+
+
+def test_enforced_rate_limit_without_headers_is_waited_out_not_given_up() -> None:
+    """The fake enforcing its limit the way Harvest does (bare 429s): a poll needing many
+    windows finishes. Time runs 20 times faster (each sleep is 1/20 of its length)."""
+    with FakeGreenhouse(rate_limit=6, rate_window=1.0, enforce_rate_limit=True) as fake:
+        seed_organisation(fake, jobs=1, applications_per_job=2)
+        waited: list[float] = []
+
+        def fast_sleep(seconds: float) -> None:
+            waited.append(seconds)
+            time.sleep(seconds / 20)
+
+        connector = make_connector(fake)
+        connector.policy.sleep = fast_sleep
+        pages = run_poll(connector, full=True)
+
+        assert len(of_kind(pages, ApplicationSnapshot)) == 2
+        assert fake.statuses[429] > 0
+        assert all(s >= 10.0 for s in waited)
+        connector.close()
 
 
 def test_cut_bodies_and_slow_answers_are_retried(

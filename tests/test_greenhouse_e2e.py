@@ -302,3 +302,49 @@ def test_narrow_sweep_drops_a_silently_cancelled_interview_and_keeps_past_ones(
     statuses = schedule_statuses(env.db)
     assert statuses[str(past)] != "deleted"
     assert statuses[str(upcoming)] == "deleted"
+
+
+def cursors(db: Engine) -> dict[str, str]:
+    with transaction(db, read_only=True) as session:
+        return {c.partition: c.cursor for c in session.scalars(select(m.SyncCursor))}
+
+
+def health_state(db: Engine) -> str:
+    with transaction(db, read_only=True) as session:
+        row = session.get(m.IntegrationHealth, GREENHOUSE)
+        assert row is not None
+        return row.state
+
+
+def test_a_long_storm_of_bare_429s_ends_as_failing_then_recovers_with_its_cursors(
+    env: GreenhouseEnv,
+) -> None:
+    """Issue 13 §3: bare 429s (Harvest sends no Retry-After) are waited out a window at a
+    time; a storm longer than the connector's patience fails the poll without moving a
+    cursor, and the next poll after it picks up what changed meanwhile."""
+    fake = env.greenhouse
+    org = seed_organisation(fake, jobs=1, applications_per_job=2)
+    sleeps = SleepRecorder()
+    env.runtime.use_connector(GREENHOUSE, make_connector(fake, sleeps=sleeps))
+    assert env.sync().ok
+    before = cursors(env.db)
+
+    fake.throttle_next(times=10_000, retry_after=None)
+    report = env.sync()
+
+    assert not report.ok
+    assert "429" in (report.error or "")
+    assert health_state(env.db) == "failing"
+    assert cursors(env.db) == before
+    assert sleeps.calls and all(10.0 <= s <= 12.0 for s in sleeps.calls)
+    assert sum(sleeps.calls) >= 300  # patience: minutes of throttling, not seconds
+
+    fake.clear_faults()
+    moved = org.application_ids[0]
+    target = fake.stage_id(org.job_ids[0], "Onsite")
+    fake.move_application(moved, target)
+    assert env.sync().ok
+    assert health_state(env.db) == "ok"
+    with transaction(env.db, read_only=True) as session:
+        application = session.get(m.Application, str(moved))
+        assert application is not None and application.stage_id == str(target)

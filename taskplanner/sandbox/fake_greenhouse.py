@@ -328,6 +328,7 @@ class FakeGreenhouse:
         rate_limit: int = 500,
         rate_window: float = 10.0,
         enforce_rate_limit: bool = False,
+        retry_after_on_429: bool = False,
         cursor_conflict_status: int = 400,
         app_url: str = "https://app.greenhouse.io",
         clock: Clock | None = None,
@@ -350,6 +351,11 @@ class FakeGreenhouse:
         self.rate_limit = rate_limit
         self.rate_window = rate_window
         self.enforce_rate_limit = enforce_rate_limit
+        # Harvest's own 429 carries neither Retry-After nor the X-RateLimit-* headers ("the
+        # HTTP 429 response will exclude the X-RateLimit-Limit and X-RateLimit-Remaining
+        # headers", greenhouse-api-docs harvest/_introduction.md "Throttling"); True adds them
+        # (what some third-party pages claim).
+        self.retry_after_on_429 = retry_after_on_429
         # The status for "cursor plus another parameter" is not documented (HARVEST_V3.md §2);
         # a third-party client maps it to 422. Tests may switch.
         self.cursor_conflict_status = cursor_conflict_status
@@ -502,10 +508,16 @@ class FakeGreenhouse:
         self.inject(*(Fault("status", status, value, path=path) for _ in range(times)))
 
     def throttle_next(
-        self, times: int = 1, *, retry_after: float | str = 1, path: str | None = None
+        self, times: int = 1, *, retry_after: float | str | None = 1, path: str | None = None
     ) -> None:
-        """Answer the next ``times`` requests 429 with ``Retry-After``."""
+        """Answer the next ``times`` requests 429 with ``Retry-After`` (``None``: with no
+        header at all, as Harvest documents its 429s)."""
         self.fail_next(429, times=times, retry_after=retry_after, path=path)
+
+    def clear_faults(self) -> None:
+        """Drop every queued fault (a storm ends)."""
+        with self._lock:
+            self._faults.clear()
 
     def slow_next(self, delay: float, *, times: int = 1, path: str | None = None) -> None:
         self.inject(*(Fault("slow", delay=delay, path=path) for _ in range(times)))
@@ -1635,6 +1647,8 @@ class FakeGreenhouse:
         headers = {"X-RateLimit-Limit": str(self.rate_limit),
                    "X-RateLimit-Remaining": str(remaining)}
         if over and self.enforce_rate_limit:
+            if not self.retry_after_on_429:
+                return {}, True
             wait = self.rate_window - (now - self._window[0])
             headers["Retry-After"] = str(max(1, math.ceil(wait)))
         return headers, over and self.enforce_rate_limit
