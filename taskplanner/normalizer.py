@@ -349,8 +349,14 @@ class Normalizer:
     # --- applications -----------------------------------------------------------------
 
     def app_context(
-        self, session: Session, application: m.Application, stage_id: str | None = None
+        self,
+        session: Session,
+        application: m.Application,
+        stage_id: str | None = None,
+        *,
+        stage_name: str | None = None,
     ) -> ev.ApplicationContext:
+        """What a task needs of an application; ``stage_name`` names a stage not stored yet."""
         candidate = readahead.get(session, m.Candidate, application.candidate_id)
         job = readahead.get(session, m.Job, application.job_id)
         stage_id = stage_id or application.stage_id
@@ -362,7 +368,7 @@ class Normalizer:
             job_id=application.job_id,
             job_name=job.name if job else f"job {application.job_id}",
             stage_id=stage_id,
-            stage_name=stage.name if stage else None,
+            stage_name=stage.name if stage else stage_name,
             url=application.url or (candidate.url if candidate else None),
         )
 
@@ -412,8 +418,12 @@ class Normalizer:
         out: list[DomainEvent] = []
         if s.candidate is not None:
             out.extend(self._candidate(session, s.candidate))
+        if s.job is not None and readahead.get(session, m.Job, s.job_id) is None:
+            # A job no poll (and no job webhook) has brought yet: known from now on, as if its
+            # job_created webhook had come. A known job is left to its own snapshots.
+            out.extend(self._job(session, s.job))
         row = readahead.locked(session, m.Application, s.id)
-        digest = content_hash(s, ignore=("updated_at", "candidate"))
+        digest = content_hash(s, ignore=("updated_at", "candidate", "stage_name", "job"))
         if row is not None and row.status == DELETED:
             _fill_tombstone(row, s)
             return out
@@ -464,12 +474,20 @@ class Normalizer:
             session.add(row)
         if entered:
             stage = readahead.get(session, m.Stage, s.stage_id) if s.stage_id else None
+            if stage is None and s.stage_name:
+                # A stage no poll has brought yet (its job's plan is unknown): the delivery
+                # names it, and the organisation's stage names decide. Not stored: a stage
+                # kept from a delivery could outlive its removal, and the plan the poll brings
+                # is the job's first (SPEC §2); the entry itself is what needs the answer.
+                enabled = self.rules.stage_enabled_by_default(s.stage_name)
+            else:
+                enabled = self.scheduling_enabled(session, stage)
             out.append(
                 ev.ApplicationEnteredStage(
                     at=s.updated_at,
-                    app=self.app_context(session, row),
+                    app=self.app_context(session, row, stage_name=s.stage_name),
                     entered_at=row.stage_entered_at or s.updated_at,
-                    scheduling_enabled=self.scheduling_enabled(session, stage),
+                    scheduling_enabled=enabled,
                 )
             )
         if is_new:

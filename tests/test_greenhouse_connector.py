@@ -782,6 +782,9 @@ def test_signed_delivery_from_the_fake_is_accepted_and_parsed(
     assert parsed.event_type == "candidate_stage_change"
     (application,) = parsed.snapshots
     assert isinstance(application, ApplicationSnapshot)
+    assert application.stage_name == "Onsite"
+    assert application.job is not None  # so a job no poll has brought is known at once
+    assert (application.job.id, application.job.stages) == (str(job_id), None)
     assert application.id == str(application_id)
     assert application.stage_id == str(fake.stage_id(job_id, "Onsite"))
     assert application.stage_entered_at == application.updated_at
@@ -992,6 +995,13 @@ def test_documented_stage_change_maps_to_an_application_in_its_new_stage(
 ) -> None:
     (application,) = parse_fixture(parser, "webhook_candidate_stage_change.json")
     assert isinstance(application, ApplicationSnapshot)
+    assert application.stage_name == "Assessment"
+    assert application.job is not None
+    assert (application.job.id, application.job.name, application.job.stages) == (
+        "3485",
+        "Designer",
+        None,
+    )
     assert (application.id, application.candidate_id, application.job_id, application.stage_id) == (
         "265277",
         "265772",

@@ -23,7 +23,7 @@ from taskplanner.store import models as m
 from taskplanner.store.database import transaction
 from tests.ats_env import SleepRecorder, clear_database, mirror
 from tests.greenhouse_env import GREENHOUSE, GreenhouseEnv, greenhouse_env, make_connector
-from tests.taskflow import history, open_tasks
+from tests.taskflow import history, open_tasks, tasks
 
 # RFC 4231 test case 2 (HMAC-SHA256). Greenhouse documents the algorithm and shows a header
 # value, but publishes no key/body/signature triple to check against; this vector stands in.
@@ -348,3 +348,43 @@ def test_a_long_storm_of_bare_429s_ends_as_failing_then_recovers_with_its_cursor
     with transaction(env.db, read_only=True) as session:
         application = session.get(m.Application, str(moved))
         assert application is not None and application.stage_id == str(target)
+
+
+def test_webhook_for_a_job_no_poll_has_brought_opens_ready_to_schedule_at_once(
+    env: GreenhouseEnv,
+) -> None:
+    """Issue 13 §1: the delivery names the job (``jobs[0]``) and the stage (``current_stage``
+    id and name); a stage enabled by name opens ready_to_schedule from the webhook alone,
+    while Harvest is unreachable, and the poll bringing the job later opens nothing twice."""
+    fake = env.greenhouse
+    seed_organisation(fake, jobs=1, applications_per_job=0)
+    assert env.sync().ok
+    env.connect_webhooks(enabled=False)
+    job = fake.create_job("Site Reliability Engineer")  # no webhook reaches us, no poll runs
+    env.connect_webhooks()
+    fake.fail_next(503, times=10_000)  # Harvest unreachable: only webhooks arrive
+    phone = fake.stage_id(job, "Phone Screen")
+    _, application = fake.add_candidate_application(
+        job, "Grace", "Hopper", "grace@example.com", stage_id=phone
+    )
+
+    assert env.process().done >= 1
+
+    (ready,) = open_tasks(env.db, "ready_to_schedule")
+    assert (ready.application_id, ready.stage_id) == (str(application), str(phone))
+    fake.clear_faults()
+    opened_before = {(t.category, t.key) for t in tasks(env.db)}
+
+    assert env.sync().ok
+
+    assert {(t.category, t.key) for t in tasks(env.db)} == opened_before
+    assert [t.application_id for t in open_tasks(env.db, "ready_to_schedule")] == [str(application)]
+    with transaction(env.db, read_only=True) as session:
+        stages = session.scalars(select(m.Stage).where(m.Stage.job_id == str(job))).all()
+        assert [s.name for s in sorted(stages, key=lambda s: s.position)] == [
+            "Application Review",
+            "Phone Screen",
+            "Technical Interview",
+            "Onsite",
+            "Offer",
+        ]

@@ -371,7 +371,7 @@ def snapshots_from_webhook(
     that is not the documented shape.
     """
     if action in APPLICATION_EVENTS:
-        return _application_from_webhook(action, payload["application"], links)
+        return _application_from_webhook(action, payload["application"], user_emails, links)
     if action in JOB_EVENTS:
         return [_job_from_webhook(payload["job"], user_emails, links)]
     if action in IGNORED_EVENTS:
@@ -403,7 +403,11 @@ def snapshots_from_webhook(
     raise UnhandledAction(action)
 
 
-def _application_from_webhook(action: str, application: Record, links: Links) -> list[Snapshot]:
+def _application_from_webhook(
+    action: str, application: Record, user_emails: Mapping[int, str], links: Links
+) -> list[Snapshot]:
+    """The application with its job (``jobs[0]``, without stages) and its stage's name
+    (``current_stage``), so a job and stage no poll has brought yet are known at once."""
     if application.get("prospect"):
         return []
     application_id = _id(application)
@@ -429,6 +433,7 @@ def _application_from_webhook(action: str, application: Record, links: Links) ->
     )
     stage = application.get("current_stage")
     stage_id = _id(stage) if isinstance(stage, dict) else None
+    stage_name = stage.get("name") if isinstance(stage, dict) else None
     # Greenhouse does not say when the stage was entered; for a stage change the delivery's
     # newest time (last_activity_at) is the best estimate, for a new application applied_at.
     entered: datetime | None = None
@@ -438,6 +443,11 @@ def _application_from_webhook(action: str, application: Record, links: Links) ->
         entered = parse_time(application.get("applied_at")) or at
     candidate_id = _id(candidate)
     coordinator = candidate.get("coordinator")
+    embedded: JobSnapshot | None
+    try:
+        embedded = _job_from_webhook(job, user_emails, links)
+    except (KeyError, TypeError, ValueError):
+        embedded = None  # a job object without name or dates: the poll brings it
     return [
         ApplicationSnapshot(
             id=application_id,
@@ -456,7 +466,9 @@ def _application_from_webhook(action: str, application: Record, links: Links) ->
                 url=links.candidate(candidate_id),
             ),
             url=links.application(candidate_id, application_id),
-        )
+            stage_name=stage_name if isinstance(stage_name, str) and stage_name else None,
+            job=embedded,
+        ),
     ]
 
 
