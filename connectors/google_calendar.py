@@ -26,6 +26,7 @@ from googleapiclient.errors import HttpError
 from connectors.base import (
     ConnectorError,
     FatalConnectorError,
+    PartitionUnreadable,
     PollPage,
     ProgressCallback,
     ProviderRequestError,
@@ -419,10 +420,12 @@ class GoogleCalendarConnector:
             return FatalConnectorError(
                 self.name, f"access token rejected reading {calendar}", status=401
             )
-        if status == 403:
-            return FatalConnectorError(
-                self.name, f"access to {calendar} forbidden ({reason})", status=403
-            )
+        if status in (403, 404):
+            # Only this calendar: shared free/busy only, not shared with the account read as,
+            # or gone (https://developers.google.com/workspace/calendar/api/guides/errors
+            # "403: Forbidden for non-organizer", "404: Not found"). The others go on.
+            what = "access forbidden" if status == 403 else "calendar not found"
+            return PartitionUnreadable(self.name, f"{what} ({reason})", status=status)
         return ProviderRequestError(
             self.name,
             f"events.list {calendar} failed ({reason})",
@@ -538,7 +541,7 @@ class GoogleCalendarConnector:
             return RetriableConnectorError(self.name, f"token grant failed ({error})")
         if error == "invalid_grant" and "email or user id" in description.lower():
             # The impersonated user does not exist (left the domain): only their calendar fails.
-            return ProviderRequestError(
+            return PartitionUnreadable(
                 self.name, f"Google does not know the user {subject} ({error})", status=400
             )
         status = 401 if error in ("unauthorized_client", "invalid_client") else 400

@@ -28,6 +28,7 @@ from requests.adapters import BaseAdapter
 from connectors.base import (
     ConnectorError,
     FatalConnectorError,
+    PartitionUnreadable,
     PollPage,
     ProgressCallback,
     ProviderRequestError,
@@ -251,9 +252,37 @@ class MicrosoftCalendarConnector:
 
         def sync(calendar: str) -> Generator[PollPage, None, None]:
             cursor = None if full else GraphCursor.loads(cursors.get(calendar))
-            return self._sync_calendar(calendar, cursor, started_at)
+            return self._readable(self._sync_calendar(calendar, cursor, started_at))
 
         yield from self._pool.run(self.calendars, sync, progress=progress)
+
+    def _readable(self, pages: Generator[PollPage, None, None]) -> Generator[PollPage, None, None]:
+        """One mailbox's pages; a mailbox Graph will not show fails alone.
+
+        With a token that works, a 403 names this mailbox: an application access policy
+        excludes it, or the room allows free/busy only (ErrorAccessDenied,
+        https://learn.microsoft.com/graph/auth-limit-mailbox-access). A 404 is a user who
+        left or a mailbox not on Exchange Online (ErrorItemNotFound, ErrorInvalidUser,
+        MailboxNotEnabledForRESTAPI).
+        """
+        try:
+            yield from pages
+        except FatalConnectorError as exc:
+            if exc.status != 403:
+                raise
+            raise PartitionUnreadable(
+                self.name,
+                "access denied (is the mailbox excluded by an application access policy?)",
+                status=403,
+            ) from None
+        except ProviderRequestError as exc:
+            if exc.status != 404:
+                raise
+            raise PartitionUnreadable(
+                self.name, f"mailbox not found ({_graph_code(exc.body)})", status=404
+            ) from None
+        finally:
+            pages.close()
 
     def close(self) -> None:
         self._pool.close()
@@ -477,6 +506,15 @@ class MicrosoftCalendarConnector:
             status = 401 if error == "invalid_client" else 400
             return FatalConnectorError(self.name, what, status=status)
         return RetriableConnectorError(self.name, what)
+
+
+def _graph_code(body: str) -> str:
+    """The ``error.code`` of a Graph error body (``unknown`` when it has none)."""
+    try:
+        code = json.loads(body)["error"]["code"]
+    except (ValueError, KeyError, TypeError):
+        return "unknown"
+    return str(code)
 
 
 # ---------------------------------------------------------------------- mapping

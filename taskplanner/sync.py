@@ -26,6 +26,7 @@ from sqlmodel import col
 from connectors.base import (
     ConnectorError,
     FatalConnectorError,
+    PartitionsFailed,
     PollPage,
     ProgressCallback,
 )
@@ -270,7 +271,9 @@ class SyncRunner:
                     name,
                     report.error or describe_failure(name, self.kinds.get(name), error),
                     now,
-                    fatal=isinstance(error, FatalConnectorError),
+                    # A calendar that cannot be read needs an administrator, not a retry.
+                    fatal=isinstance(error, FatalConnectorError)
+                    or (isinstance(error, PartitionsFailed) and error.needs_admin),
                     threshold=self.failure_threshold,
                 )
             result = self.pipeline.handle(session, events)

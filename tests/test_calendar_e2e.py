@@ -731,6 +731,49 @@ def test_revoked_credentials_open_broken_integration_until_a_sync_succeeds(
     assert (task.status, task.resolution) == ("completed", DONE)
 
 
+def test_calendars_that_cannot_be_read_are_named_while_the_others_sync(
+    provider: CalendarProvider, make_world: MakeWorld, clock: FrozenClock, db_url: str
+) -> None:
+    """Issue 13 §4: a room shared free/busy only or a mailbox excluded by an application
+    access policy (403), a user who left (404): those calendars fail alone, the rest keep
+    syncing and opening tasks, and broken_integration names each one with its error."""
+    calendar, room, left = unique(CORA), unique(provider.room), unique("leo@acme.example")
+    starts = clock.now + timedelta(days=2)
+    booking = provider.book(
+        calendar,
+        start=starts,
+        end=starts + timedelta(hours=1),
+        invitees=interview_invitees(provider),
+    )
+    for other in (room, left):
+        provider.open_calendar(other)
+    world = make_world(db_url, [calendar, room, left])
+    world.ats(*ats_interview(booking, starts))
+    world.sync()
+
+    provider.deny(room)
+    provider.deny(left, gone=True)
+    provider.respond(booking, IVAN, DECLINED)
+    # The readable calendar answers last: the refusals must not stop it.
+    provider.slow_next(0.5, calendar=calendar)
+    report = world.sync(ok=False)
+
+    assert world.states() == {INTERVIEWER_DECLINED: (OPEN,)}
+    task = only_task(world.db, "broken_integration")
+    assert task.status == OPEN and task.detail == report.error
+    assert task.detail is not None
+    assert f"{room}: " in task.detail and "403" in task.detail
+    assert f"{left}: " in task.detail and "404" in task.detail
+    assert f"{calendar}:" not in task.detail
+    assert provider.secret not in task.detail
+
+    provider.allow(room)
+    provider.allow(left)
+    world.sync()
+    task = only_task(world.db, "broken_integration")
+    assert (task.status, task.resolution) == ("completed", DONE)
+
+
 # --- linking events to ATS interviews -----------------------------------------------------
 
 

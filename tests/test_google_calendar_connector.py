@@ -12,8 +12,8 @@ import pytest
 from connectors.base import (
     Connector,
     FatalConnectorError,
+    PartitionsFailed,
     PollPage,
-    ProviderRequestError,
     RetriableConnectorError,
 )
 from connectors.google_calendar import GoogleCalendarConnector
@@ -336,16 +336,22 @@ def test_persistent_throttling_gives_up_with_a_retriable_error(
     assert len(sleeps) == 3
 
 
-def test_forbidden_is_fatal_not_retried(
+def test_forbidden_calendar_fails_alone_and_is_not_retried(
     fake: FakeGoogleCalendar, make_connector: MakeConnector, sleeps: Sleeps
 ) -> None:
-    cora = unique(CORA)
-    interview(fake, cora)
-    fake.fail_next("forbidden_403", calendar_id=cora)
+    cora, room = unique(CORA), unique("room@acme.example")
+    event_id = interview(fake, cora)
+    fake.add_calendar(room)
+    fake.fail_next("forbidden_403", calendar_id=room)
 
-    with pytest.raises(FatalConnectorError) as raised:
-        run(make_connector([cora]), {})
-    assert raised.value.status == 403
+    seen: list[PollPage] = []
+    with pytest.raises(PartitionsFailed) as raised:
+        for page in make_connector([room, cora]).poll({}, started_at=datetime.now(UTC)):
+            seen.append(page)
+    assert event_id in events(seen)
+    assert list(raised.value.failures) == [room]
+    assert raised.value.failures[room].status == 403
+    assert raised.value.needs_admin
     assert sleeps == []
 
 
@@ -358,10 +364,11 @@ def test_one_unknown_user_fails_only_its_calendar(
     connector = make_connector([gone, cora])
 
     seen: list[PollPage] = []
-    with pytest.raises(ProviderRequestError):
+    with pytest.raises(PartitionsFailed) as raised:
         for page in connector.poll({}, started_at=datetime.now(UTC)):
             seen.append(page)
     assert event_id in events(seen)
+    assert list(raised.value.failures) == [gone]
 
 
 def test_revoked_credentials_are_fatal(

@@ -162,6 +162,7 @@ class FakeGoogleCalendar:
         self._tokens: dict[str, _AccessToken] = {}
         self._pages: dict[str, _PageState] = {}
         self._failures: deque[_Failure] = deque()
+        self._denied: dict[str, int] = {}  # calendar -> 403/404 until allowed again
         self._revoked = False
         self._event_counter = itertools.count(1)
         self._last_updated = datetime(2000, 1, 1, tzinfo=UTC)
@@ -533,6 +534,20 @@ class FakeGoogleCalendar:
             for _ in range(times):
                 self._failures.append(_Failure(kind, calendar_id, retry_after, 0.0))
 
+    def deny_calendar(self, calendar_id: str, status: int = 403) -> None:
+        """Refuse ``calendar_id`` on every events.list until `allow_calendar`, while the others
+        answer: 403 ``forbidden`` (not shared with the account read as, e.g. a room shared
+        free/busy only) or 404 ``notFound`` (gone), the documented errors
+        (https://developers.google.com/workspace/calendar/api/guides/errors)."""
+        if status not in (403, 404):
+            raise ValueError("status must be 403 or 404")
+        with self._lock:
+            self._denied[calendar_id] = status
+
+    def allow_calendar(self, calendar_id: str) -> None:
+        with self._lock:
+            self._denied.pop(calendar_id, None)
+
     def slow_next(self, seconds: float, *, calendar_id: str | None = None, times: int = 1) -> None:
         """Delay the next ``times`` events.list answers by ``seconds`` (timeouts, concurrency)."""
         with self._lock:
@@ -716,6 +731,11 @@ class FakeGoogleCalendar:
             )
         if calendar is None or (calendar.owner is not None and grant.subject != calendar.owner):
             # Google hides calendars the caller cannot see behind a plain 404.
+            return 404, {}, _error_body(404, "global", "notFound", "Not Found")
+        denied = self._denied.get(calendar_id)
+        if denied == 403:
+            return 403, {}, _error_body(403, "global", "forbidden", "Forbidden")
+        if denied == 404:
             return 404, {}, _error_body(404, "global", "notFound", "Not Found")
 
         try:

@@ -177,6 +177,7 @@ class FakeGraph:
         self._tokens: dict[str, float] = {}
         self._rounds: dict[str, _Round] = {}
         self._failures: deque[_Failure] = deque()
+        self._denied: dict[str, str] = {}  # mailbox -> "access_policy" | "not_found"
         self._revoked = False
         self._last_modified = datetime(2000, 1, 1, tzinfo=UTC)
         #: calendarView/delta requests per user (failed ones included).
@@ -473,6 +474,18 @@ class FakeGraph:
                     _Failure(kind, user.lower() if user else None, retry_after, 0.0)
                 )
 
+    def deny_mailbox(self, user: str, kind: str = "access_policy") -> None:
+        """Refuse ``user``'s delta until `allow_mailbox` while the others answer:
+        ``access_policy`` (403 ErrorAccessDenied) or ``not_found`` (404, a user who left)."""
+        if kind not in ("access_policy", "not_found"):
+            raise ValueError("kind must be access_policy or not_found")
+        with self._lock:
+            self._denied[user.lower()] = kind
+
+    def allow_mailbox(self, user: str) -> None:
+        with self._lock:
+            self._denied.pop(user.lower(), None)
+
     def slow_next(self, seconds: float, *, user: str | None = None, times: int = 1) -> None:
         with self._lock:
             for _ in range(times):
@@ -642,11 +655,25 @@ class FakeGraph:
                     "InvalidAuthenticationToken", "Access token has expired or is not yet valid."
                 ),
             )
-        if mailbox is None:
+        with self._lock:
+            denied = self._denied.get(user)
+        if mailbox is None or denied == "not_found":
             return (
                 404,
                 {},
                 _graph_error("ErrorInvalidUser", f"The requested user '{user}' is invalid."),
+            )
+        if denied == "access_policy":
+            # An application access policy scoping the app away from this mailbox
+            # (https://learn.microsoft.com/graph/auth-limit-mailbox-access): 403 for it alone.
+            return (
+                403,
+                {},
+                _graph_error(
+                    "ErrorAccessDenied",
+                    "Access to OData is disabled: [RAOP] : Blocked by tenant configured AppOnly "
+                    "AccessPolicy settings.",
+                ),
             )
 
         page_size, immutable = self._preferences(prefer)
