@@ -384,9 +384,22 @@ class MicrosoftCalendarConnector:
         self, calendar: str, body: Mapping[str, Any], started_at: datetime
     ) -> list[Snapshot]:
         result: list[Snapshot] = []
+        masters: dict[str, Mapping[str, Any] | None] = {}
         for item in body.get("value", []):
             try:
-                if "@removed" in item:
+                if (
+                    item.get("seriesMasterId")
+                    and "attendees" not in item
+                    and "@removed" not in item
+                ):
+                    whole = self._hydrate_occurrence(calendar, item, masters)
+                    if whole is not None:
+                        result.append(
+                            graph_event_snapshot(
+                                self.name, calendar, whole, fallback_updated=started_at
+                            )
+                        )
+                elif "@removed" in item:
                     result.append(
                         Deletion(
                             kind=EntityKind.CALENDAR_EVENT,
@@ -406,6 +419,39 @@ class MicrosoftCalendarConnector:
                     status=200,
                 ) from exc
         return result
+
+    def _hydrate_occurrence(
+        self,
+        calendar: str,
+        item: Mapping[str, Any],
+        masters: dict[str, Mapping[str, Any] | None],
+    ) -> dict[str, Any] | None:
+        """An occurrence as delta sends it (id, seriesMasterId, type, start, end only:
+        microsoftgraph/microsoft-graph-docs#22197, microsoft-graph-docs-contrib#34) completed
+        from its series master (``GET /users/{id}/events/{id}``, whole): subject, organizer
+        and attendees are the series', times the occurrence's. Missing fields never read as
+        "no attendees". None when the master is gone (the series was deleted meanwhile)."""
+        master_id = str(item["seriesMasterId"])
+        if master_id not in masters:
+            url = f"{self.base_url}/users/{quote(calendar)}/events/{quote(master_id, safe='')}"
+            try:
+                masters[master_id] = self._get(url)
+            except ProviderRequestError as exc:
+                if exc.status != 404:
+                    raise
+                masters[master_id] = None
+        master = masters[master_id]
+        if master is None:
+            log.info(
+                "series master gone, occurrence skipped",
+                connector=self.name,
+                calendar=calendar,
+                event=item.get("id"),
+            )
+            return None
+        whole = {k: v for k, v in master.items() if k != "lastModifiedDateTime"}
+        whole.update({k: v for k, v in item.items() if not k.startswith("@")})
+        return whole
 
     # ------------------------------------------------------------------ HTTP
 
