@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import delete, exists, or_, select
+from sqlalchemy import and_, delete, exists, or_, select
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
@@ -529,6 +529,8 @@ class Normalizer:
                 for attendee in self._attendees(session, event):
                     if attendee.response == sn.Response.DECLINED:
                         out.append(self._responded(session, event, attendee, app, previous=None))
+            # Now that its candidate is known, events naming them can be linked too.
+            out.extend(self._link_events(session, schedule, app))
         return out
 
     # --- schedules (ATS interviews) ----------------------------------------------------
@@ -682,7 +684,13 @@ class Normalizer:
     def _link_events(
         self, session: Session, schedule: m.Schedule, app: ev.ApplicationContext | None = None
     ) -> list[DomainEvent]:
-        """Link calendar events that name this schedule and replay their declines."""
+        """Link calendar events that name this schedule and replay their declines.
+
+        Besides the recorded event id and our tag, an event mirrored before the interview
+        existed is found the way `_find_schedule` finds one: the candidate among its (non-room)
+        attendees during the interview's time. The link is stored, so a later cancellation
+        stub without attendees still reaches the schedule.
+        """
         ids = [schedule.external_event_id] if schedule.external_event_id else []
         conditions = [col(m.CalendarEvent.schedule_tag) == schedule.id]
         if ids:
@@ -690,6 +698,29 @@ class Normalizer:
                 col(m.CalendarEvent.event_id).in_(ids),
                 col(m.CalendarEvent.ical_uid).in_(ids),
             ]
+        candidate_email = self._candidate_email(session, schedule)
+        if (
+            candidate_email
+            and schedule.starts_at is not None
+            and schedule.ends_at is not None
+            and schedule.status not in (sn.ScheduleStatus.CANCELLED.value, DELETED)
+        ):
+            a, e = m.CalendarAttendee, m.CalendarEvent
+            attended = exists().where(
+                col(a.connector) == col(e.connector),
+                col(a.calendar_id) == col(e.calendar_id),
+                col(a.event_id) == col(e.event_id),
+                col(a.email) == candidate_email,
+                col(a.is_resource).is_(False),
+            )
+            conditions.append(
+                and_(
+                    attended,
+                    col(e.starts_at) < schedule.ends_at,
+                    col(e.ends_at) > schedule.starts_at,
+                    col(e.status) != sn.EventStatus.CANCELLED.value,
+                )
+            )
         query = select(m.CalendarEvent).where(
             or_(*conditions),
             col(m.CalendarEvent.schedule_id).is_(None),
@@ -704,6 +735,13 @@ class Normalizer:
                 if attendee.response == sn.Response.DECLINED:
                     out.append(self._responded(session, event, attendee, app, previous=None))
         return out
+
+    def _candidate_email(self, session: Session, schedule: m.Schedule) -> str | None:
+        application = readahead.get(session, m.Application, schedule.application_id)
+        if application is None:
+            return None
+        candidate = readahead.get(session, m.Candidate, application.candidate_id)
+        return candidate.email.lower() if candidate is not None and candidate.email else None
 
     # --- scorecards ---------------------------------------------------------------------
 

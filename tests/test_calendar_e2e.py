@@ -883,3 +883,38 @@ def test_declined_event_synced_before_its_ats_interview_opens_the_task_on_link(
     world.ats(*ats_interview(booking, starts))
 
     assert world.states() == {ID: (OPEN,)}
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_event_seen_before_its_interview_is_linked_by_the_candidate_when_it_arrives(
+    provider: CalendarProvider, make_world: MakeWorld, clock: FrozenClock, db_url: str
+) -> None:
+    """Issue 13 §7: an event the ATS does not name (no recorded id, no tag) that the poll saw
+    before the interview existed is linked by the candidate among its attendees when the
+    interview arrives; its later cancellation (a stub without attendees) reaches the
+    schedule through that stored link."""
+    calendar = unique(CORA)
+    starts = clock.now + timedelta(days=2)
+    booking = provider.book(
+        calendar,
+        start=starts,
+        end=starts + timedelta(hours=1),
+        invitees=[Invitee(IVAN, ACCEPTED), Invitee(CANDIDATE_EMAIL.upper(), ACCEPTED)],
+    )
+    world = make_world(db_url, [calendar])
+    world.sync()
+
+    world.ats(*ats_interview(None, starts, external=None))
+
+    with Session(world.db) as session:
+        row = session.scalars(
+            select(m.CalendarEvent).where(m.CalendarEvent.calendar_id == calendar)
+        ).one()
+        assert row.schedule_id == "i1"
+    provider.respond(booking, IVAN, DECLINED)
+    world.sync()
+    assert world.states() == {ID: (OPEN,)}
+
+    provider.cancel(booking)
+    world.sync()
+    assert world.states()[SC] == (OPEN,)
