@@ -6,14 +6,16 @@ events (attendees, responses, rooms, our private schedule tag) to CalendarEventS
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any, Protocol
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import google_auth_httplib2
 import httplib2
@@ -293,8 +295,9 @@ class GoogleCalendarConnector:
         page_token: str | None = None
         while True:
             body = self._list(calendar, syncToken=cursor.sync_token, pageToken=page_token)
+            zone = calendar_zone(body)
             snapshots = [
-                self._snapshot(calendar, item, started_at) for item in body.get("items", [])
+                self._snapshot(calendar, item, started_at, zone) for item in body.get("items", [])
             ]
             page_token = body.get("nextPageToken")
             if page_token:
@@ -316,7 +319,8 @@ class GoogleCalendarConnector:
                     self.name, f"full listing of {calendar} answered 410", status=410
                 ) from exc
             items = body.get("items", [])
-            snapshots = [self._snapshot(calendar, item, started_at) for item in items]
+            zone = calendar_zone(body)
+            snapshots = [self._snapshot(calendar, item, started_at, zone) for item in items]
             # Bare event ids: the runner diffs them against this partition's mirror.
             present.update(str(item["id"]) for item in items)
             page_token = body.get("nextPageToken")
@@ -332,10 +336,12 @@ class GoogleCalendarConnector:
             return
 
     def _snapshot(
-        self, calendar: str, item: Mapping[str, Any], started_at: datetime
+        self, calendar: str, item: Mapping[str, Any], started_at: datetime, zone: tzinfo = UTC
     ) -> CalendarEventSnapshot:
         try:
-            return event_snapshot(self.name, calendar, item, fallback_updated=started_at)
+            return event_snapshot(
+                self.name, calendar, item, fallback_updated=started_at, zone=zone
+            )
         except (KeyError, TypeError, ValueError) as exc:
             raise ProviderRequestError(
                 self.name,
@@ -578,8 +584,26 @@ class _SubjectThrottle:
 # ---------------------------------------------------------------------- mapping
 
 
+def calendar_zone(body: Mapping[str, Any]) -> tzinfo:
+    """The calendar's time zone from an events.list answer (its ``timeZone``: "The time zone
+    of the calendar", https://developers.google.com/workspace/calendar/api/v3/reference/
+    events/list#response); UTC when absent or unknown."""
+    name = body.get("timeZone")
+    if isinstance(name, str) and name:
+        try:
+            return ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            pass
+    return UTC
+
+
 def event_snapshot(
-    connector: str, calendar: str, item: Mapping[str, Any], *, fallback_updated: datetime
+    connector: str,
+    calendar: str,
+    item: Mapping[str, Any],
+    *,
+    fallback_updated: datetime,
+    zone: tzinfo = UTC,
 ) -> CalendarEventSnapshot:
     """Map one Google Calendar Event resource to a CalendarEventSnapshot.
 
@@ -607,8 +631,8 @@ def event_snapshot(
         event_id=str(item["id"]),
         status=_STATUSES.get(str(item.get("status", "confirmed")), EventStatus.CONFIRMED),
         updated_at=_parse_datetime(updated) if updated else fallback_updated,
-        starts_at=_event_time(item.get("start")),
-        ends_at=_event_time(item.get("end")),
+        starts_at=_event_time(item.get("start"), zone),
+        ends_at=_event_time(item.get("end"), zone),
         ical_uid=item.get("iCalUID"),
         organizer_email=organizer,
         attendees=attendees,
@@ -622,14 +646,20 @@ def event_snapshot(
     )
 
 
-def _event_time(value: Any) -> datetime | None:
+def _event_time(value: Any, zone: tzinfo = UTC) -> datetime | None:
     if not isinstance(value, Mapping):
         return None
     if value.get("dateTime"):
         return _parse_datetime(str(value["dateTime"]))
     if value.get("date"):
-        # All-day events have no instant; midnight UTC of that day keeps them orderable.
-        return datetime.combine(date.fromisoformat(str(value["date"])), datetime.min.time(), UTC)
+        # An all-day event's date is a day of the calendar's time zone (the event's own
+        # ``timeZone`` when it names one): midnight there, as UTC.
+        own = value.get("timeZone")
+        if isinstance(own, str) and own:
+            with contextlib.suppress(ZoneInfoNotFoundError, ValueError):
+                zone = ZoneInfo(own)
+        day = date.fromisoformat(str(value["date"]))
+        return datetime.combine(day, datetime.min.time(), zone).astimezone(UTC)
     return None
 
 

@@ -6,6 +6,7 @@ from collections.abc import Callable, Generator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -436,3 +437,20 @@ def test_from_config_reads_the_spec_keys(fake: FakeGoogleCalendar, google_key_fi
         assert event_id in events(run(connector, {}))
     finally:
         connector.close()
+
+
+def test_all_day_event_starts_at_midnight_in_the_calendars_time_zone(
+    fake: FakeGoogleCalendar, make_connector: MakeConnector
+) -> None:
+    """Issue 13 §6: an all-day event's ``date`` is a day of the calendar's time zone (the
+    events.list answer's ``timeZone``), not a UTC day."""
+    cora = unique(CORA)
+    fake.add_calendar(cora, time_zone="Europe/Berlin")
+    day = (SOON + timedelta(days=1)).date()
+    event = fake.add_event(cora, start=day, end=day + timedelta(days=1))  # type: ignore[arg-type]
+
+    snapshot = events(run(make_connector([cora]), {}))[str(event["id"])]
+
+    berlin = ZoneInfo("Europe/Berlin")
+    assert snapshot.starts_at == datetime.combine(day, datetime.min.time(), berlin)
+    assert snapshot.ends_at == datetime.combine(day + timedelta(days=1), datetime.min.time(), berlin)

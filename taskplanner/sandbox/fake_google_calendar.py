@@ -104,6 +104,7 @@ class _Event:
 class _Calendar:
     id: str
     owner: str | None  # the user whose delegated token may read it; None = any domain user
+    time_zone: str = "UTC"  # the calendar's own zone (events.list ``timeZone``)
     generation: int = 0
     last_seq: int = 0
     events: dict[str, _Event] = field(default_factory=dict)
@@ -307,7 +308,9 @@ class FakeGoogleCalendar:
 
     # ------------------------------------------------------------------ calendars and events
 
-    def add_calendar(self, calendar_id: str, *, owner: str | None = None) -> None:
+    def add_calendar(
+        self, calendar_id: str, *, owner: str | None = None, time_zone: str = "UTC"
+    ) -> None:
         """A calendar. A user calendar is readable by its owner (default: its own address).
 
         Room calendars (``...@resource.calendar.google.com``) have no owner and are readable
@@ -322,7 +325,7 @@ class FakeGoogleCalendar:
                 reader = owner or calendar_id
                 self._users.add(reader.lower())
             self._calendars[calendar_id] = _Calendar(
-                calendar_id, reader.lower() if reader else None
+                calendar_id, reader.lower() if reader else None, time_zone
             )
 
     def add_event(
@@ -845,7 +848,7 @@ class FakeGoogleCalendar:
             "etag": f'"{state.sync_seq}"',
             "summary": calendar_id,
             "updated": _rfc3339(datetime.now(UTC)),
-            "timeZone": "UTC",
+            "timeZone": calendar.time_zone,
             "accessRole": "reader",
             "defaultReminders": [],
             **tail,
