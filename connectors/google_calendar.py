@@ -339,9 +339,7 @@ class GoogleCalendarConnector:
         self, calendar: str, item: Mapping[str, Any], started_at: datetime, zone: tzinfo = UTC
     ) -> CalendarEventSnapshot:
         try:
-            return event_snapshot(
-                self.name, calendar, item, fallback_updated=started_at, zone=zone
-            )
+            return event_snapshot(self.name, calendar, item, fallback_updated=started_at, zone=zone)
         except (KeyError, TypeError, ValueError) as exc:
             raise ProviderRequestError(
                 self.name,

@@ -7,13 +7,14 @@ CalendarEventSnapshots and Deletions.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import ssl
 import threading
 import time
 from collections.abc import Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
@@ -164,6 +165,7 @@ class MicrosoftCalendarConnector:
         clock: Clock = system_clock,
         transport: httpx.BaseTransport | None = None,
         identity_adapter: BaseAdapter | None = None,
+        time_zone: str = "UTC",
     ) -> None:
         """``transport`` carries the Graph calls (httpx); ``identity_adapter`` is mounted on the
         requests session msal talks to the identity platform through (its ``http_client``).
@@ -179,6 +181,8 @@ class MicrosoftCalendarConnector:
         self.window_future = window_future
         self.timeout = timeout
         self.clock = clock
+        # The mailboxes' zone: the day of an all-day event is a day there (see _all_day).
+        self.zone = ZoneInfo(time_zone)
         self._client_id = client_id
         self._client_secret = client_secret
         self._verify: str | bool = str(ca_file) if ca_file else True
@@ -222,6 +226,7 @@ class MicrosoftCalendarConnector:
             "base_url": getattr(cfg, "base_url", None) or DEFAULT_GRAPH_URL,
             "authority_url": getattr(cfg, "authority_url", None) or DEFAULT_AUTHORITY_URL,
             "ca_file": getattr(cfg, "ca_file", None),
+            "time_zone": getattr(cfg, "time_zone", None) or "UTC",
         }
         kwargs.update(overrides)
         return cls(name, **kwargs)
@@ -396,7 +401,11 @@ class MicrosoftCalendarConnector:
                     if whole is not None:
                         result.append(
                             graph_event_snapshot(
-                                self.name, calendar, whole, fallback_updated=started_at
+                                self.name,
+                                calendar,
+                                whole,
+                                fallback_updated=started_at,
+                                zone=self.zone,
                             )
                         )
                 elif "@removed" in item:
@@ -410,7 +419,9 @@ class MicrosoftCalendarConnector:
                     )
                 else:
                     result.append(
-                        graph_event_snapshot(self.name, calendar, item, fallback_updated=started_at)
+                        graph_event_snapshot(
+                            self.name, calendar, item, fallback_updated=started_at, zone=self.zone
+                        )
                     )
             except (KeyError, TypeError, ValueError) as exc:
                 raise ProviderRequestError(
@@ -567,9 +578,15 @@ def _graph_code(body: str) -> str:
 
 
 def graph_event_snapshot(
-    connector: str, calendar: str, item: Mapping[str, Any], *, fallback_updated: datetime
+    connector: str,
+    calendar: str,
+    item: Mapping[str, Any],
+    *,
+    fallback_updated: datetime,
+    zone: tzinfo = UTC,
 ) -> CalendarEventSnapshot:
-    """Map one Graph event (https://learn.microsoft.com/graph/api/resources/event)."""
+    """Map one Graph event (https://learn.microsoft.com/graph/api/resources/event); ``zone``
+    is the mailbox's, for all-day events."""
     attendees = []
     for attendee in item.get("attendees") or ():
         address = (attendee.get("emailAddress") or {}).get("address")
@@ -595,8 +612,8 @@ def graph_event_snapshot(
         # calendars with isCancelled until they remove it.
         status=EventStatus.CANCELLED if item.get("isCancelled") else EventStatus.CONFIRMED,
         updated_at=_parse_instant(str(modified)) if modified else fallback_updated,
-        starts_at=_graph_time(item.get("start")),
-        ends_at=_graph_time(item.get("end")),
+        starts_at=_all_day(item, "start", zone) or _graph_time(item.get("start")),
+        ends_at=_all_day(item, "end", zone) or _graph_time(item.get("end")),
         ical_uid=item.get("iCalUId"),
         organizer_email=organizer,
         attendees=tuple(attendees),
@@ -616,6 +633,27 @@ def _schedule_tag(item: Mapping[str, Any]) -> str | None:
             value = prop.get("value")
             return str(value) if value is not None else None
     return None
+
+
+def _all_day(item: Mapping[str, Any], key: str, zone: tzinfo) -> datetime | None:
+    """An all-day event's start or end: midnight of its day in the event's own zone.
+
+    Graph labels an all-day event's midnight "UTC" while it is a local day
+    (learn.microsoft.com/answers/questions/970878, msgraph-sdk-javascript#1158), so the date
+    is read and placed in ``originalStartTimeZone`` when that is an IANA name, else in the
+    mailbox's zone (the connector's ``time_zone``; Windows zone names are not IANA names).
+    """
+    if not item.get("isAllDay"):
+        return None
+    value = item.get(key)
+    if not isinstance(value, Mapping) or not value.get("dateTime"):
+        return None
+    day = _parse_naive(str(value["dateTime"])).date()
+    own = item.get("originalStartTimeZone" if key == "start" else "originalEndTimeZone")
+    if isinstance(own, str) and own and own.upper() != "UTC":
+        with contextlib.suppress(ZoneInfoNotFoundError, ValueError):
+            zone = ZoneInfo(own)
+    return datetime.combine(day, datetime.min.time(), zone).astimezone(UTC)
 
 
 def _graph_time(value: Any) -> datetime | None:

@@ -453,4 +453,6 @@ def test_all_day_event_starts_at_midnight_in_the_calendars_time_zone(
 
     berlin = ZoneInfo("Europe/Berlin")
     assert snapshot.starts_at == datetime.combine(day, datetime.min.time(), berlin)
-    assert snapshot.ends_at == datetime.combine(day + timedelta(days=1), datetime.min.time(), berlin)
+    assert snapshot.ends_at == datetime.combine(
+        day + timedelta(days=1), datetime.min.time(), berlin
+    )

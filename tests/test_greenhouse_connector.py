@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -343,6 +344,33 @@ def test_interviewer_without_email_is_resolved_through_their_user_id(
     unknown = [e for e in logs if e["event"] == "greenhouse.interviewer_unknown"]
     assert len(unknown) == 1
     assert unknown[0]["interview"] == interview_id
+
+
+def test_all_day_interview_days_are_days_of_the_accounts_time_zone(
+    fake: FakeGreenhouse, org: SeededOrganisation, sleeps: SleepRecorder
+) -> None:
+    """Issue 13 §6: ``all_day_start_on``/``all_day_end_on`` are date-only (``_on``,
+    docs/standardizations) local days: midnight in the connector's ``time_zone``."""
+    application_id = org.application_ids[0]
+    job_id = fake.record("applications", application_id)["job_id"]
+    day = (datetime.now(UTC) + timedelta(days=3)).date()
+    interview_id = fake.schedule_all_day_interview(
+        application_id,
+        fake.interview_kind_id(job_id, "Onsite"),
+        [org.interviewer_ids[0]],
+        day,
+        day + timedelta(days=1),
+    )
+    connector = make_connector(fake, sleeps, time_zone="Europe/Berlin")
+
+    schedule = by_id(run_poll(connector, full=True), ScheduleSnapshot)[str(interview_id)]
+
+    berlin = ZoneInfo("Europe/Berlin")
+    assert schedule.starts_at == datetime.combine(day, datetime.min.time(), berlin)
+    assert schedule.ends_at == datetime.combine(
+        day + timedelta(days=1), datetime.min.time(), berlin
+    )
+    connector.close()
 
 
 def test_cancelled_interview_drops_out_of_present_ids_without_webhooks(

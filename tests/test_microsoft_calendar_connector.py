@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -394,3 +395,21 @@ def test_sparse_occurrences_of_a_recurring_meeting_keep_the_series_attendees(
         (SAM, Response.DECLINED),
         (CANDIDATE, Response.NEEDS_ACTION),
     }
+
+
+def test_all_day_event_is_a_day_of_the_mailboxs_time_zone(
+    fake: FakeGraph, make_connector: MakeConnector
+) -> None:
+    """Issue 13 §6: Graph labels an all-day event's midnight "UTC" and names its zone the
+    Windows way; its day is placed in the connector's ``time_zone``."""
+    user = unique(SAM.replace("sam", "dora"))
+    day = (SOON + timedelta(days=1)).date()
+    event = fake.add_all_day_event(user, day)
+
+    snapshot = events(run(make_connector([user], time_zone="Europe/Berlin"), {}))[event["id"]]
+
+    berlin = ZoneInfo("Europe/Berlin")
+    assert snapshot.starts_at == datetime.combine(day, datetime.min.time(), berlin)
+    assert snapshot.ends_at == datetime.combine(
+        day + timedelta(days=1), datetime.min.time(), berlin
+    )

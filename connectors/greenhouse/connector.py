@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
+from zoneinfo import ZoneInfo
 
 import httpx
 import structlog
@@ -97,6 +98,7 @@ class GreenhouseConnector:
         sweep_interviews: bool = True,
         sweep_grace: timedelta = timedelta(days=1),
         app_url: str = mapping.DEFAULT_APP_URL,
+        time_zone: str = "UTC",
     ) -> None:
         self.name = name
         self._webhook_secret = webhook_secret
@@ -109,6 +111,8 @@ class GreenhouseConnector:
         # pending_evaluation task still needs it).
         self._sweep_grace = sweep_grace
         self._links = Links(app_url.rstrip("/"))
+        # The account's zone: all_day_start_on/all_day_end_on name days there.
+        self._zone = ZoneInfo(time_zone)
         self._user_emails: dict[int, str] = {}
         self._unknown_interviewers: set[tuple[Any, Any]] = set()
         self._harvest = HarvestClient(
@@ -139,6 +143,9 @@ class GreenhouseConnector:
         app_url = getattr(cfg, "app_url", None)
         if app_url:
             options.setdefault("app_url", app_url)
+        time_zone = getattr(cfg, "time_zone", None)
+        if time_zone:
+            options.setdefault("time_zone", time_zone)
         return cls(
             name,
             base_url=cfg.base_url,
@@ -466,7 +473,9 @@ class GreenhouseConnector:
         for interview in interviews:
             try:
                 snapshots.append(
-                    mapping.map_schedule(interview, panel.get(interview["id"], []), kinds, emails)
+                    mapping.map_schedule(
+                        interview, panel.get(interview["id"], []), kinds, emails, self._zone
+                    )
                 )
             except IncompleteRecord as problem:
                 self._skipped("interviews", interview["id"], problem)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, tzinfo
 from typing import Any
 
 from taskplanner.domain.snapshots import (
@@ -286,6 +286,7 @@ def map_schedule(
     panel: Sequence[Record],
     kinds: Mapping[int, Record],
     emails: Mapping[int, str] | None = None,
+    zone: tzinfo = UTC,
 ) -> ScheduleSnapshot | Deletion:
     """A scheduled interview with its interviewers' answers; a deletion when it is not (or no
     longer) on anyone's calendar. ``emails`` resolves panel rows without an e-mail by user id;
@@ -318,8 +319,9 @@ def map_schedule(
         stage_id=str(stage_id) if stage_id is not None else None,
         interview_kind_id=str(kind_id) if kind_id is not None else None,
         starts_at=parse_time(interview.get("starts_at"))
-        or _parse_day(interview.get("all_day_start_on")),
-        ends_at=parse_time(interview.get("ends_at")) or _parse_day(interview.get("all_day_end_on")),
+        or _parse_day(interview.get("all_day_start_on"), zone),
+        ends_at=parse_time(interview.get("ends_at"))
+        or _parse_day(interview.get("all_day_end_on"), zone),
         external_event_id=interview.get("external_event_id") or None,
         interviewers=interviewers,
     )
@@ -534,11 +536,14 @@ def lookup_email(emails: Mapping[int, str], user_id: Any) -> str | None:
     return emails.get(user_id) if isinstance(user_id, int) else None
 
 
-def _parse_day(value: Any) -> datetime | None:
+def _parse_day(value: Any, zone: tzinfo = UTC) -> datetime | None:
+    """A date-only ``_on`` field (docs/standardizations) as midnight of that day in ``zone``
+    (the account's, connector key ``time_zone``): the day an all-day interview names is a
+    local day. The end day is exclusive, as in the v1 example (start 08-22, end 08-23)."""
     if not isinstance(value, str) or not value:
         return None
     try:
-        return datetime.combine(date.fromisoformat(value), time(0), UTC)
+        return datetime.combine(date.fromisoformat(value), time(0), zone).astimezone(UTC)
     except ValueError:
         return None
 

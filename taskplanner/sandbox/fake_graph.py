@@ -42,13 +42,14 @@ import uuid
 from collections import Counter, deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from ipaddress import ip_address
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
+from zoneinfo import ZoneInfo
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -355,6 +356,38 @@ class FakeGraph:
             )
             mailbox.events[immutable_id] = event
             self._touch(mailbox, event, now=now)
+            return self._render(event, immutable=True)
+
+    def add_all_day_event(
+        self,
+        user: str,
+        day: date,
+        *,
+        days: int = 1,
+        zone: str = "Europe/Berlin",
+        windows_zone: str = "W. Europe Standard Time",
+        **fields: Any,
+    ) -> dict[str, Any]:
+        """An all-day event as Graph shows it: ``isAllDay``, its local midnights labelled
+        "UTC" (learn.microsoft.com/answers/questions/970878) and its zone under the Windows
+        name in ``originalStartTimeZone`` (as in the event resource's examples)."""
+        local = ZoneInfo(zone)
+        start = datetime.combine(day, datetime.min.time(), local)
+        end = datetime.combine(day + timedelta(days=days), datetime.min.time(), local)
+        with self._lock:
+            made = self.add_event(user, start=start, end=end, **fields)
+            mailbox, event = self._find(user, made["id"])
+            event.data.update(
+                isAllDay=True,
+                originalStartTimeZone=windows_zone,
+                originalEndTimeZone=windows_zone,
+                start={"dateTime": f"{day.isoformat()}T00:00:00.0000000", "timeZone": "UTC"},
+                end={
+                    "dateTime": f"{(day + timedelta(days=days)).isoformat()}T00:00:00.0000000",
+                    "timeZone": "UTC",
+                },
+            )
+            self._touch(mailbox, event)
             return self._render(event, immutable=True)
 
     def add_recurring_event(
