@@ -783,6 +783,33 @@ def test_links_lead_to_the_configured_greenhouse_host(
     )
     assert application.candidate is not None
     assert application.candidate.url == f"https://app.eu.greenhouse.io/people/{candidate_id}"
+    # Webhooks too (issue 13 §8): the documented stage-change delivery links to the EU host.
+    (hooked,) = connector.parse_webhook(
+        {}, (FIXTURES / "webhook_candidate_stage_change.json").read_bytes()
+    ).snapshots
+    assert isinstance(hooked, ApplicationSnapshot)
+    assert hooked.url == "https://app.eu.greenhouse.io/people/265772?application_id=265277"
+
+
+def test_links_default_to_app_greenhouse_io(fake: FakeGreenhouse, org: SeededOrganisation) -> None:
+    """Issue 13 §8: without ``app_url`` the links lead to https://app.greenhouse.io."""
+    cfg = GreenhouseConfig(
+        type="greenhouse",
+        base_url=fake.base_url,
+        auth_url=fake.auth_url,
+        client_id_env="GH_ID",
+        client_secret_env="GH_SECRET",
+    )
+    cfg.set_secret("client_id", fake.client_id)
+    cfg.set_secret("client_secret", fake.client_secret)
+    connector = GreenhouseConnector.from_config("gh", cfg)
+    try:
+        pages = run_poll(connector, full=True)
+    finally:
+        connector.close()
+
+    job_id = org.job_ids[0]
+    assert by_id(pages, JobSnapshot)[str(job_id)].url == f"https://app.greenhouse.io/sdash/{job_id}"
 
 
 # ---------------------------------------------------------------------------- webhooks
