@@ -388,3 +388,30 @@ def test_webhook_for_a_job_no_poll_has_brought_opens_ready_to_schedule_at_once(
             "Onsite",
             "Offer",
         ]
+
+
+def test_an_interviewer_harvest_shows_without_email_still_gets_their_decline_task(
+    env: GreenhouseEnv,
+) -> None:
+    """Issue 13 §2: the v3 interviewers row may carry ``email: null``; its ``user_id`` still
+    names the interviewer, so their decline opens interviewer_declined as for anyone."""
+    fake = env.greenhouse
+    org = seed_organisation(fake, jobs=1, applications_per_job=1)
+    igor = org.interviewer_ids[1]
+    starts = env.clock() + timedelta(days=2)
+    interview = fake.schedule_interview(
+        org.application_ids[0],
+        fake.interview_kind_id(org.job_ids[0], "Onsite"),
+        [igor],
+        starts,
+        starts + timedelta(hours=1),
+    )
+    fake.hide_interviewer_email(interview, igor)
+    env.runtime.use_connector(GREENHOUSE, make_connector(fake))
+    assert env.sync().ok
+
+    fake.set_interviewer_response(interview, igor, "declined")
+    assert env.sync().ok
+
+    (declined,) = open_tasks(env.db, "interviewer_declined")
+    assert (declined.schedule_id, declined.attendee) == (str(interview), "igor@acme.example")
