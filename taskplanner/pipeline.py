@@ -12,7 +12,7 @@ from taskplanner import jobsetup, ownership
 from taskplanner.clock import Clock, system_clock
 from taskplanner.domain.assignment import OrgRules
 from taskplanner.domain.events import DomainEvent
-from taskplanner.domain.snapshots import Snapshot
+from taskplanner.domain.snapshots import Snapshot, storable
 from taskplanner.engine import EngineResult, TaskEngine
 from taskplanner.normalizer import Normalizer
 from taskplanner.store import models as m
@@ -38,12 +38,14 @@ class Pipeline:
     def ingest(
         self, session: Session, snapshots: Iterable[Snapshot], *, baseline: bool = False
     ) -> EngineResult:
-        events = self.normalizer.apply(session, snapshots)
+        # Text neither database can store (NUL, lone surrogates) is cleaned here, once for
+        # every provider, rather than failing the delivery or the poll page that carries it.
+        events = self.normalizer.apply(session, [storable(s) for s in snapshots])
         return self.tasks.handle(session, events, baseline=baseline)
 
     def read_ahead(self, session: Session, snapshots: Iterable[Snapshot]) -> None:
         """Load what ingesting these snapshots will look up, in a few queries."""
-        self.normalizer.read_ahead(session, snapshots)
+        self.normalizer.read_ahead(session, [storable(s) for s in snapshots])
 
     def handle(self, session: Session, events: list[DomainEvent]) -> EngineResult:
         return self.tasks.handle(session, events)
