@@ -884,6 +884,11 @@ def load_config(
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise _toml_error(exc, text, source) from None
+    except RecursionError:
+        # tomllib recurses once per level of nested arrays or inline tables.
+        raise ConfigError(
+            "config", "TOML nested too deeply (arrays or inline tables inside each other)", source
+        ) from None
     return parse_config(data, source=source, environ=env, checks=checks)
 
 
