@@ -104,3 +104,24 @@ def test_a_broken_file_is_a_config_error_naming_the_file(config_dir: Path) -> No
             check_error(error, str(path))
 
     run()
+
+
+@pytest.mark.parametrize("nesting", ["[", "{a="])
+def test_toml_nested_too_deeply_is_one_line_naming_the_file_not_a_traceback(
+    config_dir: Path, nesting: str
+) -> None:
+    from typer.testing import CliRunner
+
+    from taskplanner.cli import app
+
+    path = config_dir / "taskplanner.toml"
+    closing = "]" if nesting == "[" else "}"
+    path.write_text(EXAMPLE_TEXT + "\n[extra]\nx = " + nesting * 50_000 + "1" + closing * 50_000)
+
+    result = CliRunner().invoke(app, ["config", "check", "--config", str(path)])
+
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "config: TOML nested too deeply (arrays or inline tables inside each other) "
+        f"({path})\n"
+    )

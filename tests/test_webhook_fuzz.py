@@ -219,3 +219,58 @@ def test_bad_deliveries_are_refused_or_set_aside_and_never_change_earlier_state(
     # The service still works: a real delivery afterwards is processed.
     env.fake.create_job("After Fuzzing", recruiter_id=None)
     assert env.drain().done >= 1
+
+
+# --- the bugs the fuzzing found, one focused test each ------------------------------------------
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("body", [bad.nested(200_000, "array"), bad.nested(200_000, "object")])
+def test_json_nested_too_deeply_is_malformed_not_a_recursion_error(
+    env: ATSEnv, body: bytes
+) -> None:
+    headers = samples_of(env)[0][1]
+    with pytest.raises(MalformedPayloadError, match="nested too deeply"):
+        env.connector.parse_webhook(headers, body)
+
+
+class _BrokenParser:
+    """A webhook source whose parser has a bug (it raises what no parser should)."""
+
+    name = "broken"
+
+    def verify_webhook(self, headers: Any, body: bytes) -> None:
+        return None
+
+    def delivery_id(self, headers: Any, body: bytes) -> str | None:
+        return None
+
+    def parse_webhook(self, headers: Any, body: bytes) -> ParsedDelivery:
+        raise RecursionError("maximum recursion depth exceeded")
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_parser_that_raises_sets_its_delivery_aside_and_the_inbox_goes_on(
+    env: ATSEnv, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from taskplanner.inbox import InboxProcessor
+
+    with transaction(env.db) as session:
+        store_delivery(session, connector="broken", delivery_id="b1", headers={},
+                       body=b"{}", now=env.clock())
+        store_delivery(session, connector=env.name, delivery_id="after", headers={},
+                       body=b'{"action": "ping", "payload": {}}', now=env.clock())
+    sources = {"broken": _BrokenParser(), env.name: env.connector}
+    processor = InboxProcessor(env.db, env.runtime.pipeline, sources.get, owner="t",
+                               clock=env.clock)
+
+    stats = processor.run_once()
+
+    assert stats.ignored >= 1
+    with transaction(env.db, read_only=True) as session:
+        broken = session.scalars(
+            select(m.InboxDelivery).where(m.InboxDelivery.connector == "broken")
+        ).one()
+        assert broken.status == IGNORED
+        assert broken.last_error == "the broken parser failed (RecursionError)"
+    assert "delivery_parser_failed" in capsys.readouterr().err

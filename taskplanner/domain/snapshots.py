@@ -241,14 +241,34 @@ def storable_text(value: str) -> str:
     return _UNSTORABLE.sub(lambda m: "" if m.group() == "\x00" else "\ufffd", value)
 
 
+# An address as the configuration and the page accept one (catches garbage, not RFC 5322).
+_ADDRESS = re.compile(r"^[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+\.[^@\s.\x00-\x1f\x7f]+$")
+_NOT_IN_ADDRESSES = re.compile(r"[\s\x00-\x1f\x7f]")
+
+
+def storable_address(value: str, *, optional: bool) -> str | None:
+    """An email address from a provider, safe to assign tasks to and to put in a mail header.
+
+    One that is not an address (``"a@b.example\r\nBcc: eve@evil.example"``) is unknown
+    (None) where the snapshot allows that, else loses its whitespace and control characters.
+    """
+    if not value or _ADDRESS.fullmatch(value):
+        return value
+    return None if optional else _NOT_IN_ADDRESSES.sub("", value)
+
+
 def storable(snapshot: _T) -> _T:
-    """The snapshot with every text field `storable_text` (the same object when it already
-    is): a name an ATS or calendar sends with a NUL is stored without it, never refused."""
+    """The snapshot with every text field `storable_text` and every ``*email`` field
+    `storable_address` (the same object when nothing changes): a name an ATS or calendar
+    sends with a NUL is stored without it, never refused, and an address that is not one
+    never becomes an assignee or a mail header."""
     changes: dict[str, Any] = {}
     for f in dataclasses.fields(snapshot):  # type: ignore[arg-type]
         value = getattr(snapshot, f.name)
         if isinstance(value, str) and not isinstance(value, enum.Enum):
             cleaned: Any = storable_text(value)
+            if f.name.endswith("email"):
+                cleaned = storable_address(cleaned, optional=f.default is None)
         elif isinstance(value, tuple):
             cleaned = tuple(storable(v) if dataclasses.is_dataclass(v) else v for v in value)
             cleaned = value if all(a is b for a, b in zip(cleaned, value, strict=True)) else cleaned
