@@ -24,7 +24,7 @@ from taskplanner.web.app import create_app
 from taskplanner.web.auth import SESSION_COOKIE
 from tests import factories as f
 from tests.ats_env import ats_env, mirror, open_situations
-from tests.webapp import SECOND_TOKEN, TOKEN, make_runtime, seed_two_coordinators
+from tests.webapp import SAM_STAGES, SECOND_TOKEN, TOKEN, make_runtime, seed_two_coordinators
 
 HTTPS = "https://tasks.acme.example"
 EVIL = "https://evil.example"
@@ -219,7 +219,8 @@ def test_ats_text_in_the_digest_stays_text_and_adds_no_mail_header(
             f.candidate("c1", name=f"{HEADER_INJECTION} {MARKUP}"),
             f.application("a1", candidate_id="c1", job_id="j1", stage="s-phone"),
             # An address the ATS holds that is not one never becomes an assignee (or a To:).
-            f.job("j2", name="Analyst", coordinator=f"mallory@acme.example{HEADER_INJECTION}"),
+            f.job("j2", name="Analyst", coordinator=f"mallory@acme.example{HEADER_INJECTION}",
+                  stages=SAM_STAGES),
         ])
         messages = digest.preview_digests(runtime)
         with transaction(runtime.db, read_only=True) as session:
