@@ -68,15 +68,32 @@ def json_values(max_leaves: int = 20) -> st.SearchStrategy[Any]:
     leaves = st.none() | st.booleans() | st.integers() | st.floats() | NASTY_TEXT
     return st.recursive(
         leaves,
-        lambda children: st.lists(children, max_size=4)
-        | st.dictionaries(st.text(max_size=12) | st.sampled_from(KEYS), children, max_size=4),
+        lambda children: (
+            st.lists(children, max_size=4)
+            | st.dictionaries(st.text(max_size=12) | st.sampled_from(KEYS), children, max_size=4)
+        ),
         max_leaves=max_leaves,
     )
 
 
 # Keys the ATS payloads use, so random objects sometimes look like a delivery.
-KEYS = ["action", "payload", "event", "data", "id", "application", "candidate", "job", "name",
-        "triggeredAt", "token", "signature", "webhookActionType", "status", "created_at"]
+KEYS = [
+    "action",
+    "payload",
+    "event",
+    "data",
+    "id",
+    "application",
+    "candidate",
+    "job",
+    "name",
+    "triggeredAt",
+    "token",
+    "signature",
+    "webhookActionType",
+    "status",
+    "created_at",
+]
 
 
 def dumps(value: Any) -> bytes:
@@ -173,7 +190,9 @@ def bad_bodies(samples: list[bytes]) -> st.SearchStrategy[bytes]:
         sample.flatmap(lambda b: st.integers(0, len(b) - 1).map(lambda n: b[:n])),  # truncated
         document.flatmap(mutated).map(dumps),  # wrong-typed, unexpected nulls, missing keys
         document.flatmap(huge),  # huge
-        st.builds(nested, st.sampled_from([2_000, 50_000, 200_000]), st.sampled_from(["array", "object"])),
+        st.builds(  # deeply nested
+            nested, st.sampled_from([2_000, 50_000, 200_000]), st.sampled_from(["array", "object"])
+        ),
         sample.flatmap(invalid_utf8),  # invalid UTF-8
         sample.flatmap(with_nul),  # NUL bytes
         st.binary(max_size=64),  # not text at all

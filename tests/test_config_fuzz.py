@@ -122,6 +122,5 @@ def test_toml_nested_too_deeply_is_one_line_naming_the_file_not_a_traceback(
 
     assert result.exit_code == 2
     assert result.stderr == (
-        "config: TOML nested too deeply (arrays or inline tables inside each other) "
-        f"({path})\n"
+        f"config: TOML nested too deeply (arrays or inline tables inside each other) ({path})\n"
     )

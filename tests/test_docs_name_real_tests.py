@@ -34,9 +34,11 @@ def table_rows(text: str) -> list[str]:
     for index, line in enumerate(lines):
         if not line.startswith("|") or set(line) <= set("|-: "):
             continue
-        if index + 1 < len(lines) and set(lines[index + 1]) <= set("|-: ") and "-" in lines[
-            index + 1
-        ]:
+        if (
+            index + 1 < len(lines)
+            and set(lines[index + 1]) <= set("|-: ")
+            and "-" in lines[index + 1]
+        ):
             continue  # a header
         rows.append(line)
     return rows

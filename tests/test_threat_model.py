@@ -40,8 +40,7 @@ def runtime(db_url: str, clock: FrozenClock) -> Iterator[Runtime]:
 
 def signed_in(runtime: Runtime) -> TestClient:
     client = TestClient(create_app(runtime), base_url=HTTPS)
-    answer = client.post("/signin", data={"email": f.CORA, "token": TOKEN},
-                         follow_redirects=False)
+    answer = client.post("/signin", data={"email": f.CORA, "token": TOKEN}, follow_redirects=False)
     assert answer.status_code == 303
     return client
 
@@ -74,8 +73,7 @@ def status_of(runtime: Runtime, task_id: int) -> str:
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_session_cookies_are_httponly_samesite_and_secure_over_https(runtime: Runtime) -> None:
     client = TestClient(create_app(runtime), base_url=HTTPS)
-    answer = client.post("/signin", data={"email": f.CORA, "token": TOKEN},
-                         follow_redirects=False)
+    answer = client.post("/signin", data={"email": f.CORA, "token": TOKEN}, follow_redirects=False)
     cookie = answer.headers["set-cookie"]
     assert cookie.startswith(f"{SESSION_COOKIE}=")
     attributes = {part.strip().split("=")[0].lower() for part in cookie.split(";")}
@@ -142,8 +140,12 @@ def test_a_cross_site_form_post_is_refused_even_with_the_csrf_token(runtime: Run
     token = csrf_of(client.get("/").text)
     task_id = open_task_of(runtime)
 
-    refused = client.post(f"/tasks/{task_id}/complete", data={"csrf_token": token},
-                          headers={"Origin": EVIL}, follow_redirects=False)
+    refused = client.post(
+        f"/tasks/{task_id}/complete",
+        data={"csrf_token": token},
+        headers={"Origin": EVIL},
+        follow_redirects=False,
+    )
 
     assert refused.status_code == 403
     assert status_of(runtime, task_id) == "open"
@@ -155,8 +157,9 @@ def test_a_cross_site_form_post_is_refused_even_with_the_csrf_token(runtime: Run
 )
 def test_sign_in_never_sends_the_browser_to_another_site(runtime: Runtime, target: str) -> None:
     client = TestClient(create_app(runtime), base_url=HTTPS)
-    answer = client.post("/signin", data={"email": f.CORA, "token": TOKEN, "next": target},
-                         follow_redirects=False)
+    answer = client.post(
+        "/signin", data={"email": f.CORA, "token": TOKEN, "next": target}, follow_redirects=False
+    )
     assert answer.status_code == 303
     assert answer.headers["location"] == "/"
     again = client.get("/signin", params={"next": target}, follow_redirects=False)
@@ -214,14 +217,20 @@ def test_ats_text_in_the_digest_stays_text_and_adds_no_mail_header(
         db_url, clock, digest={"send_at": "08:00", "from": "taskplanner@acme.example"}
     )
     try:
-        runtime.pipeline.ingest_now([
-            f.job("j1", name=f"Engineer {MARKUP}{HEADER_INJECTION}"),
-            f.candidate("c1", name=f"{HEADER_INJECTION} {MARKUP}"),
-            f.application("a1", candidate_id="c1", job_id="j1", stage="s-phone"),
-            # An address the ATS holds that is not one never becomes an assignee (or a To:).
-            f.job("j2", name="Analyst", coordinator=f"mallory@acme.example{HEADER_INJECTION}",
-                  stages=SAM_STAGES),
-        ])
+        runtime.pipeline.ingest_now(
+            [
+                f.job("j1", name=f"Engineer {MARKUP}{HEADER_INJECTION}"),
+                f.candidate("c1", name=f"{HEADER_INJECTION} {MARKUP}"),
+                f.application("a1", candidate_id="c1", job_id="j1", stage="s-phone"),
+                # An address the ATS holds that is not one never becomes an assignee (or a To:).
+                f.job(
+                    "j2",
+                    name="Analyst",
+                    coordinator=f"mallory@acme.example{HEADER_INJECTION}",
+                    stages=SAM_STAGES,
+                ),
+            ]
+        )
         messages = digest.preview_digests(runtime)
         with transaction(runtime.db, read_only=True) as session:
             assignees = set(session.scalars(select(m.Task.assignee)))
@@ -229,10 +238,19 @@ def test_ats_text_in_the_digest_stays_text_and_adds_no_mail_header(
         runtime.close()
     assert not any("\n" in a or "evil" in a for a in assignees), assignees
     [message] = [msg for msg in messages if msg["To"] == f.CORA]
-    expected = {"From", "To", "Subject", "Date", "Message-ID", "Auto-Submitted",
-                "X-Auto-Response-Suppress", "Content-Type", "MIME-Version"}
+    expected = {
+        "From",
+        "To",
+        "Subject",
+        "Date",
+        "Message-ID",
+        "Auto-Submitted",
+        "X-Auto-Response-Suppress",
+        "Content-Type",
+        "MIME-Version",
+    }
     assert set(message.keys()) == expected
-    assert "evil" not in "".join(str(message[h]) for h in message.keys())
+    assert "evil" not in "".join(str(message[h]) for h in message)
     html = message.get_body(preferencelist=("html",))
     assert isinstance(html, EmailMessage)
     content = str(html.get_content())
@@ -245,11 +263,13 @@ def test_text_neither_database_can_store_is_cleaned_not_refused(
 ) -> None:
     runtime = make_runtime(db_url, clock)
     try:
-        runtime.pipeline.ingest_now([
-            f.job("j1"),
-            f.candidate("c1", name="Ada\x00 Lovelace\ud800"),
-            f.application("a1", candidate_id="c1", job_id="j1", stage="s-phone"),
-        ])
+        runtime.pipeline.ingest_now(
+            [
+                f.job("j1"),
+                f.candidate("c1", name="Ada\x00 Lovelace\ud800"),
+                f.application("a1", candidate_id="c1", job_id="j1", stage="s-phone"),
+            ]
+        )
         with transaction(runtime.db, read_only=True) as session:
             candidate = session.get(m.Candidate, "c1")
             assert candidate is not None

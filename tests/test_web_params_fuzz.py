@@ -32,12 +32,36 @@ from tests.webapp import TOKEN, make_runtime, seed_two_coordinators
 RAW_VALUES: st.SearchStrategy[bytes] = st.one_of(
     bad.NASTY_TEXT.map(lambda t: t.encode("utf-8", "surrogatepass")),
     st.binary(max_size=30),  # invalid UTF-8 and NUL bytes, percent-encoded
-    st.sampled_from([b"\x00", b"\xff\xfe", b"-1", b"0", b"99999999999999999999", b"1e309",
-                     b"//evil.example", b"/\\evil.example", b"javascript:alert(1)",
-                     b"https://evil.example/", b"x" * 100_000]),
+    st.sampled_from(
+        [
+            b"\x00",
+            b"\xff\xfe",
+            b"-1",
+            b"0",
+            b"99999999999999999999",
+            b"1e309",
+            b"//evil.example",
+            b"/\\evil.example",
+            b"javascript:alert(1)",
+            b"https://evil.example/",
+            b"x" * 100_000,
+        ]
+    ),
 )
-PARAMS = ["assignee", "completed", "category", "cursor", "saved", "next", "signed_out",
-          "state", "code", "error", "limit", "status"]
+PARAMS = [
+    "assignee",
+    "completed",
+    "category",
+    "cursor",
+    "saved",
+    "next",
+    "signed_out",
+    "state",
+    "code",
+    "error",
+    "limit",
+    "status",
+]
 
 
 def query(pairs: list[tuple[str, bytes]]) -> str:
@@ -93,8 +117,14 @@ def test_bad_query_strings_on_every_page_get_a_page_a_redirect_or_a_4xx(
     anonymous = TestClient(create_app(runtime), base_url="https://tasks.acme.example")
     api = TestClient(create_app(runtime), headers={"Authorization": f"Bearer {TOKEN}"})
     before = stored(runtime)
-    pages = ["/", "/tasks/live", "/jobs/j1/setup", "/signin", "/signin/oidc",
-             "/signin/oidc/callback"]
+    pages = [
+        "/",
+        "/tasks/live",
+        "/jobs/j1/setup",
+        "/signin",
+        "/signin/oidc",
+        "/signin/oidc/callback",
+    ]
 
     @settings(max_examples=bad.EXAMPLES * 2)
     @given(qs=QUERIES)
@@ -144,14 +174,18 @@ def test_bad_form_fields_are_refused_with_a_message_and_store_nothing(runtime: R
     client, csrf = signed_in(runtime)
     setup_form = client.get("/jobs/j1/setup").text
     # The form as the page renders it: every field, so only the bad one differs.
-    fields = dict(re.findall(r'<input type="(?:email|hidden)"[^>]*name="([^"]+)" value="([^"]*)"',
-                             setup_form))
+    fields = dict(
+        re.findall(r'<input type="(?:email|hidden)"[^>]*name="([^"]+)" value="([^"]*)"', setup_form)
+    )
     fields.update(re.findall(r'name="((?:enabled|alerts):[^"]+)" value="1" checked', setup_form))
     before = stored(runtime)
 
     @settings(max_examples=bad.EXAMPLES * 2)
-    @given(value=FORM_VALUES, other=FORM_VALUES, field=st.sampled_from(
-        ["coordinator", *(k for k in fields if k.startswith("owner:"))]))
+    @given(
+        value=FORM_VALUES,
+        other=FORM_VALUES,
+        field=st.sampled_from(["coordinator", *(k for k in fields if k.startswith("owner:"))]),
+    )
     def run(value: str, other: str, field: str) -> None:
         # An owner that is not an email address: the page says so and nothing is stored.
         sent = {**fields, "csrf_token": csrf, field: value + "@" if "@" not in value else value}
@@ -162,12 +196,15 @@ def test_bad_form_fields_are_refused_with_a_message_and_store_nothing(runtime: R
             assert 'role="alert"' in answer.text or "is not an email address" in answer.text
             assert stored(runtime) == before
         # Sign-in and completing: bad emails, tokens, CSRF tokens and return addresses.
-        form = client.post("/signin", data={"email": value, "token": other, "next": other},
-                           follow_redirects=False)
+        form = client.post(
+            "/signin", data={"email": value, "token": other, "next": other}, follow_redirects=False
+        )
         no_server_error(form, "sign-in form")
-        done = client.post("/tasks/999999/complete",
-                           data={"csrf_token": other, "return_to": value},
-                           follow_redirects=False)
+        done = client.post(
+            "/tasks/999999/complete",
+            data={"csrf_token": other, "return_to": value},
+            follow_redirects=False,
+        )
         no_server_error(done, "complete with a bad CSRF token")
         assert done.status_code in (403, 404)
 

@@ -70,8 +70,11 @@ SIGNERS: dict[str, Callable[[bytes, str], dict[str, str]]] = {
 def fuzz_settings(examples: int = bad.EXAMPLES) -> Callable[[Any], Any]:
     return settings(
         max_examples=examples,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                HealthCheck.large_base_example],
+        suppress_health_check=[
+            HealthCheck.too_slow,
+            HealthCheck.data_too_large,
+            HealthCheck.large_base_example,
+        ],
     )
 
 
@@ -157,8 +160,9 @@ def test_the_parser_answers_any_body_with_snapshots_or_a_reason_to_set_it_aside(
 
 def inbox_rows(env: ATSEnv) -> dict[int, tuple[str, str]]:
     with transaction(env.db, read_only=True) as session:
-        rows = session.execute(select(m.InboxDelivery.id, m.InboxDelivery.status,
-                                      m.InboxDelivery.delivery_id))
+        rows = session.execute(
+            select(m.InboxDelivery.id, m.InboxDelivery.status, m.InboxDelivery.delivery_id)
+        )
         return {row.id: (row.status, row.delivery_id) for row in rows}
 
 
@@ -193,8 +197,12 @@ def test_bad_deliveries_are_refused_or_set_aside_and_never_change_earlier_state(
         else:
             with transaction(env.db) as session:
                 store_delivery(
-                    session, connector=env.name, delivery_id=f"fuzz-{len(seen['rows'])}",
-                    headers=headers, body=body, now=env.clock(),
+                    session,
+                    connector=env.name,
+                    delivery_id=f"fuzz-{len(seen['rows'])}",
+                    headers=headers,
+                    body=body,
+                    now=env.clock(),
                 )
         while processor.run_once().total:
             pass
@@ -210,8 +218,9 @@ def test_bad_deliveries_are_refused_or_set_aside_and_never_change_earlier_state(
 
     capsys.readouterr()
     run()
-    logged = [json.loads(line) for line in capsys.readouterr().err.splitlines()
-              if line.startswith("{")]
+    logged = [
+        json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")
+    ]
     set_aside = [e for e in logged if e["event"] in ("delivery_ignored", "delivery_dead_lettered")]
     assert set_aside, "set-aside deliveries are logged"
     assert all(e.get("reason") or e.get("error") for e in set_aside)
@@ -256,13 +265,21 @@ def test_a_parser_that_raises_sets_its_delivery_aside_and_the_inbox_goes_on(
     from taskplanner.inbox import InboxProcessor
 
     with transaction(env.db) as session:
-        store_delivery(session, connector="broken", delivery_id="b1", headers={},
-                       body=b"{}", now=env.clock())
-        store_delivery(session, connector=env.name, delivery_id="after", headers={},
-                       body=b'{"action": "ping", "payload": {}}', now=env.clock())
+        store_delivery(
+            session, connector="broken", delivery_id="b1", headers={}, body=b"{}", now=env.clock()
+        )
+        store_delivery(
+            session,
+            connector=env.name,
+            delivery_id="after",
+            headers={},
+            body=b'{"action": "ping", "payload": {}}',
+            now=env.clock(),
+        )
     sources = {"broken": _BrokenParser(), env.name: env.connector}
-    processor = InboxProcessor(env.db, env.runtime.pipeline, sources.get, owner="t",
-                               clock=env.clock)
+    processor = InboxProcessor(
+        env.db, env.runtime.pipeline, sources.get, owner="t", clock=env.clock
+    )
 
     stats = processor.run_once()
 
