@@ -44,7 +44,7 @@ RAW_VALUES: st.SearchStrategy[bytes] = st.one_of(
             b"/\\evil.example",
             b"javascript:alert(1)",
             b"https://evil.example/",
-            b"x" * 100_000,
+            b"x" * 8_000,
         ]
     ),
 )
@@ -69,7 +69,15 @@ def query(pairs: list[tuple[str, bytes]]) -> str:
 
 
 QUERIES = st.lists(st.tuples(st.sampled_from(PARAMS), RAW_VALUES), max_size=4).map(query)
-SEGMENTS = RAW_VALUES.filter(bool).map(lambda v: quote_from_bytes(v, safe=""))
+
+
+def names_nothing(value: bytes) -> bool:
+    """Not an id the seeded data has (those would complete a task or save a set-up)."""
+    text = value.strip()
+    return bool(value) and not (text.isdigit() and int(text) < 1_000) and text not in (b"j1", b"j2")
+
+
+SEGMENTS = RAW_VALUES.filter(names_nothing).map(lambda v: quote_from_bytes(v, safe=""))
 
 
 @pytest.fixture
@@ -177,7 +185,8 @@ def test_bad_form_fields_are_refused_with_a_message_and_store_nothing(runtime: R
     fields = dict(
         re.findall(r'<input type="(?:email|hidden)"[^>]*name="([^"]+)" value="([^"]*)"', setup_form)
     )
-    fields.update(re.findall(r'name="((?:enabled|alerts):[^"]+)" value="1" checked', setup_form))
+    checked = re.findall(r'name="((?:enabled|alerts):[^"]+)" value="1" checked', setup_form)
+    fields.update((name, "1") for name in checked)
     before = stored(runtime)
 
     @settings(max_examples=bad.EXAMPLES * 2)
