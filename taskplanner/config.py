@@ -1137,7 +1137,9 @@ def _dotted(loc: tuple[str | int, ...]) -> str:
 
 
 def _toml_key(part: str) -> str:
-    return part if _TOML_BARE_KEY.fullmatch(part) else '"' + part.replace('"', '\\"') + '"'
+    """A key as TOML spells it: bare, else a basic string with its escapes (a key holding a
+    line break stays on its problem's one line)."""
+    return part if _TOML_BARE_KEY.fullmatch(part) else json.dumps(part, ensure_ascii=False)
 
 
 def _hide_url_password(url: str) -> str:

@@ -124,3 +124,15 @@ def test_toml_nested_too_deeply_is_one_line_naming_the_file_not_a_traceback(
     assert result.stderr == (
         f"config: TOML nested too deeply (arrays or inline tables inside each other) ({path})\n"
     )
+
+
+@pytest.mark.parametrize("key", ["\r", "a\nb", 'say "hi"', "tab\there", "\x1b[31mred"])
+def test_an_unknown_key_with_control_characters_stays_on_its_one_line(key: str) -> None:
+    data = {"organisation": {"name": "Acme", "account_owner": "ada@acme.example", key: 1}}
+    with pytest.raises(ConfigError) as raised:
+        parse_config(data, source="t.toml", environ={})
+    [line] = str(raised.value).splitlines()
+    assert line.startswith("organisation.") and line.endswith(
+        ": unknown key (expected one of: name, account_owner, timezone) (t.toml)"
+    )
+    assert line.isprintable()
