@@ -676,9 +676,8 @@ def test_provider_sign_in_and_its_refusals_in_a_browser(
             # Even with the browser's sign-in binding put back (as a replay of the whole
             # request would carry it): the state is spent on the server, nobody new signs in.
             assert bindings, "the start of the sign-in bound it to this browser"
-            context.add_cookies(
-                [{"name": SIGN_IN_COOKIE, "value": bindings[-1], "url": base + OIDC_CALLBACK_PATH}]
-            )
+            binding = {"name": SIGN_IN_COOKIE, "value": bindings[-1], "path": OIDC_CALLBACK_PATH}
+            context.add_cookies([{**binding, "domain": "127.0.0.1"}])
             page.goto(used_callback)
             expect(alert).to_contain_text("already been used")
             assert callbacks[-1][1] == 400
