@@ -232,6 +232,17 @@ def describe_config(config: Config) -> str:
         )
     else:
         lines.append("digest: off")
+    slack, email = config.notifications.slack, config.notifications.email
+    for name, section in (("slack", slack), ("email", email)):
+        if section is None:
+            lines.append(f"alerts by {name}: off")
+            continue
+        channel = slack.channel if name == "slack" and slack is not None else None
+        where = f" (else #{channel})" if channel else ""
+        lines.append(
+            f"alerts by {name}{where}: {', '.join(section.categories) or '-'}; declines within "
+            f"{format_duration(section.decline_within)}"
+        )
     return "\n".join(lines)
 
 
@@ -621,7 +632,7 @@ def digest_send(
     from taskplanner import digest
 
     loaded = load_config_or_exit(config)
-    if loaded.digest is None:
+    if loaded.digest is None and not dry_run:
         fail(f"digest: missing section [digest] (needed to send email) ({loaded.source})")
     runtime = open_runtime(config)
     try:

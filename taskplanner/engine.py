@@ -23,6 +23,7 @@ from taskplanner import ownership, readahead
 from taskplanner.clock import Clock, system_clock
 from taskplanner.domain import assignment
 from taskplanner.domain import events as ev
+from taskplanner.domain.alerting import NO_ALERTS, AlertPolicy
 from taskplanner.domain.categories import (
     CATEGORY_BY_NAME,
     DUE_AT_INTERVIEW_START,
@@ -40,6 +41,7 @@ from taskplanner.store import models as m
 OPEN = "open"
 COMPLETED = "completed"
 _OPTIMISTIC = "engine_optimistic"
+_QUIET = "engine_quiet"
 
 
 @contextmanager
@@ -51,6 +53,19 @@ def optimistic_opens(session: Session) -> Iterator[None]:
         yield
     finally:
         session.info.pop(_OPTIMISTIC, None)
+
+
+@contextmanager
+def quiet_opens(session: Session) -> Iterator[None]:
+    """Open tasks without alerts: the go-live backlog describes what was there before
+    taskplanner was connected, and lands on the page, not in everyone's Slack at once."""
+    before = session.info.get(_QUIET)
+    session.info[_QUIET] = True
+    try:
+        yield
+    finally:
+        if before is None:
+            session.info.pop(_QUIET, None)
 
 
 class TaskNotFound(LookupError):
@@ -82,9 +97,17 @@ class HandOverResult:
 
 
 class TaskEngine:
-    def __init__(self, rules: assignment.OrgRules, clock: Clock = system_clock) -> None:
+    def __init__(
+        self,
+        rules: assignment.OrgRules,
+        clock: Clock = system_clock,
+        alerts: AlertPolicy = NO_ALERTS,
+    ) -> None:
         self.rules = rules
         self.clock = clock
+        # Which openings queue a Slack or email message (``alert_outbox``), in the same
+        # transaction as the task, so a message exists exactly when the task does.
+        self.alerts = alerts
 
     # --- events -------------------------------------------------------------------------
 
@@ -98,6 +121,9 @@ class TaskEngine:
         from it (``GoLive.STATE``); moments nobody saw happen open nothing, and
         ``ready_to_schedule`` is found by the go-live pass once every record is in.
         """
+        if baseline and not session.info.get(_QUIET):
+            with quiet_opens(session):
+                return self.handle(session, events, baseline=True)
         result = EngineResult()
         for event in events:
             actor = f"event:{event.name}"
@@ -190,8 +216,18 @@ class TaskEngine:
             except IntegrityError:
                 return None
         self._history(session, task, "opened", _opened_for(owner), actor, now)
+        self._queue_alerts(session, [task], now)
         _note_opened(session, [task])
         return task
+
+    def _queue_alerts(self, session: Session, tasks: Iterable[m.Task], now: datetime) -> None:
+        if not self.alerts or session.info.get(_QUIET):
+            return
+        for task in tasks:
+            for channel in self.alerts.channels_for(task.category, task.due_at, now):
+                values = {"channel": channel, "status": "pending", "attempts": 0}
+                values |= {"created_at": now, "next_attempt_at": now}
+                _record(session, task, m.AlertOutbox, values)
 
     def _settled(self, session: Session, intent: OpenTask, observed_at: datetime | None) -> bool:
         """Is this situation open already, or resolved by news at least this new?"""
@@ -253,6 +289,7 @@ class TaskEngine:
             opened = {"at": now, "action": "opened", "detail": detail}
             entries.append(_Entry(t, {**opened, "actor": actor}, None))
         _insert_history(session, entries)
+        self._queue_alerts(session, tasks, now)
         _note_opened(session, tasks)
         return tasks
 
@@ -539,10 +576,16 @@ class _Entry:
     task: m.Task
     values: dict[str, Any]
     transaction: Any  # the (nested) transaction it was written in
+    table: Any = m.TaskHistory  # or m.AlertOutbox: rows keyed by the task's id alike
 
 
 def record_history(session: Session, task: m.Task, **values: Any) -> None:
-    entry = _Entry(task, values, session.get_nested_transaction() or session.get_transaction())
+    _record(session, task, m.TaskHistory, values)
+
+
+def _record(session: Session, task: m.Task, table: Any, values: dict[str, Any]) -> None:
+    transaction = session.get_nested_transaction() or session.get_transaction()
+    entry = _Entry(task, values, transaction, table)
     if task.id is not None and not inspect(task).modified:
         # Nothing of this task waits for a flush that would write the entry along (the task
         # was flushed on its own): write it now, in the transaction it belongs to, rather
@@ -553,10 +596,11 @@ def record_history(session: Session, task: m.Task, **values: Any) -> None:
 
 
 def _insert_history(session: Session, entries: list[_Entry]) -> None:
-    if entries:
-        session.connection().execute(
-            insert(m.TaskHistory), [{"task_id": e.task.id, **e.values} for e in entries]
-        )
+    by_table: dict[Any, list[dict[str, Any]]] = {}
+    for e in entries:
+        by_table.setdefault(e.table, []).append({"task_id": e.task.id, **e.values})
+    for table, rows in by_table.items():
+        session.connection().execute(insert(table), rows)
 
 
 def write_history(session: Session) -> None:

@@ -29,6 +29,8 @@ from taskplanner.store import models as m
 DELETED = "deleted"
 # session.info key of the engine's per-transaction view of people (roles, who left).
 PEOPLE_CACHE = "people_facts"
+# session.info key set while a source's first sync is stored: what it finds was there before.
+BASELINE = "normalizer_baseline"
 _Row = TypeVar("_Row", bound=m.Base)
 
 
@@ -433,6 +435,7 @@ class Normalizer:
                 url=s.url,
                 updated_at=s.updated_at,
                 content_hash=digest,
+                first_seen_at=None if session.info.get(BASELINE) else self.clock(),
             )
             session.add(row)
             readahead.read_ahead(session).applications_of[s.candidate_id] = True

@@ -168,6 +168,9 @@ class Application(Base, table=True):
     url: str | None = None
     updated_at: datetime = Field(sa_type=UTCDateTime)
     content_hash: str
+    # When taskplanner first saw it, for "new applicants" in the job coordinator's email;
+    # None for what a source's first sync found (there before taskplanner, not new).
+    first_seen_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class Schedule(Base, table=True):
@@ -411,6 +414,34 @@ class TaskHistory(TaskHistoryFields, Base, table=True):
     id: int = Field(default=None, primary_key=True)
     task_id: int = Field(index=True)
 
+
+
+class AlertOutbox(Base, table=True):
+    """A message that a task's opening cannot wait for tomorrow's email (Slack, email).
+
+    Written in the transaction that opens the task, one per task and channel (the unique
+    index), so a retried or replayed opening never queues a second one; the sender claims
+    a row with a lease before sending and records how it went.
+    """
+
+    __tablename__ = "alert_outbox"
+    __table_args__ = (
+        Index(None, "task_id", "channel", unique=True),
+        Index(None, "status", "next_attempt_at"),
+    )
+    id: int = Field(default=None, primary_key=True)
+    task_id: int
+    channel: str  # slack | email
+    # pending | sending (claimed) | posting (the send is under way) | sent | failed | unknown
+    status: str = "pending"
+    attempts: int = 0
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    next_attempt_at: datetime = Field(sa_type=UTCDateTime)
+    lease_owner: str | None = None
+    lease_expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    sent_to: str | None = None  # the Slack user or channel id, or the email address
+    last_error: str | None = Field(default=None, sa_type=Text)
 
 
 # --- page sign-in ------------------------------------------------------------------------
