@@ -82,7 +82,7 @@ def fuzz_settings(examples: int = bad.EXAMPLES) -> Callable[[Any], Any]:
 def make_deliveries(env: ATSEnv) -> None:
     """An organisation, polled once, then changes the provider announces by webhook: jobs,
     applications moving, rejected, hired, deleted, interviews scheduled and scorecards."""
-    from taskplanner.sandbox.fake_ats import seed_organisation
+    from taskplanner.sandbox.fake_ats import NotSupportedByProvider, seed_organisation
 
     fake = env.fake
     org = seed_organisation(fake, jobs=1, applications_per_job=3)
@@ -100,8 +100,11 @@ def make_deliveries(env: ATSEnv) -> None:
     fake.submit_scorecard(interview, org.interviewer_ids[0])
     fake.reject_application(second)
     fake.hire(third)
-    _, fourth = fake.add_candidate_application(job, "Del", "Eted", "del@example.com")
-    fake.delete_application(fourth)
+    candidate, fourth = fake.add_candidate_application(job, "Del", "Eted", "del@example.com")
+    try:
+        fake.delete_application(fourth)
+    except NotSupportedByProvider:  # Ashby deletes candidates, not single applications
+        fake.delete_candidate(candidate)
     fake.flush_webhooks()
     assert env.drain().dead == 0
 
@@ -127,7 +130,8 @@ def check_parser(source: WebhookSource, headers: dict[str, str], body: bytes) ->
     verdict = bad.outcome(lambda: source.verify_webhook(headers, body), (WebhookRejected,))
     assert verdict is None or isinstance(verdict, WebhookRejected)
     delivery_id = source.delivery_id(headers, body)
-    assert delivery_id is None or (isinstance(delivery_id, str) and "\x00" not in delivery_id)
+    # Any string: the route keeps one too long or unprintable to store by its digest.
+    assert delivery_id is None or isinstance(delivery_id, str)
     parsed = bad.outcome(
         lambda: source.parse_webhook(headers, body), (UnknownEventError, MalformedPayloadError)
     )
@@ -294,7 +298,7 @@ def test_a_parser_that_raises_sets_its_delivery_aside_and_the_inbox_goes_on(
     assert "delivery_parser_failed" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("provider", [p for p in WEBHOOK_PROVIDERS if p in SIGNERS])
+@pytest.mark.parametrize("provider", ["greenhouse"])  # its id is a header (Ashby's: the body)
 def test_a_huge_delivery_id_is_kept_by_its_digest_not_refused_with_a_5xx(
     db_url: str, provider: str
 ) -> None:

@@ -127,7 +127,11 @@ async def _receive(connector_name: str, request: Request) -> JSONResponse:
         metrics.deliveries_received.labels(connector_name, "rejected").inc()
         log.warning("webhook_rejected", connector=connector_name, reason=exc.message)
         raise HTTPException(401, "signature verification failed") from None
-    delivery_id = source.delivery_id(headers, body) or hashlib.sha256(body).hexdigest()
+    try:
+        delivery_id = source.delivery_id(headers, body) or hashlib.sha256(body).hexdigest()
+    except Exception as exc:  # noqa: BLE001 - a verified delivery is stored whatever its id
+        log.error("webhook_delivery_id_failed", connector=connector_name, error=type(exc).__name__)
+        delivery_id = hashlib.sha256(body).hexdigest()
     if len(delivery_id) > MAX_DELIVERY_ID or not delivery_id.isprintable():
         # No provider sends such an id, and signatures do not cover it: keep it storable (an
         # index refuses huge keys) by its digest, still the same for every re-delivery.
