@@ -780,6 +780,7 @@ class Normalizer:
                     is_resource=a.is_resource,
                     is_organizer=a.is_organizer,
                     name=a.name,
+                    comment=a.comment,
                 )
             )
         session.flush()
@@ -886,6 +887,7 @@ class Normalizer:
             is_future=self._is_future(event.starts_at),
             event_id=f"{event.connector}:{event.calendar_id}/{event.event_id}",
             attendee_name=attendee.name,
+            comment=attendee.comment,
         )
 
     def _role(
@@ -1061,6 +1063,7 @@ class Normalizer:
                     is_resource=a.is_resource,
                     is_organizer=a.is_organizer,
                     name=a.name,
+                    comment=a.comment,
                 )
                 for a in self._attendees(session, row)
             ),

@@ -434,7 +434,7 @@ page_url = "{PAGE}"
     assert dry.exit_code == 0, dry.output
     assert f"To: {f.CORA}" in dry.output and f"To: {f.SAM}" in dry.output
     assert "Subject: Acme taskplanner: 4 open tasks" in dry.output
-    assert "You have 4 open tasks." in dry.output
+    assert "You have 4 open tasks" in dry.output  # ready to schedule for 2 days: overdue
     assert "dry run: 2 email(s) would be sent, none sent" in dry.output
     assert f.CARL not in dry.output
     assert smtp.mailbox.received == []

@@ -18,6 +18,8 @@ DOCS = {
         "E": "tests/test_cli_errors.py",
         "A": "tests/test_ashby_connector.py",
         "R": "tests/test_ashby_requests.py",
+        "W": "tests/test_workday_api.py",
+        "P": "tests/test_workday_page.py",
     },
     "docs/threat-model.md": {"T": "tests/test_threat_model.py"},
 }
