@@ -37,6 +37,9 @@ def main() -> int:
     parser.add_argument("--changes", type=int, default=12, help="changes per step")
     parser.add_argument("--applications", type=int, default=300, help="at the start")
     parser.add_argument("--steps", type=int, default=None, help="instead of --minutes")
+    parser.add_argument("--faults-per-step", type=int, default=1)
+    parser.add_argument("--extra-faults", type=float, default=0.5,
+                        help="chance of each further random fault in a step")
     parser.add_argument("--no-slow", action="store_true", help="no answers past the timeout")
     parser.add_argument("--keep", type=Path, default=None, help="keep logs in this directory")
     args = parser.parse_args()
@@ -48,6 +51,7 @@ def main() -> int:
         clean, faulted = run_pair(
             workdir, seed=args.seed, steps=steps, changes_per_step=args.changes,
             applications=args.applications, slow=not args.no_slow,
+            faults_per_step=args.faults_per_step, extra_faults=args.extra_faults,
             say=lambda line: print(f"  [{time.monotonic() - started:6.1f}s] {line}", flush=True),
         )
         differences = compare(clean, faulted)
@@ -76,7 +80,7 @@ def report(clean: RunResult, faulted: RunResult, differences: list[str], steps: 
         print(f"  {kind:32} {faulted.faults[kind]}")
     print(f"faults injected: {sum(faulted.faults.values())}")
     print(f"differences: {len(differences)}")
-    for line in differences[:40]:
+    for line in differences[:200]:
         print(f"  {line}")
     print(f"lost deliveries: {len(faulted.lost_deliveries) + len(clean.lost_deliveries)}")
     leaked = sorted({*faulted.leaked_secrets, *clean.leaked_secrets})

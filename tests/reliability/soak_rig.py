@@ -14,8 +14,9 @@ tasks and the same closed ones (`compare`), and every webhook the daemon acknowl
 been processed (`lost_deliveries`). The daemon's log must not contain any configured secret.
 
 Time: the provider's clock (`StepClock`) advances one second per change from a base both runs
-share, so provider timestamps are equal in both; interviews lie days ahead of that base and
-the rules' time windows are long, so the moment a run happens at does not change its tasks.
+share (`soak_base`), so provider timestamps are equal in both; interviews lie days ahead of
+that base and the rules' time windows are long, so the moment a run happens at does not change
+its tasks.
 
 Used by ``tests/reliability/test_soak.py`` (a short soak) and ``bench/soak.py --minutes N``.
 """
@@ -37,6 +38,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine, select
+from sqlmodel import col
 
 from taskplanner.sandbox.fake_google_calendar import (
     CONNECTION_RESET,
@@ -201,7 +203,7 @@ class Organisation:
             weights=(2, 5, 4, 2, 3, 1, 2, 2, 1),
         )[0]
         if kind == "apply":
-            return Change(kind, lambda: self._apply("Application Review"))
+            return Change(kind, self._new_candidate)
         free = [a for a in self.applications if a.active and a.id not in touched]
         with_interview = [a for a in free if a.interview is not None]
         candidates: list[Application]
@@ -249,6 +251,9 @@ class Organisation:
         app = Application(app_id, job, coordinator, f"{first} {last}", email, stage)
         self.applications.append(app)
         return app
+
+    def _new_candidate(self) -> None:
+        self._apply("Application Review")
 
     def _move(self, app: Application) -> None:
         app.stage = STAGES[STAGES.index(app.stage) + 1]
@@ -672,7 +677,8 @@ class SoakRun:
                 ):
                     return False
             pending = session.scalars(
-                select(m.InboxDelivery.id).where(m.InboxDelivery.status == "pending").limit(1)
+                select(col(m.InboxDelivery.id)).where(col(m.InboxDelivery.status) == "pending")
+                .limit(1)
             ).first()
             return pending is None
 
@@ -771,8 +777,9 @@ def task_view(db: Engine) -> Counter[tuple[Any, ...]]:
     """
     with transaction(db, read_only=True) as session:
         rows = session.execute(
-            select(m.Task.category, m.Task.key, m.Task.assignee, m.Task.status,
-                   m.Task.resolution).where(m.Task.category != "broken_integration")
+            select(col(m.Task.category), col(m.Task.key), col(m.Task.assignee),
+                   col(m.Task.status), col(m.Task.resolution))
+            .where(col(m.Task.category) != "broken_integration")
         )
         return Counter(tuple(row) for row in rows)
 
@@ -782,9 +789,9 @@ def lost_deliveries(db: Engine, deliveries: Sequence[WebhookDelivery]) -> list[s
     acknowledged = {d.event_id for d in deliveries if d.delivered}
     with transaction(db, read_only=True) as session:
         processed = set(session.scalars(
-            select(m.InboxDelivery.delivery_id).where(
-                m.InboxDelivery.connector == "greenhouse",
-                m.InboxDelivery.status.in_(("done", "ignored")),  # type: ignore[attr-defined]
+            select(col(m.InboxDelivery.delivery_id)).where(
+                col(m.InboxDelivery.connector) == "greenhouse",
+                col(m.InboxDelivery.status).in_(("done", "ignored")),
             )
         ))
     return sorted(acknowledged - processed)
@@ -816,8 +823,13 @@ def compare(clean: RunResult, faulted: RunResult) -> list[str]:
 
 
 def soak_base() -> datetime:
-    """The provider clock's base for both runs: a few hours ago, on a whole hour."""
-    return (datetime.now(UTC) - timedelta(hours=6)).replace(minute=0, second=0, microsecond=0)
+    """The provider clock's base for both runs: now, to the second.
+
+    The provider's clock must not lag ours: an ATS poll asks for what changed since the
+    previous poll's start by *our* clock, as in production, where both follow real time. A
+    `StepClock` runs ahead of real time (one second per change), which only re-reads.
+    """
+    return datetime.now(UTC).replace(microsecond=0)
 
 
 def run_pair(
