@@ -200,6 +200,7 @@ class SyncRunner:
                 self._store_page(name, page, report, baseline=baseline)
             if not live:
                 self._go_live(name, report)
+            self._link_crossed(report)
             self._record(name, report, error=None)
         except ConnectorError as exc:
             report.ok, report.error = False, describe_failure(name, self.kinds.get(name), exc)
@@ -233,6 +234,13 @@ class SyncRunner:
             self._extend(session, name)
         report.pages += 1
         report.snapshots += len(page.snapshots)
+        report.closed += len(result.closed)
+
+    def _link_crossed(self, report: SyncReport) -> None:
+        """After this sync's commits: link what another source stored at the same moment."""
+        with transaction(self.db) as session:
+            result = self.pipeline.link_crossed(session)
+            report.count_opened(result.opened)
         report.closed += len(result.closed)
 
     def _go_live(self, name: str, report: SyncReport) -> None:

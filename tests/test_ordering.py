@@ -6,23 +6,27 @@ duplicate emits no event, and a stale stage move opens no task for the stage it 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from connectors.base import PollPage
 from taskplanner.clock import FrozenClock
 from taskplanner.domain import snapshots as sn
 from taskplanner.pipeline import Pipeline
 from taskplanner.store import models as m
 from taskplanner.store.database import transaction
+from taskplanner.sync import SyncRunner
 from tests.factories import (
     CARL,
     CORA,
     IVAN,
     SAM,
     application,
+    applied_world,
     candidate,
     interview_event,
     job,
@@ -330,3 +334,45 @@ def test_mirror_keeps_one_row_per_entity(pipeline: Pipeline) -> None:
         "schedules": 1,
         "calendar_events": 1,
     }
+
+
+class _NothingNew:
+    """A connector whose poll finds no change."""
+
+    name = "google"
+
+    def poll(self, cursors: dict[str, str], **_: object) -> Iterator[PollPage]:
+        return iter(())
+
+
+def test_a_schedule_and_its_event_stored_at_the_same_moment_are_linked_by_the_next_sync(
+    db_url: str, db: Engine, pipeline: Pipeline, clock: FrozenClock
+) -> None:
+    """Found by the fault soak (tests/reliability): an ATS poll stores the interview while a
+    calendar poll stores its event, neither sees the other's uncommitted row, and the event
+    stayed unlinked, so the interviewer's decline on it opened nothing."""
+    if not db_url.startswith("postgresql"):
+        pytest.skip("SQLite queues writers: two transactions cannot cross")
+    pipeline.ingest_now(applied_world())
+    with transaction(db) as ats_poll:
+        pipeline.ingest(ats_poll, [schedule()])
+        ats_poll.flush()
+        pipeline.ingest_now([interview_event(updated=10, interviewer_response=DECLINED)])
+    with transaction(db, read_only=True) as session:
+        event = session.scalars(select(m.CalendarEvent)).one()
+        assert event.schedule_id is None  # crossed
+    assert open_tasks(db, "interviewer_declined") == []
+
+    runner = SyncRunner(db=db, pipeline=pipeline, connectors=lambda _name: _NothingNew(),
+                        kinds={"google": "google_calendar"}, intervals={}, owner="t", clock=clock)
+    runner.ensure_sources()
+    assert runner.claim("google", force=True)
+    assert runner.sync("google").ok
+
+    with transaction(db, read_only=True) as session:
+        assert session.scalars(select(m.CalendarEvent)).one().schedule_id == "i1"
+    [declined] = open_tasks(db, "interviewer_declined")
+    assert declined.attendee == IVAN
+    runner.claim("google", force=True)
+    runner.sync("google")
+    assert len(tasks(db, "interviewer_declined")) == 1

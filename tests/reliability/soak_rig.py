@@ -738,21 +738,28 @@ class SoakRun:
 
 # ---------------------------------------------------------------------------- comparing
 
-# Columns that record a moment of *this* run (the fake calendar stamps `updated` with the real
-# time; the fault's own health record), compared nowhere.
+# The fake calendar stamps `updated` with the real time: a moment of this run, compared nowhere.
 CALENDAR_TABLES = {"calendar_events": {"updated_at"}, "calendar_attendees": set()}
+# Columns whose value depends on the path a record took, not on the provider's state: a
+# webhook's (v1) candidate carries no updated_at, so the application's stands in
+# (connectors/greenhouse/mapping.py, map_application); a poll reads the candidate's own.
+PATH_COLUMNS = {"candidates": "updated_at"}
 
 
 def full_mirror(db: Engine) -> dict[str, list[tuple[Any, ...]]]:
     """The ATS mirror (tests.ats_env.mirror) and the calendar mirror, rows in key order.
 
     A deleted record's ``updated_at`` is when *we* saw it go (a deletion carries no provider
-    time), so it is blanked, like the columns `CALENDAR_TABLES` leaves out.
+    time), so it is blanked, as are `PATH_COLUMNS`; `CALENDAR_TABLES` leaves some out.
     """
     out = mirror(db)
     for name in out:
         names = [c.name for c in m.metadata.tables[name].columns
                  if c.name not in OWN_CLOCK_COLUMNS.get(name, frozenset())]
+        if name in PATH_COLUMNS:
+            blank = names.index(PATH_COLUMNS[name])
+            out[name] = [tuple(None if i == blank else v for i, v in enumerate(row))
+                         for row in out[name]]
         if "status" in names and "updated_at" in names:
             status, updated = names.index("status"), names.index("updated_at")
             out[name] = [
