@@ -387,6 +387,42 @@ class FaultPlan:
 # ---------------------------------------------------------------------------- one run
 
 
+class StepGate:
+    """Keeps the clean run to the steps the faulted run takes.
+
+    The faulted run (the leader) goes on while steps are left and time is; the clean run
+    follows, step for step, and ends where the leader ended.
+    """
+
+    def __init__(self, steps: int | None, seconds: float | None) -> None:
+        self.steps, self.deadline = steps, None if seconds is None else time.monotonic() + seconds
+        self.taken = 0
+        self.finished = False
+        self._changed = threading.Condition()
+
+    def lead(self, number: int) -> bool:
+        with self._changed:
+            go = (self.steps is None or number <= self.steps) and (
+                self.deadline is None or time.monotonic() < self.deadline
+            )
+            if go:
+                self.taken = number
+            else:
+                self.finished = True
+            self._changed.notify_all()
+            return go
+
+    def follow(self, number: int) -> bool:
+        with self._changed:
+            self._changed.wait_for(lambda: self.taken >= number or self.finished)
+            return self.taken >= number
+
+    def finish(self) -> None:
+        with self._changed:
+            self.finished = True
+            self._changed.notify_all()
+
+
 @dataclass
 class RunResult:
     mirror: dict[str, list[tuple[Any, ...]]]
@@ -397,6 +433,7 @@ class RunResult:
     lost_deliveries: list[str]
     changes: Counter[str]
     leaked_secrets: list[str]
+    steps: int
     unsettled_steps: int
     daemon_starts: int
     daemon_crashes: int
@@ -506,7 +543,7 @@ class SoakRun:
     workdir: Path
     seed: int
     base: datetime
-    steps: int
+    gate: StepGate
     changes_per_step: int
     applications: int
     faults: FaultPlan | None = None
@@ -515,6 +552,7 @@ class SoakRun:
 
     def __post_init__(self) -> None:
         self.injected: Counter[str] = Counter()
+        self.steps_taken = 0
         self.unsettled = 0
         self.crashes = 0
 
@@ -548,11 +586,16 @@ class SoakRun:
                 self._wait(self._went_live, "the baseline sync", 120)
                 gh.configure_webhook(f"http://127.0.0.1:{port}/webhooks/greenhouse",
                                      WEBHOOK_SECRET)
-                for number in range(1, self.steps + 1):
+                proceed = self.gate.lead if self.faults else self.gate.follow
+                number = 1
+                while proceed(number):
                     self._step(org, number)
+                    number += 1
                 self._finish()
                 return self._result(org, started)
             finally:
+                if self.faults:
+                    self.gate.finish()
                 self.daemon.stop()
                 proxy.cut()
                 self.db.dispose()
@@ -560,6 +603,7 @@ class SoakRun:
     # ------------------------------------------------------------------ steps
 
     def _step(self, org: Organisation, number: int) -> None:
+        self.steps_taken = number
         changes = org.step(self.changes_per_step)
         kinds = self.faults.next_step() if self.faults else []
         self.say(f"step {number}: {len(changes)} changes, faults: {', '.join(kinds) or '-'}")
@@ -714,6 +758,7 @@ class SoakRun:
             lost_deliveries=lost_deliveries(self.db, self.gh.webhook_deliveries),
             changes=Counter(org.counts),
             leaked_secrets=leaked_secrets(self.daemon.logs(), self.secrets()),
+            steps=self.steps_taken,
             unsettled_steps=self.unsettled,
             daemon_starts=self.daemon.starts,
             daemon_crashes=self.crashes,
@@ -840,13 +885,16 @@ def soak_base() -> datetime:
 
 
 def run_pair(
-    workdir: Path, *, seed: int, steps: int, changes_per_step: int, applications: int,
+    workdir: Path, *, seed: int, changes_per_step: int, applications: int,
+    steps: int | None = None, minutes: float | None = None,
     slow: bool = True, faults_per_step: int = 1, extra_faults: float = 0.5,
     say: Callable[[str], None] = lambda _: None,
 ) -> tuple[RunResult, RunResult]:
-    """The clean run and the faulted run of one script, side by side (two threads)."""
+    """The clean run and the faulted run of one script, side by side (two threads), for
+    ``steps`` steps or until ``minutes`` have passed, whichever comes first."""
     base = soak_base()
-    common = dict(seed=seed, base=base, steps=steps, changes_per_step=changes_per_step,
+    gate = StepGate(steps, None if minutes is None else minutes * 60)
+    common = dict(seed=seed, base=base, gate=gate, changes_per_step=changes_per_step,
                   applications=applications)
     clean = SoakRun(workdir / "clean", **common)  # type: ignore[arg-type]
     faulted = SoakRun(
@@ -864,6 +912,7 @@ def run_pair(
             results[name] = run.run()
         except BaseException as exc:  # noqa: BLE001 - re-raised below
             errors.append(exc)
+            gate.finish()
 
     threads = [threading.Thread(target=go, args=(n, r), name=f"soak-{n}")
                for n, r in (("clean", clean), ("faulted", faulted))]

@@ -25,8 +25,8 @@ pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 
 def test_under_faults_the_daemon_ends_where_a_clean_run_ends(tmp_path: Path) -> None:
-    clean, faulted = run_pair(tmp_path, seed=16, steps=6, changes_per_step=10, applications=60,
-                              slow=False, faults_per_step=3, extra_faults=0.0)
+    clean, faulted = run_pair(tmp_path, seed=16, steps=4, changes_per_step=15, applications=40,
+                              slow=False, faults_per_step=4, extra_faults=0.0)
 
     injected = {kind for kind, count in faulted.faults.items() if count}
     assert injected == {kind for kind in FAULT_KINDS if "slow" not in kind}
