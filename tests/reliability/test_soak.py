@@ -15,11 +15,19 @@ issued) is in the daemon's log.
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from tests.reliability.soak_rig import API_TOKEN, FAULT_KINDS, compare, leaked_secrets, run_pair
+from tests.reliability.soak_rig import (
+    API_TOKEN,
+    FAULT_KINDS,
+    RunResult,
+    compare,
+    leaked_secrets,
+    run_pair,
+)
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -45,3 +53,28 @@ def test_the_log_grep_finds_a_secret_and_names_only_its_start() -> None:
     log = '{"event": "request", "authorization": "Bearer ' + API_TOKEN + '"}'
     assert leaked_secrets(log, [API_TOKEN, "absent-secret"]) == ["soak..."]
     assert leaked_secrets("nothing here", [API_TOKEN]) == []
+
+
+def test_the_comparison_names_every_row_and_task_that_differs() -> None:
+    def result(stage: str, task_status: str) -> RunResult:
+        return RunResult(
+            mirror={"applications": [("a1", stage)]},
+            open_tasks=[("ready_to_schedule", "k1", "cora@acme.example")]
+            if task_status == "open" else [],
+            tasks=Counter({("ready_to_schedule", "k1", "cora@acme.example", task_status, None): 1}),
+            deliveries=Counter(), faults=Counter(), lost_deliveries=[], changes=Counter(),
+            leaked_secrets=[], steps=1, unsettled_steps=0, daemon_starts=1, daemon_crashes=0,
+            seconds=0.0,
+        )
+
+    assert compare(result("s1", "open"), result("s1", "open")) == []
+    lines = compare(result("s1", "open"), result("s2", "completed"))
+    assert lines == [
+        "applications: only in the clean run: ('a1', 's1')",
+        "applications: only in the faulted run: ('a1', 's2')",
+        "open task only in the clean run: ('ready_to_schedule', 'k1', 'cora@acme.example')",
+        "task only in the clean run: "
+        "('ready_to_schedule', 'k1', 'cora@acme.example', 'open', None)",
+        "task only in the faulted run: "
+        "('ready_to_schedule', 'k1', 'cora@acme.example', 'completed', None)",
+    ]
