@@ -54,8 +54,9 @@ def main() -> int:
         )
         differences = compare(clean, faulted)
         report(clean, faulted, differences, time.monotonic() - started)
-    bad = differences or faulted.lost_deliveries or clean.lost_deliveries
-    bad = bad or faulted.leaked_secrets or clean.leaked_secrets
+    bad = any([differences, faulted.lost_deliveries, clean.lost_deliveries,
+               faulted.leaked_secrets, clean.leaked_secrets,
+               faulted.crashed_polls, clean.crashed_polls])
     return 1 if bad else 0
 
 
@@ -72,7 +73,8 @@ def report(clean: RunResult, faulted: RunResult, differences: list[str], seconds
         print(f"webhook deliveries ({name}): sent={d['sent']} acknowledged={d['acknowledged']} "
               f"not_acknowledged={d['not_acknowledged']} redelivered={d['redelivered']}")
     print(f"daemon starts (faulted): {faulted.daemon_starts}, exits by itself: "
-          f"{faulted.daemon_crashes}; steps that did not settle: {faulted.unsettled_steps}")
+          f"{faulted.daemon_crashes}; steps that did not settle: {faulted.unsettled_steps}; "
+          f"polls that crashed (sync_crashed): {faulted.crashed_polls + clean.crashed_polls}")
     print("faults injected by kind:")
     for kind in FAULT_KINDS:
         print(f"  {kind:32} {faulted.faults[kind]}")

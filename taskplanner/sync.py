@@ -19,7 +19,7 @@ from typing import Any
 
 import structlog
 from sqlalchemy import Engine, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
@@ -205,6 +205,12 @@ class SyncRunner:
         except ConnectorError as exc:
             report.ok, report.error = False, describe_failure(name, self.kinds.get(name), exc)
             self._record(name, report, error=exc)
+        except OperationalError as exc:
+            # The database went away mid-poll: no bug, and nothing can be recorded until it is
+            # back (the caller's job logs `job_failed`); the next poll repeats this one.
+            log.warning("sync_interrupted", connector=name,
+                        error=f"database unavailable ({type(exc.orig or exc).__name__})")
+            raise
         except Exception as exc:  # a bug: keep the daemon alive, count it as a failure
             log.exception("sync_crashed", connector=name)
             report.ok, report.error = False, describe_failure(name, self.kinds.get(name), exc)

@@ -433,6 +433,7 @@ class RunResult:
     lost_deliveries: list[str]
     changes: Counter[str]
     leaked_secrets: list[str]
+    crashed_polls: int  # `sync_crashed` in the log: a poll that hit a bug
     steps: int
     unsettled_steps: int
     daemon_starts: int
@@ -758,6 +759,7 @@ class SoakRun:
             lost_deliveries=lost_deliveries(self.db, self.gh.webhook_deliveries),
             changes=Counter(org.counts),
             leaked_secrets=leaked_secrets(self.daemon.logs(), self.secrets()),
+            crashed_polls=self.daemon.logs().count('"event": "sync_crashed"'),
             steps=self.steps_taken,
             unsettled_steps=self.unsettled,
             daemon_starts=self.daemon.starts,

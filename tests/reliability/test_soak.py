@@ -42,6 +42,7 @@ def test_under_faults_the_daemon_ends_where_a_clean_run_ends(tmp_path: Path) -> 
     assert faulted.deliveries["redelivered"] > 0
     assert sum(faulted.changes.values()) >= 50
     assert faulted.daemon_crashes == 0
+    assert faulted.crashed_polls == clean.crashed_polls == 0
     assert compare(clean, faulted) == []
     assert faulted.lost_deliveries == [] and clean.lost_deliveries == []
     assert faulted.open_tasks, "the script leaves tasks open"
@@ -63,8 +64,8 @@ def test_the_comparison_names_every_row_and_task_that_differs() -> None:
             if task_status == "open" else [],
             tasks=Counter({("ready_to_schedule", "k1", "cora@acme.example", task_status, None): 1}),
             deliveries=Counter(), faults=Counter(), lost_deliveries=[], changes=Counter(),
-            leaked_secrets=[], steps=1, unsettled_steps=0, daemon_starts=1, daemon_crashes=0,
-            seconds=0.0,
+            leaked_secrets=[], crashed_polls=0, steps=1, unsettled_steps=0, daemon_starts=1,
+            daemon_crashes=0, seconds=0.0,
         )
 
     assert compare(result("s1", "open"), result("s1", "open")) == []
