@@ -223,14 +223,25 @@ class SyncRunner:
         return report
 
     def _store_page(self, name: str, page: PollPage, report: SyncReport, *, baseline: bool) -> None:
+        try:
+            self._store_page_once(name, page, report, baseline=baseline)
+        except IntegrityError:
+            # Another writer (the inbox, storing a webhook about the same new record) inserted
+            # a row of this page first; a second try sees it and updates it instead (found by
+            # the fault soak, tests/reliability).
+            log.info("page_conflict_retried", connector=name, partition=page.partition)
+            self._store_page_once(name, page, report, baseline=baseline)
+
+    def _store_page_once(
+        self, name: str, page: PollPage, report: SyncReport, *, baseline: bool
+    ) -> None:
         with transaction(self.db) as session:
             snapshots: list[sn.Snapshot] = list(page.snapshots)
+            vanished: list[sn.Snapshot] = []
             if page.present_ids is not None:
                 vanished = self._vanished(session, name, page)
-                report.deleted += len(vanished)
                 snapshots.extend(vanished)
             result = self.pipeline.ingest(session, snapshots, baseline=baseline)
-            report.count_opened(result.opened)
             if page.cursor is not None:
                 cursor = session.get(m.SyncCursor, (name, page.partition)) or m.SyncCursor(
                     connector=name, partition=page.partition, cursor="", updated_at=self.clock()
@@ -238,6 +249,8 @@ class SyncRunner:
                 cursor.cursor, cursor.updated_at = page.cursor, self.clock()
                 session.add(cursor)
             self._extend(session, name)
+        report.deleted += len(vanished)
+        report.count_opened(result.opened)
         report.pages += 1
         report.snapshots += len(page.snapshots)
         report.closed += len(result.closed)
