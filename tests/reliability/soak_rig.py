@@ -11,7 +11,8 @@ caught up (a poll of every source that started after the step, an empty inbox).
 A *faulted* run does the same while injecting faults (`FAULT_KINDS`); a *clean* run of the same
 seed injects none. At the end the two databases must hold the same mirror, the same open
 tasks and the same closed ones (`compare`), and every webhook the daemon acknowledged must have
-been processed (`lost_deliveries`). The daemon's log must not contain any configured secret.
+been processed (`lost_deliveries`). The daemon's log must not contain any configured secret,
+nor a ``sync_crashed`` (a poll that hit a bug).
 
 Time: the provider's clock (`StepClock`) advances one second per change from a base both runs
 share (`soak_base`), so provider timestamps are equal in both; interviews lie days ahead of
