@@ -378,7 +378,11 @@ class GoogleCalendarConnector:
             )
             self._throttle.wait(subject)
             self._counters.bump("requests")
-            result: dict[str, Any] = request.execute(http=authed, num_retries=0)
+            result = request.execute(http=authed, num_retries=0)
+            if not isinstance(result, dict):
+                # googleapiclient hands back the raw text of a body that is not JSON (an answer
+                # cut short on the way): a transient failure like a reset connection.
+                raise RetryableAnswer(f"events.list {calendar}: the answer is not a JSON object")
             return result
 
         def attempt() -> dict[str, Any]:

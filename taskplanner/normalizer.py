@@ -746,6 +746,40 @@ class Normalizer:
         candidate = readahead.get(session, m.Candidate, application.candidate_id)
         return candidate.email.lower() if candidate is not None and candidate.email else None
 
+    def link_crossed_events(self, session: Session) -> list[DomainEvent]:
+        """Link the calendar events still unlinked although a schedule names them.
+
+        A schedule links the events stored before it (`_link_events`), an event the schedule
+        stored before it (`_find_schedule`). An ATS poll and a calendar poll commit on their
+        own, though: on PostgreSQL each can store its half while the other's is not yet
+        committed, and then neither sees the other, and the event's declines open nothing.
+        Every sync ends with this pass, after its own commits, so the later of two crossing
+        syncs links them (found by the fault soak, tests/reliability).
+        """
+        named = or_(
+            col(m.CalendarEvent.event_id) == col(m.Schedule.external_event_id),
+            col(m.CalendarEvent.ical_uid) == col(m.Schedule.external_event_id),
+        )
+        unlinked = exists().where(
+            named,
+            col(m.CalendarEvent.schedule_id).is_(None),
+            col(m.CalendarEvent.out_of_office).is_(False),
+        )
+        query = select(m.Schedule).where(
+            col(m.Schedule.external_event_id).is_not(None), unlinked
+        )
+        out: list[DomainEvent] = []
+        for schedule in session.scalars(query).all():
+            application = session.get(m.Application, schedule.application_id)
+            app = None
+            if application is not None and schedule.status not in (
+                sn.ScheduleStatus.CANCELLED.value,
+                DELETED,
+            ):
+                app = self.app_context(session, application, schedule.stage_id)
+            out.extend(self._link_events(session, schedule, app))
+        return out
+
     # --- scorecards ---------------------------------------------------------------------
 
     def _scorecard(self, session: Session, s: sn.ScorecardSnapshot) -> list[DomainEvent]:

@@ -62,6 +62,10 @@ class Pipeline:
     def handle(self, session: Session, events: list[DomainEvent]) -> EngineResult:
         return self.tasks.handle(session, events)
 
+    def link_crossed(self, session: Session) -> EngineResult:
+        """Link what two sources stored at the same moment (`Normalizer.link_crossed_events`)."""
+        return self.tasks.handle(session, self.normalizer.link_crossed_events(session))
+
     def set_up_stage(
         self,
         session: Session,

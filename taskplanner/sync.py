@@ -19,7 +19,7 @@ from typing import Any
 
 import structlog
 from sqlalchemy import Engine, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
@@ -201,10 +201,17 @@ class SyncRunner:
                 self._store_page(name, page, report, baseline=baseline)
             if not live:
                 self._go_live(name, report)
+            self._link_crossed(report)
             self._record(name, report, error=None)
         except ConnectorError as exc:
             report.ok, report.error = False, describe_failure(name, self.kinds.get(name), exc)
             self._record(name, report, error=exc)
+        except OperationalError as exc:
+            # The database went away mid-poll: no bug, and nothing can be recorded until it is
+            # back (the caller's job logs `job_failed`); the next poll repeats this one.
+            log.warning("sync_interrupted", connector=name,
+                        error=f"database unavailable ({type(exc.orig or exc).__name__})")
+            raise
         except Exception as exc:  # a bug: keep the daemon alive, count it as a failure
             log.exception("sync_crashed", connector=name)
             report.ok, report.error = False, describe_failure(name, self.kinds.get(name), exc)
@@ -217,14 +224,25 @@ class SyncRunner:
         return report
 
     def _store_page(self, name: str, page: PollPage, report: SyncReport, *, baseline: bool) -> None:
+        try:
+            self._store_page_once(name, page, report, baseline=baseline)
+        except IntegrityError:
+            # Another writer (the inbox, storing a webhook about the same new record) inserted
+            # a row of this page first; a second try sees it and updates it instead (found by
+            # the fault soak, tests/reliability).
+            log.info("page_conflict_retried", connector=name, partition=page.partition)
+            self._store_page_once(name, page, report, baseline=baseline)
+
+    def _store_page_once(
+        self, name: str, page: PollPage, report: SyncReport, *, baseline: bool
+    ) -> None:
         with transaction(self.db) as session:
             snapshots: list[sn.Snapshot] = list(page.snapshots)
+            vanished: list[sn.Snapshot] = []
             if page.present_ids is not None:
                 vanished = self._vanished(session, name, page)
-                report.deleted += len(vanished)
                 snapshots.extend(vanished)
             result = self.pipeline.ingest(session, snapshots, baseline=baseline)
-            report.count_opened(result.opened)
             if page.cursor is not None:
                 cursor = session.get(m.SyncCursor, (name, page.partition)) or m.SyncCursor(
                     connector=name, partition=page.partition, cursor="", updated_at=self.clock()
@@ -232,8 +250,17 @@ class SyncRunner:
                 cursor.cursor, cursor.updated_at = page.cursor, self.clock()
                 session.add(cursor)
             self._extend(session, name)
+        report.deleted += len(vanished)
+        report.count_opened(result.opened)
         report.pages += 1
         report.snapshots += len(page.snapshots)
+        report.closed += len(result.closed)
+
+    def _link_crossed(self, report: SyncReport) -> None:
+        """After this sync's commits: link what another source stored at the same moment."""
+        with transaction(self.db) as session:
+            result = self.pipeline.link_crossed(session)
+            report.count_opened(result.opened)
         report.closed += len(result.closed)
 
     def _go_live(self, name: str, report: SyncReport) -> None:

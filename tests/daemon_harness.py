@@ -215,6 +215,10 @@ class TcpProxy:
             listener, self._listener = self._listener, None
             sockets, self._sockets = set(self._sockets), set()
         if listener is not None:
+            # shutdown first: a bare close() leaves the accept() blocked in _accept holding the
+            # socket, and the next connection would still get through.
+            with contextlib.suppress(OSError):
+                listener.shutdown(socket.SHUT_RDWR)
             listener.close()
         for sock in sockets:
             with contextlib.suppress(OSError):

@@ -189,3 +189,29 @@ def test_async_webhooks_arrive_after_flush() -> None:
         assert actions.count("new_candidate_application") == 2
         assert actions[-1] == "reject_candidate"
         assert all(d.delivered for d in fake.webhook_deliveries)
+
+
+def test_a_reset_fault_drops_the_connection_without_an_answer(
+    fake: FakeGreenhouse, bearer: str
+) -> None:
+    fake.reset_next()
+    with pytest.raises(httpx.TransportError):
+        get(fake, "users", bearer)
+    assert get(fake, "users", bearer).json() == []
+
+
+def test_held_webhooks_go_out_on_release_newest_first(fake: FakeGreenhouse) -> None:
+    with WebhookRecorder() as recorder:
+        fake.configure_webhook(recorder.url, SECRET)
+        fake.hold_webhooks()
+        job = fake.create_job("Backend Engineer")
+        fake.publish_job(job)
+        assert recorder.received == []
+
+        held = fake.release_webhooks()
+
+        actions = [json.loads(r.body)["action"] for r in recorder.received]
+        assert actions == ["job_post_created", "job_created"]
+        assert [d.action for d in held] == ["job_created", "job_post_created"]
+        fake.rename_job(job, "Backend Engineer II")  # no longer held
+        assert json.loads(recorder.received[-1].body)["action"] == "job_updated"

@@ -24,7 +24,12 @@ from taskplanner.domain.snapshots import (
     EventStatus,
     Response,
 )
-from taskplanner.sandbox.fake_google_calendar import Attendee, FakeGoogleCalendar
+from taskplanner.sandbox.fake_google_calendar import (
+    CONNECTION_RESET,
+    TRUNCATED_JSON,
+    Attendee,
+    FakeGoogleCalendar,
+)
 from tests.calendar_env import Sleeps, events, google_connector, run, unique
 
 CORA = "cora@acme.example"
@@ -322,6 +327,25 @@ def test_rate_limits_and_server_errors_are_retried_with_backoff(
     if retry_after is not None:
         assert sleeps == [retry_after, retry_after]
     assert connector.stats.retries == 2
+
+
+@pytest.mark.parametrize("kind", [TRUNCATED_JSON, CONNECTION_RESET])
+def test_an_answer_cut_short_or_a_reset_connection_is_retried(
+    fake: FakeGoogleCalendar, make_connector: MakeConnector, sleeps: Sleeps, kind: str
+) -> None:
+    """Found by the fault soak (tests/reliability): a 200 whose JSON body is cut short came
+    back from googleapiclient as a plain string and crashed the poll (AttributeError)."""
+    cora = unique(CORA)
+    event_id = interview(fake, cora)
+    connector = make_connector([cora])
+    fake.fail_next(kind, calendar_id=cora, times=2)
+
+    pages = run(connector, {})
+
+    assert event_id in events(pages)
+    assert fake.request_count(cora) == 3
+    # httplib2 itself sends a request again once after a dropped connection.
+    assert len(sleeps) == connector.stats.retries == (2 if kind == TRUNCATED_JSON else 1)
 
 
 def test_persistent_throttling_gives_up_with_a_retriable_error(

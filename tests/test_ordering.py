@@ -6,23 +6,31 @@ duplicate emits no event, and a stale stage move opens no task for the stage it 
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
+from structlog.testing import capture_logs
 
+from connectors.base import PollPage
 from taskplanner.clock import FrozenClock
 from taskplanner.domain import snapshots as sn
 from taskplanner.pipeline import Pipeline
 from taskplanner.store import models as m
 from taskplanner.store.database import transaction
+from taskplanner.sync import SyncRunner
 from tests.factories import (
     CARL,
     CORA,
     IVAN,
     SAM,
     application,
+    applied_world,
+    at,
     candidate,
     interview_event,
     job,
@@ -330,3 +338,88 @@ def test_mirror_keeps_one_row_per_entity(pipeline: Pipeline) -> None:
         "schedules": 1,
         "calendar_events": 1,
     }
+
+
+class _NothingNew:
+    """A connector whose poll finds no change."""
+
+    name = "google"
+
+    def poll(self, cursors: dict[str, str], **_: object) -> Iterator[PollPage]:
+        return iter(())
+
+
+def test_a_schedule_and_its_event_stored_at_the_same_moment_are_linked_by_the_next_sync(
+    db_url: str, db: Engine, pipeline: Pipeline, clock: FrozenClock
+) -> None:
+    """Found by the fault soak (tests/reliability): an ATS poll stores the interview while a
+    calendar poll stores its event, neither sees the other's uncommitted row, and the event
+    stayed unlinked, so the interviewer's decline on it opened nothing."""
+    if not db_url.startswith("postgresql"):
+        pytest.skip("SQLite queues writers: two transactions cannot cross")
+    pipeline.ingest_now(applied_world())
+    with transaction(db) as ats_poll:
+        pipeline.ingest(ats_poll, [schedule()])
+        ats_poll.flush()
+        pipeline.ingest_now([interview_event(updated=10, interviewer_response=DECLINED)])
+    with transaction(db, read_only=True) as session:
+        event = session.scalars(select(m.CalendarEvent)).one()
+        assert event.schedule_id is None  # crossed
+    assert open_tasks(db, "interviewer_declined") == []
+
+    runner = SyncRunner(db=db, pipeline=pipeline, connectors=lambda _name: _NothingNew(),
+                        kinds={"google": "google_calendar"}, intervals={}, owner="t", clock=clock)
+    runner.ensure_sources()
+    assert runner.claim("google", force=True)
+    assert runner.sync("google").ok
+
+    with transaction(db, read_only=True) as session:
+        assert session.scalars(select(m.CalendarEvent)).one().schedule_id == "i1"
+    [declined] = open_tasks(db, "interviewer_declined")
+    assert declined.attendee == IVAN
+    runner.claim("google", force=True)
+    runner.sync("google")
+    assert len(tasks(db, "interviewer_declined")) == 1
+
+
+def test_a_poll_page_colliding_with_a_webhook_that_stored_the_same_new_record_is_stored_again(
+    db_url: str, db: Engine, pipeline: Pipeline, clock: FrozenClock
+) -> None:
+    """Found by the fault soak (tests/reliability): the inbox stored a webhook's new
+    application while a poll page carried the same one; the page's insert hit the primary key
+    and the poll was logged as crashed (a bug) instead of storing the page again."""
+    if not db_url.startswith("postgresql"):
+        pytest.skip("SQLite queues writers: the webhook's insert commits before the page's")
+    pipeline.ingest_now([job(), candidate()])
+    stored = threading.Event()
+
+    def webhook() -> None:
+        with transaction(db) as session:
+            pipeline.ingest(session, [application(updated=1, stage="s-review")])
+            session.flush()
+            stored.set()
+            time.sleep(1.0)  # the page's insert waits for this row, then collides
+
+    class OnePage:
+        name = "greenhouse"
+
+        def poll(self, cursors: dict[str, str], **_: object) -> Iterator[PollPage]:
+            assert stored.wait(10)
+            yield PollPage("applications", [application(updated=5, stage="s-phone")])
+
+    inbox = threading.Thread(target=webhook)
+    inbox.start()
+    runner = SyncRunner(db=db, pipeline=pipeline, connectors=lambda _name: OnePage(),
+                        kinds={"greenhouse": "greenhouse"}, intervals={}, owner="t", clock=clock)
+    runner.ensure_sources()
+    assert runner.claim("greenhouse", force=True)
+    with capture_logs() as logs:
+        report = runner.sync("greenhouse")
+    inbox.join()
+
+    assert report.ok, report.error
+    events = {entry["event"] for entry in logs}
+    assert "page_conflict_retried" in events and "sync_crashed" not in events
+    stored_app = mirror(db, m.Application, "a1")
+    assert (stored_app.stage_id, stored_app.updated_at) == ("s-phone", at(5))  # type: ignore[attr-defined]
+    assert [t.key for t in open_tasks(db, "ready_to_schedule")] == ["ready_to_schedule:a1:s-phone"]

@@ -28,6 +28,8 @@ import base64
 import itertools
 import json
 import secrets
+import socket
+import struct
 import threading
 import time
 import uuid
@@ -69,6 +71,13 @@ FAILURES: dict[str, tuple[int, str, str, str]] = {
     "unavailable_503": (503, "global", "backendError", "Service Unavailable"),
     "forbidden_403": (403, "global", "forbidden", "Forbidden"),
 }
+# Transport faults `fail_next` also understands (not answers Google documents, but what a
+# network and a proxy do): a 200 whose JSON body is cut short, and a connection dropped without
+# an answer (closed with RST). Neither changes the fake's state (page and sync tokens stay valid).
+TRUNCATED_JSON = "truncated_json"
+CONNECTION_RESET = "connection_reset"
+TRANSPORT_FAILURES = frozenset({TRUNCATED_JSON, CONNECTION_RESET})
+_RESET_STATUS = -1  # `_answer_list` -> handler: reset the connection instead of answering
 
 
 @dataclass(frozen=True)
@@ -538,9 +547,11 @@ class FakeGoogleCalendar:
         retry_after: float | None = None,
     ) -> None:
         """Answer the next ``times`` events.list requests (for ``calendar_id``, or any) with an
-        error from :data:`FAILURES`, optionally with a ``Retry-After`` header."""
-        if kind not in FAILURES:
-            raise ValueError(f"unknown failure {kind!r}; one of {sorted(FAILURES)}")
+        error from :data:`FAILURES`, optionally with a ``Retry-After`` header, or with one of
+        the :data:`TRANSPORT_FAILURES`."""
+        if kind not in FAILURES and kind not in TRANSPORT_FAILURES:
+            known = sorted({*FAILURES, *TRANSPORT_FAILURES})
+            raise ValueError(f"unknown failure {kind!r}; one of {known}")
         with self._lock:
             for _ in range(times):
                 self._failures.append(_Failure(kind, calendar_id, retry_after, 0.0))
@@ -715,6 +726,12 @@ class FakeGoogleCalendar:
         if failure is not None:
             if failure.kind == "slow":
                 time.sleep(failure.delay)
+            elif failure.kind == CONNECTION_RESET:
+                return _RESET_STATUS, {}, b""
+            elif failure.kind == TRUNCATED_JSON:
+                whole = json.dumps({"kind": "calendar#events", "summary": calendar_id,
+                                    "items": []}).encode()
+                return 200, {}, whole[: len(whole) // 2]
             else:
                 status, domain, reason, message = FAILURES[failure.kind]
                 headers = {}
@@ -906,9 +923,19 @@ def _make_handler(fake: FakeGoogleCalendar) -> type[BaseHTTPRequestHandler]:
                 status, headers, body = fake._list_events(
                     calendar_id, params, self.headers.get("Authorization", "")
                 )
+                if status == _RESET_STATUS:
+                    self._reset()
+                    return
                 self._send(status, headers, body)
                 return
             self._send(404, {}, _error_body(404, "global", "notFound", "Not Found"))
+
+        def _reset(self) -> None:
+            # No answer; SO_LINGER with a zero timeout makes the server's close send RST.
+            self.connection.setsockopt(
+                socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+            )
+            self.close_connection = True
 
         def _send(self, status: int, headers: Mapping[str, str], body: bytes) -> None:
             self.send_response(status, HTTPStatus(status).phrase)

@@ -33,6 +33,8 @@ import math
 import queue
 import re
 import secrets
+import socket
+import struct
 import threading
 import time
 import uuid
@@ -192,10 +194,11 @@ class Fault:
     kind: ``status`` (answer ``status`` with an error body, plus ``Retry-After`` if given),
     ``slow`` (sleep ``delay`` seconds before answering normally, to trip a client timeout),
     ``truncate`` (a 200 whose JSON body is cut in half), ``disconnect`` (headers promise the
-    whole body, the connection closes half-way).
+    whole body, the connection closes half-way), ``reset`` (no answer at all: the connection
+    is closed with RST).
     """
 
-    kind: Literal["status", "slow", "truncate", "disconnect"]
+    kind: Literal["status", "slow", "truncate", "disconnect", "reset"]
     status: int = 500
     retry_after: str | None = None
     delay: float = 0.0
@@ -271,6 +274,12 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length else b""
         reply = self.server.fake._handle(method, self.path, self.headers.get("Authorization"), body)
         fault = reply.fault
+        if fault is not None and fault.kind == "reset":
+            # SO_LINGER with a zero timeout: the server's close sends RST, nothing answered.
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                       struct.pack("ii", 1, 0))
+            self.close_connection = True
+            return
         try:
             if fault is not None and fault.kind == "slow":
                 time.sleep(fault.delay)
@@ -382,6 +391,7 @@ class FakeGreenhouse:
         self._faults: deque[Fault] = deque()
         self._window: deque[float] = deque()
         self._webhook_ids = itertools.count(1)
+        self._held_webhooks: list[WebhookDelivery] | None = None  # see hold_webhooks
 
         self.requests: Counter[str] = Counter()  # path -> count (all methods, all outcomes)
         self.statuses: Counter[int] = Counter()  # HTTP status -> count
@@ -528,6 +538,10 @@ class FakeGreenhouse:
     def disconnect_next(self, *, times: int = 1, path: str | None = None) -> None:
         self.inject(*(Fault("disconnect", path=path) for _ in range(times)))
 
+    def reset_next(self, *, times: int = 1, path: str | None = None) -> None:
+        """Drop the next ``times`` connections without an answer (closed with RST)."""
+        self.inject(*(Fault("reset", path=path) for _ in range(times)))
+
     @property
     def pending_faults(self) -> int:
         with self._lock:
@@ -585,11 +599,36 @@ class FakeGreenhouse:
             "User-Agent": "Greenhouse-Webhooks (fake)",
         }
         delivery = WebhookDelivery(action, event_id, body, headers)
+        with self._lock:
+            if self._held_webhooks is not None:
+                self._held_webhooks.append(delivery)
+                return delivery
+        self._dispatch_webhook(delivery)
+        return delivery
+
+    def _dispatch_webhook(self, delivery: WebhookDelivery) -> None:
         if self.async_webhooks and self._webhook_thread is not None:
             self._webhook_queue.put(delivery)
         else:
             self._post_webhook(delivery)
-        return delivery
+
+    def hold_webhooks(self) -> None:
+        """Keep back the webhooks of the changes that follow, until `release_webhooks`.
+
+        Greenhouse gives no ordering guarantee and retries failed deliveries later, so
+        deliveries can arrive late and out of order; this makes that happen on purpose.
+        """
+        with self._lock:
+            if self._held_webhooks is None:
+                self._held_webhooks = []
+
+    def release_webhooks(self, *, reverse: bool = True) -> list[WebhookDelivery]:
+        """Send what `hold_webhooks` kept back, newest first unless ``reverse=False``."""
+        with self._lock:
+            held, self._held_webhooks = self._held_webhooks or [], None
+        for delivery in reversed(held) if reverse else held:
+            self._dispatch_webhook(delivery)
+        return held
 
     def _post_webhook(self, delivery: WebhookDelivery) -> None:
         url = self.webhook_url
