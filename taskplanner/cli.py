@@ -220,7 +220,8 @@ def describe_config(config: Config) -> str:
         f"job overrides: {len(config.jobs)}",
         f"rules: evaluation due after {format_duration(rules.evaluation_due_after)}, "
         f"job live within {format_duration(rules.job_live_within)}, "
-        f"inactivity after {format_duration(rules.inactivity_after)}",
+        f"inactivity after {format_duration(rules.inactivity_after)}, "
+        f"schedule within {format_duration(rules.schedule_within)}",
         f"  scheduling stages: {', '.join(rules.scheduling_stages) or '-'}",
         f"  inactivity stages: {', '.join(rules.inactivity_stages) or '-'}",
         f"  out-of-office events hand tasks over: {'yes' if rules.follow_out_of_office else 'no'}",
@@ -242,6 +243,13 @@ def describe_config(config: Config) -> str:
         lines.append(
             f"alerts by {name}{where}: {', '.join(section.categories) or '-'}; declines within "
             f"{format_duration(section.decline_within)}"
+        )
+    if config.server.listens_everywhere() and not config.server.public_url:
+        lines.append(
+            f"warning: server.host is {config.server.host} and server.public_url is not set: "
+            f"links in emails and the API would point at "
+            f"{config.server.link('/')}, which nobody can open; set server.public_url "
+            f'(e.g. "https://tasks.example.com/")'
         )
     return "\n".join(lines)
 

@@ -455,6 +455,15 @@ class ServerConfig(_SecretHolder):
     oidc: OidcConfig | None = None
     # Page sessions end this long after sign-in (and at sign-out).
     session_lifetime: Duration = timedelta(hours=12)
+
+    def listens_everywhere(self) -> bool:
+        """A wildcard address: the server's own host:port is no address to link to."""
+        return self.host.strip("[]") in ("0.0.0.0", "::", "")  # noqa: S104 - compared only
+
+    def link(self, path: str) -> str:
+        """An absolute link to one of this server's pages: public_url, else host:port."""
+        base = self.public_url or f"http://{self.host}:{self.port}/"
+        return base.rstrip("/") + "/" + path.lstrip("/")
     # Key that signs session cookies; without one, a key is generated and kept in the
     # database so every replica shares it.
     session_key_env: OptionalEnvVarName = None
@@ -472,6 +481,8 @@ class ServerConfig(_SecretHolder):
 
 
 class RulesConfig(_Model):
+    # A ready_to_schedule task is due this long after it opens (urgency order, overdue marks).
+    schedule_within: Duration = timedelta(days=2)
     evaluation_due_after: Duration = timedelta(hours=24)
     job_live_within: Duration = timedelta(hours=24)
     inactivity_after: Duration = timedelta(days=15)
@@ -661,6 +672,13 @@ class GreenhouseConfig(_ConnectorBase):
     user_id: str | None = None
     # Host of the links to candidates and jobs (EU accounts: https://app.eu.greenhouse.io).
     app_url: str = "https://app.greenhouse.io"
+    # The account's time zone (IANA): the days of all-day interviews are days there.
+    time_zone: str = "UTC"
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_time_zone(cls, value: str) -> str:
+        return OrganisationConfig._known_timezone(value)
 
 
 class LeverConfig(_ConnectorBase):
@@ -717,6 +735,14 @@ class MicrosoftCalendarConfig(_ConnectorBase):
     client_state_env: OptionalEnvVarName = None
     # Extra CA bundle to trust for Graph and the authority (a TLS-intercepting proxy).
     ca_file: Path | None = None
+    # The mailboxes' time zone (IANA): Graph shows an all-day event's day as midnight "UTC"
+    # and names its zone the Windows way, so its day is placed in this zone.
+    time_zone: str = "UTC"
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_time_zone(cls, value: str) -> str:
+        return OrganisationConfig._known_timezone(value)
 
 
 ConnectorConfig = Annotated[

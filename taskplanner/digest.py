@@ -40,7 +40,12 @@ from taskplanner.engine import OPEN
 from taskplanner.runtime import Runtime, rules_from_config
 from taskplanner.store import models as m
 from taskplanner.store.database import transaction
-from taskplanner.tasklist import open_counts, open_counts_by_assignee, related_names
+from taskplanner.tasklist import (
+    open_counts,
+    open_counts_by_assignee,
+    related_names,
+    task_notes,
+)
 
 log = structlog.get_logger("taskplanner.digest")
 
@@ -73,6 +78,8 @@ class DigestItem:
     context: str  # candidate · job, when known
     age: str
     overdue_by: str | None
+    # A decline's interview time, a broken integration's error and what to do (issue 15).
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -163,6 +170,7 @@ class Digest:
             if item.context:
                 detail = f"{item.context} · {detail}"
             lines.append(f"  {detail}")
+            lines += [f"  {note}" for note in item.notes]
             lines.append(f"  {item.recommended_action}")
             if item.url:
                 lines.append(f"  {item.url}")
@@ -237,7 +245,8 @@ def compute_digest(
     )
     seen = {t.id for t in overdue}
     tasks = (overdue + [t for t in oldest if t.id not in seen])[:LISTED]
-    names = related_names(session, tasks)
+    names = related_names(session, tasks, config.people_by_email())
+    zone = config.organisation.zone()
     root = base_url(config)
     items = []
     for task in tasks:
@@ -246,13 +255,14 @@ def compute_digest(
         is_overdue = task.due_at is not None and task.due_at <= now
         items.append(
             DigestItem(
-                title=task.title,
+                title=names.title(task),
                 category_label=category.label if category else task.category,
                 recommended_action=task.recommended_action,
                 url=_absolute(root, task.action_url),
                 context=context,
                 age=span_text(now - task.created_at),
                 overdue_by=span_text(now - task.due_at) if is_overdue and task.due_at else None,
+                notes=tuple(task_notes(task, names, now, zone)),
             )
         )
     person = config.people_by_email().get(recipient)
@@ -261,7 +271,6 @@ def compute_digest(
         name = session.scalars(
             select(col(m.User.name)).where(col(m.User.email) == recipient).limit(1)
         ).first()
-    zone = config.organisation.zone()
     return Digest(
         recipient=recipient,
         name=name,

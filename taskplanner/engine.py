@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import event as orm_events
@@ -81,6 +81,14 @@ class EngineResult:
     opened: list[m.Task] = field(default_factory=list)
     closed: list[m.Task] = field(default_factory=list)
     reassigned: int = 0
+
+
+@dataclass
+class BulkResult:
+    """What a bulk completion did: the tasks completed, and (id, why) for those skipped."""
+
+    completed: list[m.Task] = field(default_factory=list)
+    skipped: list[tuple[int, str]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -199,7 +207,7 @@ class TaskEngine:
         category = CATEGORY_BY_NAME[intent.category]
         now = self.clock()
         owner = self.assignment_for(session, category.assignee, intent.refs)
-        task = _new_task(intent, owner, now)
+        task = _new_task(intent, owner, now, self.rules)
         if session.get_bind().dialect.name == "sqlite" or session.info.get(_OPTIMISTIC):
             # SQLite has one writer at a time (BEGIN IMMEDIATE): nobody can open it
             # meanwhile. An optimistic caller (the inbox's chunks) redoes its whole batch,
@@ -273,7 +281,7 @@ class TaskEngine:
             )
             if cache_key not in owners:
                 owners[cache_key] = self.assignment_for(session, role, refs)
-            tasks.append(_new_task(intent, owners[cache_key], now))
+            tasks.append(_new_task(intent, owners[cache_key], now, self.rules))
             opened_for.append(_opened_for(owners[cache_key]))
         if not tasks:
             return []
@@ -350,6 +358,54 @@ class TaskEngine:
         if task.status != OPEN:
             raise TaskAlreadyCompleted(f"task {task_id} is already completed")
         self._reassign(session, task, to.lower(), assignment.MANUAL, by.lower(), "by hand")
+        return task
+
+    def complete_many(self, session: Session, task_ids: Sequence[int], *, by: str) -> BulkResult:
+        """Complete several tasks by hand; those that cannot be are skipped, with why."""
+        by = by.lower()
+        now = self.clock()
+        wanted = list(dict.fromkeys(task_ids))
+        found = {
+            t.id: t
+            for t in session.scalars(
+                select(m.Task).where(col(m.Task.id).in_(wanted)).with_for_update()
+            )
+        }
+        result = BulkResult()
+        for task_id in wanted:
+            task = found.get(task_id)
+            if task is None:
+                result.skipped.append((task_id, "no such task"))
+            elif task.status != OPEN:
+                result.skipped.append((task_id, "already completed"))
+            else:
+                reason = f"completed by {by}"
+                self._complete(session, task, Resolution.MANUAL, by, reason, by, now)
+                result.completed.append(task)
+        return result
+
+    def snooze(self, session: Session, task_id: int, *, until: datetime, by: str) -> m.Task:
+        """Keep an open task out of the open list until ``until``; it stays open."""
+        task = self._get_for_update(session, task_id)
+        if task.status != OPEN:
+            raise TaskAlreadyCompleted(f"task {task_id} is already completed")
+        now = self.clock()
+        task.snoozed_until, task.updated_at = until, now
+        session.add(task)
+        detail = f"snoozed until {until.astimezone(UTC).strftime('%Y-%m-%d %H:%M')} UTC"
+        self._history(session, task, "snoozed", detail, by.lower(), now)
+        return task
+
+    def unsnooze(self, session: Session, task_id: int, *, by: str) -> m.Task:
+        """Bring a snoozed task back to the open list now."""
+        task = self._get_for_update(session, task_id)
+        if task.status != OPEN:
+            raise TaskAlreadyCompleted(f"task {task_id} is already completed")
+        now = self.clock()
+        if task.snoozed_until is not None:
+            task.snoozed_until, task.updated_at = None, now
+            session.add(task)
+            self._history(session, task, "unsnoozed", "back in the open list", by.lower(), now)
         return task
 
     def hand_over(
@@ -533,8 +589,13 @@ def _opened_for(owner: assignment.Assignment) -> str:
     return f"opened for {owner.assignee}"
 
 
-def _new_task(intent: OpenTask, owner: assignment.Assignment, now: datetime) -> m.Task:
+def _new_task(
+    intent: OpenTask, owner: assignment.Assignment, now: datetime, rules: assignment.OrgRules
+) -> m.Task:
     category = CATEGORY_BY_NAME[intent.category]
+    due_at = intent.due_at
+    if due_at is None and intent.category == "ready_to_schedule":
+        due_at = now + rules.schedule_within  # [rules] schedule_within
     return m.Task(
         key=intent.key,
         category=intent.category,
@@ -547,7 +608,7 @@ def _new_task(intent: OpenTask, owner: assignment.Assignment, now: datetime) -> 
         handed_over_from=owner.handed_over_from,
         status=OPEN,
         created_at=now,
-        due_at=intent.due_at,
+        due_at=due_at,
         updated_at=now,
         **_refs(intent.refs),
     )

@@ -68,6 +68,7 @@ def rules_from_config(config: Config) -> OrgRules:
         evaluation_due_after=rules.evaluation_due_after,
         job_live_within=rules.job_live_within,
         inactivity_after=rules.inactivity_after,
+        schedule_within=rules.schedule_within,
         people_roles={p.email.lower(): p.role for p in config.people},
         handovers={
             p.email.lower(): Absence(

@@ -434,7 +434,7 @@ page_url = "{PAGE}"
     assert dry.exit_code == 0, dry.output
     assert f"To: {f.CORA}" in dry.output and f"To: {f.SAM}" in dry.output
     assert "Subject: Acme taskplanner: 4 open tasks" in dry.output
-    assert "You have 4 open tasks." in dry.output
+    assert "You have 4 open tasks" in dry.output  # ready to schedule for 2 days: overdue
     assert "dry run: 2 email(s) would be sent, none sent" in dry.output
     assert f.CARL not in dry.output
     assert smtp.mailbox.received == []
@@ -471,7 +471,7 @@ url = "{db_url}"
     )
     dry = CliRunner().invoke(cli, ["digest", "send", "--dry-run", "--config", str(config)])
     assert dry.exit_code == 0, dry.output
-    assert f"To: {f.CORA}" in dry.output and "You have 4 open tasks." in dry.output
+    assert f"To: {f.CORA}" in dry.output and "You have 4 open tasks" in dry.output
     assert f"Your task list: {PAGE}?assignee=cora%40acme.example" in dry.output
     assert "dry run: 2 email(s) would be sent, none sent" in dry.output
 

@@ -111,6 +111,11 @@ class ApplicationSnapshot:
     stage_entered_at: datetime | None = None
     candidate: CandidateSnapshot | None = None  # carried along by webhooks that embed it
     url: str | None = None
+    # The stage's name when the source names it (webhooks do): a stage no poll has brought
+    # yet is then recognised by name (rules.scheduling_stages) at once.
+    stage_name: str | None = None
+    # The job as a webhook embeds it (no stages): used only while the job is unknown.
+    job: JobSnapshot | None = None
 
 
 @dataclass(frozen=True)
@@ -154,6 +159,9 @@ class AttendeeSnapshot:
     is_resource: bool = False  # a room
     is_organizer: bool = False
     name: str | None = None
+    # Their response comment, when the provider keeps one (Google Calendar: attendees[].comment,
+    # https://developers.google.com/calendar/api/v3/reference/events; Graph has none).
+    comment: str | None = None
 
 
 @dataclass(frozen=True)

@@ -239,6 +239,7 @@ class CalendarAttendee(Base, table=True):
     is_resource: bool = False
     is_organizer: bool = False
     name: str | None = None
+    comment: str | None = Field(default=None, sa_type=Text)  # their response comment
 
 
 # --- set-up done in taskplanner ------------------------------------------------------
@@ -345,7 +346,8 @@ class TaskFields(SQLModel):
     recommended_action: str
     action_url: str | None = Field(
         default=None,
-        description="The ATS candidate/job, or this server's set-up page (a relative URL)",
+        description="The ATS candidate/job, or this server's set-up page (relative; absolute "
+        "under server.public_url when that is set)",
     )
     detail: str | None = Field(default=None, sa_type=Text)
     assignee: str
@@ -369,6 +371,11 @@ class TaskFields(SQLModel):
     created_at: datetime = Field(sa_type=UTCDateTime)
     due_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     completed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    snoozed_until: datetime | None = Field(
+        default=None,
+        sa_type=UTCDateTime,
+        description="Left out of the open list until then (it stays open)",
+    )
     # Whose task this is while a stand-in holds it (a hand-over); it goes back when it ends.
     handed_over_from: str | None = None
 
@@ -392,6 +399,11 @@ class Task(TaskFields, Base, table=True):
         Index(None, "job_id", "status"),
         Index(None, "schedule_id", "status"),
         Index(None, "handed_over_from", "status"),
+        # Urgency order (due soonest first, then newest): the due part and the part without
+        # a due time are each one index range, for one person or for everyone.
+        Index(None, "assignee", "status", "due_at", "id"),
+        Index(None, "status", "due_at", "id"),
+        Index(None, "stage_id", "status"),
     )
     key: str = Field(index=True)
     assigned_via: str  # a role name from the category table, or "manual"
@@ -404,7 +416,7 @@ class TaskHistoryFields(SQLModel):
     """The columns of a history entry the API shows (``HistoryOut``)."""
 
     at: datetime = Field(sa_type=UTCDateTime)
-    action: str  # opened | assigned | reassigned | due_changed | completed
+    action: str  # opened | assigned | reassigned | due_changed | snoozed | unsnoozed | completed
     detail: str = Field(sa_type=Text)  # why, in words a coordinator reads
     actor: str  # a person's email, or the event/sweep that caused it
 
