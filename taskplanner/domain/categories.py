@@ -458,6 +458,8 @@ CATEGORIES: tuple[Category, ...] = (
         completes_on=(ev.ScheduleCreated.name,),
         obsolete_on=(_LEFT, _CLOSED),
         detector=detect_schedule_cancelled,
+        # A state once taskplanner watches; a cancellation before go-live is a moment nobody
+        # saw, and the go-live pass offers that candidate as ready_to_schedule instead.
         go_live=GoLive.MOMENT,
     ),
     Category(
