@@ -558,7 +558,7 @@ def test_rejecting_the_candidate_obsoletes_schedule_cancelled(pipeline: Pipeline
 
 # schedule_cancelled is a state (open while the application is active, in the cancelled
 # interview's stage, with no live interview there), so every delivery order ends the same.
-CANCELLED = sn.ScheduleStatus.CANCELLED
+CANCELLED, EVENT_CANCELLED = sn.ScheduleStatus.CANCELLED, sn.EventStatus.CANCELLED
 CANCEL_I1 = (schedule(status=CANCELLED, updated=10),)
 REPLACE_WITH_I2 = (schedule("i2", updated=12, event_id="ev2"),)
 I1_SCHEDULED = (schedule(updated=2),)
@@ -631,6 +631,27 @@ def test_interview_first_seen_cancelled_in_the_first_sync_opens_no_schedule_canc
 
     assert tasks(pipeline.db, "schedule_cancelled") == []
     assert open_about_scheduling(pipeline) == [("ready_to_schedule", "s-phone", None)]
+
+
+@pytest.mark.parametrize(
+    "deliveries",
+    [
+        ((interview_event(updated=3),), (interview_event(updated=10, status=EVENT_CANCELLED),)),
+        ((interview_event(updated=10, status=EVENT_CANCELLED),), (interview_event(updated=3),)),
+    ],
+    ids=["confirmed first", "first seen cancelled"],
+)
+def test_calendar_event_first_seen_cancelled_opens_schedule_cancelled_in_any_order(
+    pipeline: Pipeline, deliveries: tuple[tuple[sn.Snapshot, ...], ...]
+) -> None:
+    # The calendar's copy of the meeting reaches us only once it is cancelled (the confirmed
+    # version, older, is stale when it comes): the interview is off all the same.
+    pipeline.ingest_now([job(), candidate(), application(), *I1_SCHEDULED])
+
+    for delivery in deliveries:
+        pipeline.ingest_now(list(delivery))
+
+    assert open_about_scheduling(pipeline) == [("schedule_cancelled", "s-phone", "i1")]
 
 
 @pytest.mark.parametrize("order", list(itertools.permutations(range(3))))
