@@ -9,12 +9,13 @@ PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
 	2>/dev/null && { echo $$p; break; }; done)
 
-.PHONY: help venv run test lint bench clean distclean
+.PHONY: help venv run test lint audit bench clean distclean
 
 help:
 	@echo "make run    - start the daemon on the sandbox organisation (http://127.0.0.1:8080)"
 	@echo "make test   - ruff, mypy and pytest"
 	@echo "make lint   - ruff and mypy only"
+	@echo "make audit  - pip-audit of the installed dependencies (a warning when offline)"
 	@echo "make bench  - run every bench/*.py"
 	@echo "make venv   - create .venv and install taskplanner with its dev extras"
 	@echo "make clean  - remove caches and build output (distclean also removes .venv)"
@@ -40,6 +41,10 @@ lint: venv
 
 test: venv lint
 	$(BIN)/pytest -q
+
+# Fails on known vulnerabilities; PyPI's vulnerability data out of reach is only a warning.
+audit: venv
+	$(BIN)/python .ci/audit.py
 
 bench: venv
 	@set -e; shopt -s nullglob; for f in bench/*.py; do echo "== $$f"; $(BIN)/python "$$f"; done

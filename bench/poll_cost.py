@@ -31,6 +31,8 @@ import structlog
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from connectors.ashby import PARTITIONS as ASHBY_PARTITIONS  # noqa: E402
+from connectors.ashby.client import MAX_LIMIT as ASHBY_MAX_LIMIT  # noqa: E402
 from connectors.greenhouse import PARTITIONS as GREENHOUSE_PARTITIONS  # noqa: E402
 from connectors.http import RetryPolicy  # noqa: E402
 from connectors.polling import format_cursor  # noqa: E402
@@ -63,6 +65,11 @@ class Provider:
     make_fake: Callable[[SettableClock], FakeATS[Any]]
     partitions: tuple[str, ...]  # the connector's cursors
     max_per_page: int
+    # The path whose requests list the applications (the full sync's minimum is counted on it).
+    applications_path: str = "/applications"
+    # Cursors are timestamps the bench can write (Greenhouse, Lever's updated_at filters), or
+    # tokens only the provider hands out (Ashby's syncToken): those come from a full sync.
+    timestamp_cursors: bool = True
 
 
 def _greenhouse(clock: SettableClock) -> FakeATS[Any]:
@@ -72,9 +79,23 @@ def _greenhouse(clock: SettableClock) -> FakeATS[Any]:
     return fake
 
 
-# Lever and Ashby (other branches) add one entry each.
+def _ashby(clock: SettableClock) -> FakeATS[Any]:
+    from taskplanner.sandbox.fake_ashby import FakeAshby
+
+    # Incremental listings of any size: the bench measures polls, not the too-large answer.
+    fake: FakeATS[Any] = FakeAshby(clock=clock, rate_limit=10_000_000, max_incremental_pages=10**6)
+    return fake
+
+
 ATS: dict[str, Provider] = {
     "greenhouse": Provider(_greenhouse, GREENHOUSE_PARTITIONS, max_per_page=500),
+    "ashby": Provider(
+        _ashby,
+        ASHBY_PARTITIONS,
+        max_per_page=ASHBY_MAX_LIMIT,
+        applications_path="/application.list",
+        timestamp_cursors=False,
+    ),
 }
 
 
@@ -125,9 +146,16 @@ def idle_poll(ats: str, past_interviews: int) -> tuple[int, float]:
         seed_history(fake, past_interviews)
         clock.offset = timedelta(0)
         connector = make_connector(ats, fake)
-        started = datetime.now(UTC) - timedelta(hours=1)
-        # As if a full sync had run an hour ago: every partition's cursor is that moment.
-        cursors = {name: format_cursor(started) for name in ATS[ats].partitions}
+        if ATS[ats].timestamp_cursors:
+            started = datetime.now(UTC) - timedelta(hours=1)
+            # As if a full sync had run an hour ago: every partition's cursor is that moment.
+            cursors = {name: format_cursor(started) for name in ATS[ats].partitions}
+        else:
+            # The provider's own tokens, as a full sync leaves them.
+            cursors = {}
+            for page in connector.poll({}, started_at=datetime.now(UTC), full=True):
+                if page.cursor is not None:
+                    cursors[page.partition] = page.cursor
         list(connector.poll(cursors, started_at=datetime.now(UTC)))  # warm-up (fake indexes)
         # The fake's rows and indexes live in this process: keep the garbage collector's full
         # passes over them out of the connector's figures (they are not the connector's).
@@ -194,7 +222,9 @@ def main() -> None:
 
     total, by_path, seconds = full_sync(args.ats, args.applications)
     minimum = math.ceil(args.applications / ATS[args.ats].max_per_page)
-    listing = sum(n for path, n in by_path.items() if path.endswith("/applications"))
+    listing = sum(
+        n for path, n in by_path.items() if path.endswith(ATS[args.ats].applications_path)
+    )
     print(f"{args.ats}: full sync of {args.applications:,} applications ({seconds:.1f} s)")
     print(
         f"  {listing} requests listing the applications; the minimum at "

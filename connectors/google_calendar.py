@@ -72,6 +72,11 @@ _RESPONSES = {
     "tentative": Response.TENTATIVE,
     "declined": Response.DECLINED,
 }
+# What `event_snapshot` raises for an event that is not the documented shape; the connector
+# reports it as one "unreadable event" error. AttributeError: an object where the docs
+# promise another type; OverflowError: a time beyond what datetime holds once in UTC.
+UNREADABLE_EVENT = (KeyError, TypeError, ValueError, AttributeError, OverflowError)
+
 _STATUSES = {
     "confirmed": EventStatus.CONFIRMED,
     "tentative": EventStatus.TENTATIVE,
@@ -340,10 +345,10 @@ class GoogleCalendarConnector:
     ) -> CalendarEventSnapshot:
         try:
             return event_snapshot(self.name, calendar, item, fallback_updated=started_at, zone=zone)
-        except (KeyError, TypeError, ValueError) as exc:
+        except UNREADABLE_EVENT as exc:
             raise ProviderRequestError(
                 self.name,
-                f"unreadable event {item.get('id', '?')} on {calendar}: {type(exc).__name__}",
+                f"unreadable event {_item_id(item)} on {calendar}: {type(exc).__name__}",
                 status=200,
             ) from exc
 
@@ -615,7 +620,7 @@ def event_snapshot(
             response=_RESPONSES.get(str(a.get("responseStatus")), Response.NEEDS_ACTION),
             is_resource=bool(a.get("resource", False)),
             is_organizer=bool(a.get("organizer", False)),
-            name=a.get("displayName"),
+            name=_text(a.get("displayName")),
             comment=_comment(a.get("comment")),
         )
         for a in item.get("attendees", ())
@@ -632,17 +637,28 @@ def event_snapshot(
         updated_at=_parse_datetime(updated) if updated else fallback_updated,
         starts_at=_event_time(item.get("start"), zone),
         ends_at=_event_time(item.get("end"), zone),
-        ical_uid=item.get("iCalUID"),
-        organizer_email=organizer,
+        ical_uid=_text(item.get("iCalUID")),
+        organizer_email=_text(organizer),
         attendees=attendees,
-        schedule_tag=private.get(SCHEDULE_TAG_KEY),
-        title=item.get("summary"),
+        schedule_tag=_text(private.get(SCHEDULE_TAG_KEY)),
+        title=_text(item.get("summary")),
         # Event types (https://developers.google.com/calendar/api/guides/event-types): an
         # "outOfOffice" event sits on its owner's primary calendar, with outOfOfficeProperties
         # (autoDeclineMode, declineMessage) and no attendees; events.list returns every type
         # unless eventTypes narrows it.
         out_of_office=item.get("eventType") == "outOfOffice",
     )
+
+
+def _text(value: Any) -> str | None:
+    """A text field of the payload; anything but a string is as good as absent."""
+    return value if isinstance(value, str) else None
+
+
+def _item_id(item: Any) -> str:
+    """The id of an event for an error message, whatever shape the item has."""
+    value = item.get("id") if isinstance(item, Mapping) else None
+    return repr(value)[:80] if value is not None else "?"
 
 
 def _event_time(value: Any, zone: tzinfo = UTC) -> datetime | None:

@@ -65,6 +65,10 @@ _RESPONSES = {
     "tentativelyAccepted": Response.TENTATIVE,
     "declined": Response.DECLINED,
 }
+# What `graph_event_snapshot` raises for an event that is not the documented shape; the
+# connector reports it as one "unreadable event" error. AttributeError: an object where the
+# docs promise another type; OverflowError: a time beyond what datetime holds once in UTC.
+UNREADABLE_EVENT = (KeyError, TypeError, ValueError, AttributeError, OverflowError)
 # msal error codes that mean "the app registration or its secret is wrong": stop and report.
 _FATAL_TOKEN_ERRORS = frozenset(
     {"invalid_client", "unauthorized_client", "invalid_request", "invalid_scope", "invalid_grant"}
@@ -423,10 +427,10 @@ class MicrosoftCalendarConnector:
                             self.name, calendar, item, fallback_updated=started_at, zone=self.zone
                         )
                     )
-            except (KeyError, TypeError, ValueError) as exc:
+            except UNREADABLE_EVENT as exc:
                 raise ProviderRequestError(
                     self.name,
-                    f"unreadable event {item.get('id', '?')} on {calendar}: {type(exc).__name__}",
+                    f"unreadable event {_item_id(item)} on {calendar}: {type(exc).__name__}",
                     status=200,
                 ) from exc
         return result
@@ -599,7 +603,7 @@ def graph_event_snapshot(
                 response=_RESPONSES.get(response, Response.NEEDS_ACTION),
                 is_resource=attendee.get("type") == "resource",
                 is_organizer=response == "organizer",
-                name=(attendee.get("emailAddress") or {}).get("name"),
+                name=_text((attendee.get("emailAddress") or {}).get("name")),
             )
         )
     organizer = ((item.get("organizer") or {}).get("emailAddress") or {}).get("address")
@@ -614,11 +618,11 @@ def graph_event_snapshot(
         updated_at=_parse_instant(str(modified)) if modified else fallback_updated,
         starts_at=_all_day(item, "start", zone) or _graph_time(item.get("start")),
         ends_at=_all_day(item, "end", zone) or _graph_time(item.get("end")),
-        ical_uid=item.get("iCalUId"),
-        organizer_email=organizer,
+        ical_uid=_text(item.get("iCalUId")),
+        organizer_email=_text(organizer),
         attendees=tuple(attendees),
         schedule_tag=_schedule_tag(item),
-        title=item.get("subject"),
+        title=_text(item.get("subject")),
         # showAs is the event's freeBusyStatus: free, tentative, busy, oof,
         # workingElsewhere or unknown (https://learn.microsoft.com/graph/api/resources/event);
         # "oof" marks the mailbox owner out of office for the event's span.
@@ -626,12 +630,23 @@ def graph_event_snapshot(
     )
 
 
+def _text(value: Any) -> str | None:
+    """A text field of the payload; anything but a string is as good as absent."""
+    return value if isinstance(value, str) else None
+
+
+def _item_id(item: Any) -> str:
+    """The id of an event for an error message, whatever shape the item has."""
+    value = item.get("id") if isinstance(item, Mapping) else None
+    return repr(value)[:80] if value is not None else "?"
+
+
 def _schedule_tag(item: Mapping[str, Any]) -> str | None:
     # Delta responses do not expand extended properties; read the tag when a payload has it.
     for prop in item.get("singleValueExtendedProperties") or ():
         if str(prop.get("id", "")).endswith(f"Name {SCHEDULE_TAG_NAME}"):
             value = prop.get("value")
-            return str(value) if value is not None else None
+            return value if isinstance(value, str) else None
     return None
 
 

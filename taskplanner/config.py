@@ -996,6 +996,11 @@ def load_config(
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise _toml_error(exc, text, source) from None
+    except RecursionError:
+        # tomllib recurses once per level of nested arrays or inline tables.
+        raise ConfigError(
+            "config", "TOML nested too deeply (arrays or inline tables inside each other)", source
+        ) from None
     return parse_config(data, source=source, environ=env, checks=checks)
 
 
@@ -1248,7 +1253,9 @@ def _dotted(loc: tuple[str | int, ...]) -> str:
 
 
 def _toml_key(part: str) -> str:
-    return part if _TOML_BARE_KEY.fullmatch(part) else '"' + part.replace('"', '\\"') + '"'
+    """A key as TOML spells it: bare, else a basic string with its escapes (a key holding a
+    line break stays on its problem's one line)."""
+    return part if _TOML_BARE_KEY.fullmatch(part) else json.dumps(part, ensure_ascii=False)
 
 
 def _hide_url_password(url: str) -> str:

@@ -37,7 +37,9 @@ _BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+")
 # ?api_key=…, &access_token=…, "client_secret": "…" and the like inside a message.
 _KEY_VALUE = re.compile(
     r"(?i)\b([a-z_]*(?:secret|password|passwd|token|api_?key|credential)[a-z_]*)"
-    r"(\"?\s*[=:]\s*\"?)[^\s&\"',;]+"
+    # "key: Some words" is prose (Ashby's "invalid_api_key: The API key is invalid"), not a
+    # value: after a colon, only a value that follows at once or in quotes is masked.
+    r"(\"?\s*(?:=|:(?=\s*\"|\S))\s*\"?)[^\s&\"',;]+"
 )
 
 

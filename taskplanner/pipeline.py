@@ -13,7 +13,7 @@ from taskplanner.clock import Clock, system_clock
 from taskplanner.domain.alerting import NO_ALERTS, AlertPolicy
 from taskplanner.domain.assignment import OrgRules
 from taskplanner.domain.events import DomainEvent
-from taskplanner.domain.snapshots import Snapshot
+from taskplanner.domain.snapshots import Snapshot, storable
 from taskplanner.engine import EngineResult, TaskEngine, quiet_opens
 from taskplanner.normalizer import BASELINE, Normalizer
 from taskplanner.store import models as m
@@ -48,14 +48,16 @@ class Pipeline:
         if baseline:
             session.info[BASELINE] = True
         try:
-            events = self.normalizer.apply(session, snapshots)
+            # Text neither database can store (NUL, lone surrogates) is cleaned here, once for
+            # every provider, rather than failing the delivery or the poll page carrying it.
+            events = self.normalizer.apply(session, [storable(s) for s in snapshots])
         finally:
             session.info.pop(BASELINE, None)
         return self.tasks.handle(session, events, baseline=baseline)
 
     def read_ahead(self, session: Session, snapshots: Iterable[Snapshot]) -> None:
         """Load what ingesting these snapshots will look up, in a few queries."""
-        self.normalizer.read_ahead(session, snapshots)
+        self.normalizer.read_ahead(session, [storable(s) for s in snapshots])
 
     def handle(self, session: Session, events: list[DomainEvent]) -> EngineResult:
         return self.tasks.handle(session, events)

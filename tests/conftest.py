@@ -11,6 +11,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from hypothesis import HealthCheck, settings
 from sqlalchemy import Engine, text
 
 from taskplanner.clock import FrozenClock
@@ -21,6 +22,24 @@ from taskplanner.store.migrate import upgrade
 
 # Fixtures of the loopback calendar providers (the fakes and one driver for both).
 pytest_plugins = ("tests.calendar_env",)
+
+# Hypothesis: no deadlines (the machine is shared, tests use real databases), no example
+# database, and the same examples on every run ("ci", the default); HYPOTHESIS_PROFILE=explore
+# tries ten times as many, freshly random, to look for new bad input.
+settings.register_profile(
+    "ci",
+    deadline=None,
+    derandomize=True,
+    database=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+settings.register_profile(
+    "explore",
+    parent=settings.get_profile("ci"),
+    derandomize=False,
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 PG_ADMIN_URL = os.environ.get("TASKPLANNER_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 

@@ -1,7 +1,8 @@
 """pyproject.toml declares exactly what the code imports: nothing unused, nothing missing.
 
 Runtime dependencies are what ``taskplanner/`` and ``connectors/`` import; the ``dev`` extra
-is what ``tests/`` and ``bench/`` import beyond them, plus the tools ``make lint`` runs. The
+is what ``tests/`` and ``bench/`` import beyond them, plus the tools ``make lint`` and
+``make audit`` run. The
 README's development section says why each runtime dependency is there.
 """
 
@@ -25,8 +26,8 @@ LOADED_BY_OTHERS = {
     "psycopg": "SQLAlchemy loads it for postgresql+psycopg URLs",
     "python-multipart": "FastAPI imports it to parse the sign-in and set-up forms",
 }
-# Run by ``make lint``, never imported.
-TOOLS = {"ruff", "mypy"}
+# Run by ``make lint`` and ``make audit``, never imported.
+TOOLS = {"ruff", "mypy", "pip-audit"}
 
 
 def canonical(name: str) -> str:

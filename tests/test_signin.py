@@ -626,9 +626,22 @@ def test_provider_sign_in_and_its_refusals_in_a_browser(
     with served(runtime, provider) as base, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            context = browser.new_context(viewport={"width": 1200, "height": 900})
+            page = context.new_page()
             page.set_default_timeout(15_000)
             callbacks: list[tuple[str, int]] = []
+            bindings: list[str] = []  # the sign-in cookie each start of a sign-in set
+
+            def remember_binding(response: Any) -> None:
+                if "/signin/oidc?" not in response.url:
+                    return
+                found = re.search(
+                    rf"{SIGN_IN_COOKIE}=([^;]+)", response.all_headers().get("set-cookie", "")
+                )
+                if found:
+                    bindings.append(found.group(1))
+
+            page.on("response", remember_binding)
             page.on(
                 "response",
                 lambda r: callbacks.append((r.url, r.status))
@@ -660,6 +673,14 @@ def test_provider_sign_in_and_its_refusals_in_a_browser(
             expect(alert).to_contain_text("already been used")
             expect(page.get_by_role("link", name=SIGN_IN_BUTTON)).to_be_visible()
             page.screenshot(path=str(ARTIFACTS / "oidc-02-replayed.png"), full_page=True)
+            # Even with the browser's sign-in binding put back (as a replay of the whole
+            # request would carry it): the state is spent on the server, nobody new signs in.
+            assert bindings, "the start of the sign-in bound it to this browser"
+            binding = {"name": SIGN_IN_COOKIE, "value": bindings[-1], "path": OIDC_CALLBACK_PATH}
+            context.add_cookies([{**binding, "domain": "127.0.0.1"}])
+            page.goto(used_callback)
+            expect(alert).to_contain_text("already been used")
+            assert callbacks[-1][1] == 400
 
             # Sign out ends it.
             page.goto(base + "/")

@@ -65,7 +65,7 @@ def delivery_id(body: bytes) -> str:
     """
     try:
         document = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         document = None
     if isinstance(document, dict) and isinstance(document.get("action"), str):
         resource = affected_resource(document["action"], document.get("data"))
@@ -81,6 +81,8 @@ def parse_delivery(connector: str, body: bytes, *, now: datetime, links: Links) 
         document = json.loads(body)
     except (ValueError, UnicodeDecodeError):
         raise MalformedPayloadError(connector, "body is not JSON") from None
+    except RecursionError:
+        raise MalformedPayloadError(connector, "body is JSON nested too deeply") from None
     if not isinstance(document, dict) or not isinstance(document.get("action"), str):
         raise MalformedPayloadError(connector, "no action in the delivery")
     action: str = document["action"]
@@ -88,14 +90,14 @@ def parse_delivery(connector: str, body: bytes, *, now: datetime, links: Links) 
         return ParsedDelivery(event_type=action, snapshots=[], is_ping=True)
     data = document.get("data")
     if not isinstance(data, dict):
-        raise MalformedPayloadError(connector, f"{action}: no data object")
+        raise MalformedPayloadError(connector, f"{action[:100]}: no data object")
     try:
         snapshots = snapshots_from_webhook(action, data, now=now, links=links)
     except UnhandledAction:
-        raise UnknownEventError(connector, f"unhandled Ashby event {action!r}") from None
+        raise UnknownEventError(connector, f"unhandled Ashby event {action[:100]!r}") from None
     except (KeyError, TypeError, ValueError, AttributeError, IncompleteRecord) as exc:
         raise MalformedPayloadError(
-            connector, f"{action}: unexpected payload ({type(exc).__name__}: {exc})"
+            connector, f"{action[:100]}: unexpected payload ({type(exc).__name__}: {exc})"[:500]
         ) from None
     return ParsedDelivery(event_type=action, snapshots=snapshots)
 

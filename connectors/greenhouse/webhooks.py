@@ -71,6 +71,8 @@ def parse_delivery(
         document = json.loads(body)
     except (ValueError, UnicodeDecodeError):
         raise MalformedPayloadError(connector, "body is not JSON") from None
+    except RecursionError:
+        raise MalformedPayloadError(connector, "body is JSON nested too deeply") from None
     if not isinstance(document, dict) or not isinstance(document.get("action"), str):
         raise MalformedPayloadError(connector, "no action in the delivery")
     action: str = document["action"]
@@ -78,16 +80,18 @@ def parse_delivery(
     if action == "ping":
         return ParsedDelivery(event_type=action, snapshots=[], is_ping=True)
     if not isinstance(payload, dict):
-        raise MalformedPayloadError(connector, f"{action}: no payload object")
+        raise MalformedPayloadError(connector, f"{action[:100]!r}: no payload object")
     try:
         snapshots = snapshots_from_webhook(
             action, payload, now=now, user_emails=user_emails, links=links
         )
     except UnhandledAction:
-        raise UnknownEventError(connector, f"unhandled Greenhouse event {action!r}") from None
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise UnknownEventError(
+            connector, f"unhandled Greenhouse event {action[:100]!r}"
+        ) from None
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
         raise MalformedPayloadError(
-            connector, f"{action}: unexpected payload ({type(exc).__name__}: {exc})"
+            connector, f"{action[:100]!r}: unexpected payload ({type(exc).__name__}: {exc})"[:500]
         ) from None
     return ParsedDelivery(event_type=action, snapshots=snapshots)
 

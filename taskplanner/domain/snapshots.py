@@ -8,9 +8,14 @@ them and the mirror keeps what it had.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any, TypeVar
+
+_T = TypeVar("_T")
 
 
 class ApplicationStatus(enum.StrEnum):
@@ -228,3 +233,57 @@ class SnapshotBatch:
     """What one delivery or poll page yields, processed in one transaction."""
 
     snapshots: list[Snapshot] = field(default_factory=list)
+
+
+# --- text neither database can store -------------------------------------------------------
+
+# NUL (PostgreSQL refuses it in text) and lone surrogates (JSON's "\ud800" decodes to one; no
+# UTF-8 encoder, so neither database, takes it).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def storable_text(value: str) -> str:
+    """``value`` without NUL and with each lone surrogate replaced by U+FFFD."""
+    if not _UNSTORABLE.search(value):
+        return value
+    return _UNSTORABLE.sub(lambda m: "" if m.group() == "\x00" else "\ufffd", value)
+
+
+# An address as the configuration and the page accept one (catches garbage, not RFC 5322).
+_ADDRESS = re.compile(r"^[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+\.[^@\s.\x00-\x1f\x7f]+$")
+_NOT_IN_ADDRESSES = re.compile(r"[\s\x00-\x1f\x7f]")
+
+
+def storable_address(value: str, *, optional: bool) -> str | None:
+    """An email address from a provider, safe to assign tasks to and to put in a mail header.
+
+    One that is not an address (``"a@b.example\r\nBcc: eve@evil.example"``) is unknown
+    (None) where the snapshot allows that, else loses its whitespace and control characters.
+    """
+    if not value or _ADDRESS.fullmatch(value):
+        return value
+    return None if optional else _NOT_IN_ADDRESSES.sub("", value)
+
+
+def storable(snapshot: _T) -> _T:
+    """The snapshot with every text field `storable_text` and every ``*email`` field
+    `storable_address` (the same object when nothing changes): a name an ATS or calendar
+    sends with a NUL is stored without it, never refused, and an address that is not one
+    never becomes an assignee or a mail header."""
+    changes: dict[str, Any] = {}
+    for f in dataclasses.fields(snapshot):  # type: ignore[arg-type]
+        value = getattr(snapshot, f.name)
+        if isinstance(value, str) and not isinstance(value, enum.Enum):
+            cleaned: Any = storable_text(value)
+            if f.name.endswith("email"):
+                cleaned = storable_address(cleaned, optional=f.default is None)
+        elif isinstance(value, tuple):
+            cleaned = tuple(storable(v) if dataclasses.is_dataclass(v) else v for v in value)
+            cleaned = value if all(a is b for a, b in zip(cleaned, value, strict=True)) else cleaned
+        elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+            cleaned = storable(value)
+        else:
+            continue
+        if cleaned is not value:
+            changes[f.name] = cleaned
+    return dataclasses.replace(snapshot, **changes) if changes else snapshot  # type: ignore[type-var]

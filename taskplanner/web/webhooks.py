@@ -22,6 +22,7 @@ from taskplanner.runtime import Runtime
 from taskplanner.web.ops import metrics_of
 
 log = structlog.get_logger("taskplanner.webhooks")
+MAX_DELIVERY_ID = 200  # Greenhouse's are UUIDs
 router = APIRouter(tags=["webhooks"])
 
 
@@ -126,7 +127,16 @@ async def _receive(connector_name: str, request: Request) -> JSONResponse:
         metrics.deliveries_received.labels(connector_name, "rejected").inc()
         log.warning("webhook_rejected", connector=connector_name, reason=exc.message)
         raise HTTPException(401, "signature verification failed") from None
-    delivery_id = source.delivery_id(headers, body) or hashlib.sha256(body).hexdigest()
+    try:
+        delivery_id = source.delivery_id(headers, body) or hashlib.sha256(body).hexdigest()
+    except Exception as exc:  # noqa: BLE001 - a verified delivery is stored whatever its id
+        log.error("webhook_delivery_id_failed", connector=connector_name, error=type(exc).__name__)
+        delivery_id = hashlib.sha256(body).hexdigest()
+    if len(delivery_id) > MAX_DELIVERY_ID or not delivery_id.isprintable():
+        # No provider sends such an id, and signatures do not cover it: keep it storable (an
+        # index refuses huge keys) by its digest, still the same for every re-delivery.
+        raw = delivery_id.encode("utf-8", "surrogatepass")
+        delivery_id = "sha256:" + hashlib.sha256(raw).hexdigest()
 
     try:
         stored = await delivery_writer(request.app).store(
