@@ -56,6 +56,12 @@ def _plain(value: Any) -> Any:
     return value
 
 
+@dataclasses.dataclass(frozen=True)
+class StageInterviews:
+    has_live: bool = False
+    cancelled_schedule_id: str | None = None
+
+
 class _Mirrored(Protocol):
     updated_at: datetime
     content_hash: str
@@ -237,6 +243,9 @@ class Normalizer:
                     app=self.app_context(session, application),
                     entered_at=application.stage_entered_at or application.updated_at,
                     scheduling_enabled=self.scheduling_enabled(session, stage),
+                    cancelled_schedule_id=self.stage_interviews(
+                        session, application.id, stage.id
+                    ).cancelled_schedule_id,
                 )
             )
         return out
@@ -475,8 +484,8 @@ class Normalizer:
             row.status, row.url = s.status.value, s.url
             row.updated_at, row.content_hash = s.updated_at, digest
             session.add(row)
-        if entered:
-            stage = readahead.get(session, m.Stage, s.stage_id) if s.stage_id else None
+        if entered and s.stage_id is not None:
+            stage = readahead.get(session, m.Stage, s.stage_id)
             if stage is None and s.stage_name:
                 # A stage no poll has brought yet (its job's plan is unknown): the delivery
                 # names it, and the organisation's stage names decide. Not stored: a stage
@@ -485,12 +494,15 @@ class Normalizer:
                 enabled = self.rules.stage_enabled_by_default(s.stage_name)
             else:
                 enabled = self.scheduling_enabled(session, stage)
+            interviews = self.stage_interviews(session, s.id, s.stage_id)
             out.append(
                 ev.ApplicationEnteredStage(
                     at=s.updated_at,
                     app=self.app_context(session, row, stage_name=s.stage_name),
                     entered_at=row.stage_entered_at or s.updated_at,
                     scheduling_enabled=enabled,
+                    has_live_schedule_in_stage=interviews.has_live,
+                    cancelled_schedule_id=interviews.cancelled_schedule_id,
                 )
             )
         if is_new:
@@ -541,13 +553,16 @@ class Normalizer:
     def _schedule(self, session: Session, s: sn.ScheduleSnapshot) -> list[DomainEvent]:
         row = readahead.locked(session, m.Schedule, s.id)
         digest = content_hash(s)
-        if row is not None and (row.status == DELETED or _is_stale(row, s.updated_at, digest)):
+        if row is not None and row.status == DELETED:
+            return self._fill_schedule_tombstone(session, row, s)
+        if row is not None and _is_stale(row, s.updated_at, digest):
             return []
         application = readahead.get(session, m.Application, s.application_id)
         stage_id = s.stage_id or self._stage_of_kind(session, s.interview_kind_id)
         if stage_id is None and application is not None:
             stage_id = row.stage_id if row is not None else application.stage_id
         out: list[DomainEvent] = []
+        first_seen = row is None
         was_scheduled = row is not None and row.status != sn.ScheduleStatus.CANCELLED
         moved = row is not None and (row.starts_at, row.ends_at) != (s.starts_at, s.ends_at)
         if row is None:
@@ -583,8 +598,11 @@ class Normalizer:
         scheduled = s.status is not sn.ScheduleStatus.CANCELLED
         if scheduled and not was_scheduled:
             out.append(ev.ScheduleCreated(at=s.updated_at, schedule_id=s.id, app=app))
-        elif was_scheduled and not scheduled:
-            out.append(self._cancelled(s.id, app, application, s.updated_at))
+        elif not scheduled and (was_scheduled or first_seen):
+            # First seen already cancelled: its "scheduled" delivery comes later, stale. The
+            # cancellation is news all the same (schedule_cancelled is a state); a baseline's
+            # is not, and the engine opens no moment from a baseline (GoLive.MOMENT).
+            out.append(self._cancelled(session, s.id, app, application, s.updated_at))
         if moved and scheduled:
             out.append(
                 ev.EventMoved(
@@ -601,18 +619,96 @@ class Normalizer:
         return kind.stage_id if kind else None
 
     def _cancelled(
-        self, schedule_id: str, app: ev.ApplicationContext, application: m.Application, at: datetime
+        self,
+        session: Session,
+        schedule_id: str,
+        app: ev.ApplicationContext,
+        application: m.Application,
+        at: datetime,
     ) -> ev.ScheduleCancelled:
         # Re-scheduling is needed only while the application is still in the interview's stage:
         # a cancellation that reaches us after the candidate moved on (deliveries come in any
-        # order) would open a task that nothing closes, since the move came first.
+        # order) would open a task that nothing closes, since the move came first. Nor while
+        # another interview there is on: its replacement may have come first.
+        stage_id = app.stage_id
+        in_stage = (
+            application.status == sn.ApplicationStatus.ACTIVE
+            and stage_id is not None
+            and application.stage_id == stage_id
+        )
+        live = (
+            in_stage
+            and stage_id is not None
+            and self.stage_interviews(session, application.id, stage_id).has_live
+        )
         return ev.ScheduleCancelled(
             at=at,
             schedule_id=schedule_id,
             app=app,
-            application_active=application.status == sn.ApplicationStatus.ACTIVE
-            and application.stage_id == app.stage_id,
+            application_active=in_stage,
+            has_live_schedule_in_stage=live,
         )
+
+    def stage_interviews(
+        self, session: Session, application_id: str, stage_id: str
+    ) -> StageInterviews:
+        """An application's interviews in one stage, as the mirror holds them now.
+
+        Live: neither cancelled nor deleted in the ATS, and not every calendar event of it
+        cancelled. The latest cancelled one (by provider time, then id, so every delivery
+        order picks the same) is what a schedule_cancelled task opened on entry points to.
+        """
+        if readahead.read_ahead(session).schedules_of.get(application_id) is False:
+            return StageInterviews()
+        query = select(
+            col(m.Schedule.id), col(m.Schedule.status), col(m.Schedule.updated_at)
+        ).where(
+            col(m.Schedule.application_id) == application_id,
+            col(m.Schedule.stage_id) == stage_id,
+        )
+        schedules = session.execute(query).all()
+        if not schedules:
+            return StageInterviews()
+        events: dict[str, list[str]] = {}
+        linked = select(col(m.CalendarEvent.schedule_id), col(m.CalendarEvent.status)).where(
+            col(m.CalendarEvent.schedule_id).in_([row.id for row in schedules])
+        )
+        for schedule_id, status in session.execute(linked):
+            events.setdefault(schedule_id or "", []).append(status)
+        live, cancelled = False, []
+        for schedule_id, status, updated_at in schedules:
+            statuses = events.get(schedule_id, [])
+            gone = status in (sn.ScheduleStatus.CANCELLED.value, DELETED) or (
+                bool(statuses) and all(st == sn.EventStatus.CANCELLED for st in statuses)
+            )
+            if gone:
+                cancelled.append((updated_at, schedule_id))
+            else:
+                live = True
+        return StageInterviews(
+            has_live=live, cancelled_schedule_id=max(cancelled)[1] if cancelled else None
+        )
+
+    def _fill_schedule_tombstone(
+        self, session: Session, row: m.Schedule, s: sn.ScheduleSnapshot
+    ) -> list[DomainEvent]:
+        """A snapshot of an interview whose deletion came first (deliveries come in any order).
+
+        Learn whose and in which stage it was, nothing more, and say what the deletion could
+        not: that the application's interview was cancelled.
+        """
+        row.updated_at = max(row.updated_at, s.updated_at)
+        if row.application_id:
+            return []
+        row.application_id, row.interview_kind_id = s.application_id, s.interview_kind_id
+        row.stage_id = s.stage_id or self._stage_of_kind(session, s.interview_kind_id)
+        session.add(row)
+        readahead.read_ahead(session).schedules_of[s.application_id] = True
+        application = readahead.get(session, m.Application, s.application_id)
+        if application is None:
+            return []
+        app = self.app_context(session, application, row.stage_id)
+        return [self._cancelled(session, row.id, app, application, row.updated_at)]
 
     def _interviewers(
         self,
@@ -916,12 +1012,13 @@ class Normalizer:
         cancelled = row.status == sn.EventStatus.CANCELLED
         was_cancelled = before_status == sn.EventStatus.CANCELLED
         if cancelled:
-            if (
-                not was_cancelled
-                and before_status is not None
-                and self._all_events_cancelled(session, schedule.id)
-            ):
-                out.append(self._cancelled(schedule.id, app, application, row.updated_at))
+            # First seen cancelled too (a copy of the meeting we had not synced yet): whether
+            # the schedule is off must not depend on which copy arrived first.
+            if not was_cancelled and self._all_events_cancelled(session, schedule.id):
+                cancellation = self._cancelled(
+                    session, schedule.id, app, application, row.updated_at
+                )
+                out.append(cancellation)
             return out
         if was_cancelled:
             # The schedule's events came back: for the coordinator that is a new schedule.
@@ -1084,7 +1181,7 @@ class Normalizer:
             if application is None or was_cancelled:
                 return []
             app = self.app_context(session, application, schedule.stage_id)
-            return [self._cancelled(schedule.id, app, application, d.at)]
+            return [self._cancelled(session, schedule.id, app, application, d.at)]
         if kind is sn.EntityKind.JOB:
             job = readahead.locked(session, m.Job, d.id)
             if job is None or job.status == DELETED:

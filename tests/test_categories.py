@@ -7,6 +7,7 @@ to the person SPEC §3 names, closes with ``action_taken`` on its completing eve
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -553,6 +554,121 @@ def test_rejecting_the_candidate_obsoletes_schedule_cancelled(pipeline: Pipeline
     pipeline.ingest_now([application(status=REJECTED, updated=20)])
 
     assert only_task(pipeline.db, "schedule_cancelled").resolution == "obsolete"
+
+
+# schedule_cancelled is a state (open while the application is active, in the cancelled
+# interview's stage, with no live interview there), so every delivery order ends the same.
+CANCELLED, EVENT_CANCELLED = sn.ScheduleStatus.CANCELLED, sn.EventStatus.CANCELLED
+CANCEL_I1 = (schedule(status=CANCELLED, updated=10),)
+REPLACE_WITH_I2 = (schedule("i2", updated=12, event_id="ev2"),)
+I1_SCHEDULED = (schedule(updated=2),)
+
+
+def open_about_scheduling(pipeline: Pipeline) -> list[tuple[str, str | None, str | None]]:
+    """(category, stage, interview) of the open ready_to_schedule and schedule_cancelled."""
+    return sorted(
+        (t.category, t.stage_id, t.schedule_id)
+        for t in open_tasks(pipeline.db)
+        if t.category in ("ready_to_schedule", "schedule_cancelled")
+    )
+
+
+@pytest.mark.parametrize(
+    "deliveries",
+    [(CANCEL_I1, REPLACE_WITH_I2), (REPLACE_WITH_I2, CANCEL_I1)],
+    ids=["cancellation first", "replacement first"],
+)
+def test_cancellation_with_its_replacement_leaves_nothing_to_reschedule_in_any_order(
+    pipeline: Pipeline, deliveries: tuple[tuple[sn.Snapshot, ...], ...]
+) -> None:
+    pipeline.ingest_now([job(), candidate(), application(), *I1_SCHEDULED])
+
+    for delivery in deliveries:
+        pipeline.ingest_now(list(delivery))
+
+    assert open_about_scheduling(pipeline) == []
+
+
+def test_cancellation_processed_after_its_replacement_opens_nothing(pipeline: Pipeline) -> None:
+    # i2 was scheduled after i1 was cancelled, but its delivery came first: the candidate has
+    # an interview in Phone Screen, so there is nothing to re-schedule.
+    pipeline.ingest_now([job(), candidate(), application(), *I1_SCHEDULED])
+    pipeline.ingest_now(list(REPLACE_WITH_I2))
+
+    pipeline.ingest_now(list(CANCEL_I1))
+
+    assert tasks(pipeline.db, "schedule_cancelled") == []
+
+
+@pytest.mark.parametrize(
+    "deliveries",
+    [(I1_SCHEDULED, CANCEL_I1), (CANCEL_I1, I1_SCHEDULED)],
+    ids=["scheduled first", "first seen cancelled"],
+)
+def test_interview_first_seen_cancelled_opens_schedule_cancelled_in_any_order(
+    pipeline: Pipeline, deliveries: tuple[tuple[sn.Snapshot, ...], ...]
+) -> None:
+    pipeline.ingest_now([job(), candidate(), application()])  # ready to schedule
+
+    for delivery in deliveries:
+        pipeline.ingest_now(list(delivery))
+
+    # The "scheduled" delivery arriving late is stale and brings nothing back.
+    assert open_about_scheduling(pipeline) == [("schedule_cancelled", "s-phone", "i1")]
+    ready = only_task(pipeline.db, "ready_to_schedule")
+    assert (ready.status, ready.resolution) == ("completed", "action_taken")
+
+
+def test_interview_first_seen_cancelled_in_the_first_sync_opens_no_schedule_cancelled(
+    pipeline: Pipeline,
+) -> None:
+    # Go-live (SPEC §3): a cancellation before taskplanner was connected is a moment nobody
+    # saw; the candidate waiting in Phone Screen is the go-live pass's ready_to_schedule.
+    world = [job(), candidate(), application(), *CANCEL_I1]
+    pipeline.ingest_now(world, baseline=True)
+    with transaction(pipeline.db) as session:
+        pipeline.go_live(session, ats=True)
+
+    assert tasks(pipeline.db, "schedule_cancelled") == []
+    assert open_about_scheduling(pipeline) == [("ready_to_schedule", "s-phone", None)]
+
+
+@pytest.mark.parametrize(
+    "deliveries",
+    [
+        ((interview_event(updated=3),), (interview_event(updated=10, status=EVENT_CANCELLED),)),
+        ((interview_event(updated=10, status=EVENT_CANCELLED),), (interview_event(updated=3),)),
+    ],
+    ids=["confirmed first", "first seen cancelled"],
+)
+def test_calendar_event_first_seen_cancelled_opens_schedule_cancelled_in_any_order(
+    pipeline: Pipeline, deliveries: tuple[tuple[sn.Snapshot, ...], ...]
+) -> None:
+    # The calendar's copy of the meeting reaches us only once it is cancelled (the confirmed
+    # version, older, is stale when it comes): the interview is off all the same.
+    pipeline.ingest_now([job(), candidate(), application(), *I1_SCHEDULED])
+
+    for delivery in deliveries:
+        pipeline.ingest_now(list(delivery))
+
+    assert open_about_scheduling(pipeline) == [("schedule_cancelled", "s-phone", "i1")]
+
+
+@pytest.mark.parametrize("order", list(itertools.permutations(range(3))))
+def test_coming_back_to_a_stage_whose_interview_was_cancelled_meanwhile_in_any_order(
+    pipeline: Pipeline, order: tuple[int, ...]
+) -> None:
+    pipeline.ingest_now([job(), candidate(), application(), *I1_SCHEDULED])
+    changes = [
+        [application(stage="s-review", updated=5)],  # moved on to Application Review ...
+        list(CANCEL_I1),  # ... the phone screen is cancelled meanwhile ...
+        [application(stage="s-phone", updated=15)],  # ... and they are back in Phone Screen
+    ]
+
+    for index in order:
+        pipeline.ingest_now(changes[index])
+
+    assert open_about_scheduling(pipeline) == [("schedule_cancelled", "s-phone", "i1")]
 
 
 # --- the three declines -------------------------------------------------------------------

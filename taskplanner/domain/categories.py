@@ -126,7 +126,7 @@ def _stage_label(app: ev.ApplicationContext) -> str:
 def detect_ready_to_schedule(e: DomainEvent) -> list[Intent]:
     cat = "ready_to_schedule"
     match e:
-        case ev.ApplicationEnteredStage(app=app) if e.scheduling_enabled and app.stage_id:
+        case ev.ApplicationEnteredStage(app=app) if _waiting_for_first_schedule(e):
             # Keyed by application and stage, not by the entry time: a delivery that does not
             # say when the stage was entered (an unrejection arriving before the stage change)
             # can only estimate it, and an estimate in the key would make the open task depend
@@ -144,12 +144,34 @@ def detect_ready_to_schedule(e: DomainEvent) -> list[Intent]:
         case ev.ScheduleCreated(app=app) if app.stage_id:
             match = {"application_id": app.application_id, "stage_id": app.stage_id}
             return [CloseTasks(cat, match, Resolution.ACTION_TAKEN, "an interview was scheduled")]
+        case ev.ScheduleCancelled(app=app) if app.stage_id:
+            # An interview first seen already cancelled (its "scheduled" delivery still on its
+            # way) was scheduled all the same; schedule_cancelled takes over from here, as it
+            # does when the two deliveries come in order.
+            match = {"application_id": app.application_id, "stage_id": app.stage_id}
+            reason = "an interview was scheduled (and since cancelled)"
+            return [CloseTasks(cat, match, Resolution.ACTION_TAKEN, reason)]
         case ev.ApplicationLeftStage():
             match = {"application_id": e.application_id, "stage_id": e.stage_id}
             return [CloseTasks(cat, match, Resolution.OBSOLETE, "the candidate left the stage")]
         case ev.ApplicationClosed():
             return [_closed_application(cat, e)]
     return []
+
+
+def _waiting_for_first_schedule(e: ev.ApplicationEnteredStage) -> bool:
+    """ready_to_schedule's state: in a stage enabled for scheduling, with no interview there.
+
+    A live interview in the stage (the mirror may skip the visits in between, so entering
+    again can be the first news of the move) needs nothing; a cancelled one is
+    schedule_cancelled's. Either way the end state does not depend on delivery order.
+    """
+    return (
+        e.scheduling_enabled
+        and e.app.stage_id is not None
+        and not e.has_live_schedule_in_stage
+        and e.cancelled_schedule_id is None
+    )
 
 
 def _closed_application(cat: str, e: ev.ApplicationClosed) -> CloseTasks:
@@ -162,21 +184,23 @@ def _closed_application(cat: str, e: ev.ApplicationClosed) -> CloseTasks:
 
 
 def detect_schedule_cancelled(e: DomainEvent) -> list[Intent]:
+    """A state, not a moment: open while the application is active, sits in the cancelled
+    interview's stage and has no live interview there, whatever order the news came in.
+
+    So it opens on the cancellation when that holds then, and on entering (or, unrejected,
+    resuming) a stage whose interview was cancelled meanwhile; keyed by application and
+    stage, so two cancellations in one stage are one situation.
+    """
     cat = "schedule_cancelled"
     match e:
-        case ev.ScheduleCancelled(app=app) if e.application_active:
-            return [
-                OpenTask(
-                    cat,
-                    key=f"{cat}:{e.schedule_id}",
-                    title=(
-                        f"{_stage_label(app)} with {app.candidate_name} was cancelled "
-                        f"({app.job_name})"
-                    ),
-                    refs=_app_refs(app, schedule_id=e.schedule_id),
-                    action_url=app.url,
-                )
-            ]
+        case ev.ScheduleCancelled(app=app) if (
+            e.application_active and app.stage_id and not e.has_live_schedule_in_stage
+        ):
+            return [_reschedule(cat, app, e.schedule_id)]
+        case ev.ApplicationEnteredStage(app=app) if (
+            e.cancelled_schedule_id and app.stage_id and not e.has_live_schedule_in_stage
+        ):
+            return [_reschedule(cat, app, e.cancelled_schedule_id)]
         case ev.ScheduleCreated(app=app) if app.stage_id:
             match = {"application_id": app.application_id, "stage_id": app.stage_id}
             return [
@@ -188,6 +212,16 @@ def detect_schedule_cancelled(e: DomainEvent) -> list[Intent]:
         case ev.ApplicationClosed():
             return [_closed_application(cat, e)]
     return []
+
+
+def _reschedule(cat: str, app: ev.ApplicationContext, schedule_id: str) -> OpenTask:
+    return OpenTask(
+        cat,
+        key=f"{cat}:{app.application_id}:{app.stage_id}",
+        title=f"{_stage_label(app)} with {app.candidate_name} was cancelled ({app.job_name})",
+        refs=_app_refs(app, schedule_id=schedule_id),
+        action_url=app.url,
+    )
 
 
 def _declined_detector(cat: str, role: AttendeeRole, who: str) -> Detector:
@@ -410,7 +444,7 @@ CATEGORIES: tuple[Category, ...] = (
         Role.CANDIDATE_COORDINATOR,
         "Schedule the candidate.",
         opens_on=(ev.ApplicationEnteredStage.name,),
-        completes_on=(ev.ScheduleCreated.name,),
+        completes_on=(ev.ScheduleCreated.name, ev.ScheduleCancelled.name),
         obsolete_on=(_LEFT, _CLOSED),
         detector=detect_ready_to_schedule,
         go_live=GoLive.STATE_AT_END,
@@ -420,10 +454,12 @@ CATEGORIES: tuple[Category, ...] = (
         "Schedule cancelled",
         Role.CANDIDATE_COORDINATOR,
         "If the candidate needs to be re-scheduled, re-schedule them.",
-        opens_on=(ev.ScheduleCancelled.name,),
+        opens_on=(ev.ScheduleCancelled.name, ev.ApplicationEnteredStage.name),
         completes_on=(ev.ScheduleCreated.name,),
         obsolete_on=(_LEFT, _CLOSED),
         detector=detect_schedule_cancelled,
+        # A state once taskplanner watches; a cancellation before go-live is a moment nobody
+        # saw, and the go-live pass offers that candidate as ready_to_schedule instead.
         go_live=GoLive.MOMENT,
     ),
     Category(

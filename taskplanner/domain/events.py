@@ -44,6 +44,11 @@ class ApplicationEnteredStage(DomainEvent):
     app: ApplicationContext
     entered_at: datetime
     scheduling_enabled: bool
+    # What the mirror holds about the application's interviews in the stage it entered: an
+    # interview there that is not cancelled or deleted, and else the latest cancelled one.
+    # Either means the stage is not waiting for a first schedule (see ``stage_interviews``).
+    has_live_schedule_in_stage: bool = False
+    cancelled_schedule_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -176,7 +181,10 @@ class ScheduleCancelled(DomainEvent):
     name: ClassVar[str] = "schedule_cancelled"
     schedule_id: str
     app: ApplicationContext
-    application_active: bool
+    application_active: bool  # active and still in the cancelled interview's stage
+    # Another interview of the application in that stage is still on (scheduled, and not
+    # every calendar event of it cancelled): nothing needs re-scheduling.
+    has_live_schedule_in_stage: bool = False
 
 
 @dataclass(frozen=True)
