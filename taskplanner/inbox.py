@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 from sqlmodel import col
 
 from connectors.base import (
+    ConnectorError,
     MalformedPayloadError,
     ParsedDelivery,
     UnknownEventError,
@@ -413,6 +414,10 @@ class InboxProcessor:
             return source.parse_webhook(json.loads(row.headers), row.body)
         except (UnknownEventError, MalformedPayloadError) as exc:
             return Ignored(exc.message)
+        except ConnectorError as exc:
+            # A connector that reads the provider to parse (Lever's deliveries carry ids only)
+            # could not: the delivery stays and is tried again later, then dead-lettered.
+            return str(exc)
 
     def _apply_chunk(
         self,

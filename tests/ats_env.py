@@ -9,6 +9,7 @@ whole second per change) and let tests move our time.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -27,6 +28,7 @@ from taskplanner.providers import PROVIDERS, sandbox_types
 from taskplanner.runtime import Runtime
 from taskplanner.sandbox.fake_ats import ConnectorSettings, FakeATS, SignedDelivery
 from taskplanner.sandbox.fake_greenhouse import FakeGreenhouse
+from taskplanner.sandbox.fake_lever import FakeLever
 from taskplanner.store import models as m
 from taskplanner.store.database import transaction
 from taskplanner.sync import SyncReport, SyncRunner
@@ -109,6 +111,25 @@ def flip_body_byte(body: bytes, headers: Mapping[str, str]) -> tuple[bytes, Head
     return bytes(changed), dict(headers)
 
 
+def change_lever_token(body: bytes, headers: Mapping[str, str]) -> tuple[bytes, Headers]:
+    """Lever signs ``token + triggeredAt``, not the body: change the token by one character."""
+    document = json.loads(body)
+    token = str(document["token"])
+    document["token"] = ("0" if token[0] != "0" else "1") + token[1:]
+    return json.dumps(document, separators=(",", ":")).encode(), dict(headers)
+
+
+def own_id(job: Any, item: Any) -> str:
+    """A stage or interview kind as our mirror names it, where the provider's id is per job."""
+    return str(item)
+
+
+def lever_id(job: Any, item: Any) -> str:
+    """Lever's stages and feedback templates are account-wide: each posting's pipeline holds
+    them as ``<posting id>:<id>`` (connectors.lever.mapping)."""
+    return f"{job}:{item}"
+
+
 @dataclass(frozen=True)
 class ATSDriver:
     """What the suites need to know of one provider beyond the `FakeATS` protocol.
@@ -122,6 +143,8 @@ class ATSDriver:
     provider: str
     make_fake: Callable[[ProviderClock], FakeATS[Any]]
     tamper: Callable[[bytes, Mapping[str, str]], tuple[bytes, Headers]] = flip_body_byte
+    # (job id, the fake's stage or interview kind id) -> the id our mirror and tasks use.
+    stage_ref: Callable[[Any, Any], str] = own_id
 
     @property
     def available(self) -> bool:
@@ -134,6 +157,14 @@ DRIVERS: dict[str, ATSDriver] = {
     # and a connector that sees X-RateLimit-Remaining: 0 waits out a real 10 s window.
     "greenhouse": ATSDriver(
         "greenhouse", lambda clock: FakeGreenhouse(clock=clock, rate_limit=1_000_000)
+    ),
+    # Lever's documented 10 requests/second would make the suites slow; the fake allows more
+    # and says so in its connector settings. tests/test_lever_requests.py keeps to the real rate.
+    "lever": ATSDriver(
+        "lever",
+        lambda clock: FakeLever(clock=clock, rate_limit=10_000, rate_burst=20_000),
+        tamper=change_lever_token,
+        stage_ref=lever_id,
     ),
 }
 # The providers every end-to-end scenario runs on (and bench/ingest.py offers).

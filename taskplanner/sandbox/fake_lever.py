@@ -646,13 +646,19 @@ class FakeLever:
     def connector_settings(self, webhook_secret: str) -> ConnectorSettings:
         """A ``type = "lever"`` connector table pointing at this fake, with the API key (and
         ``webhook_secret``) in the environment its ``*_env`` keys name."""
+        table: dict[str, Any] = {
+            "type": self.provider,
+            "base_url": self.base_url,
+            "api_key_env": "FAKE_LEVER_API_KEY",
+            "webhook_secret_env": "FAKE_LEVER_WEBHOOK_SECRET",
+            "app_url": self.account_url,
+        }
+        if self.rate_limit != STEADY_RATE:
+            # A fake that allows more than Lever does (the test suites') says so, so the
+            # connector need not keep to Lever's 10 requests per second against it.
+            table["requests_per_second"] = self.rate_limit
         return ConnectorSettings(
-            table={
-                "type": self.provider,
-                "base_url": self.base_url,
-                "api_key_env": "FAKE_LEVER_API_KEY",
-                "webhook_secret_env": "FAKE_LEVER_WEBHOOK_SECRET",
-            },
+            table=table,
             environ={
                 "FAKE_LEVER_API_KEY": self.api_key,
                 "FAKE_LEVER_WEBHOOK_SECRET": webhook_secret,
