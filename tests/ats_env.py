@@ -145,6 +145,9 @@ class ATSDriver:
     tamper: Callable[[bytes, Mapping[str, str]], tuple[bytes, Headers]] = flip_body_byte
     # (job id, the fake's stage or interview kind id) -> the id our mirror and tasks use.
     stage_ref: Callable[[Any, Any], str] = own_id
+    # Deliveries say what the change was (Greenhouse), rather than name what changed for the
+    # connector to read now (Lever): only then does replaying them show the states between.
+    webhooks_carry_state: bool = True
 
     @property
     def available(self) -> bool:
@@ -165,6 +168,7 @@ DRIVERS: dict[str, ATSDriver] = {
         lambda clock: FakeLever(clock=clock, rate_limit=10_000, rate_burst=20_000),
         tamper=change_lever_token,
         stage_ref=lever_id,
+        webhooks_carry_state=False,
     ),
 }
 # The providers every end-to-end scenario runs on (and bench/ingest.py offers).

@@ -533,7 +533,12 @@ def test_replayed_and_shuffled_deliveries_give_the_same_tasks_and_mirror(env: AT
     # Open tasks and the mirror, not every task ever opened: in order, a candidate moved into
     # Phone Screen and on to Offer gets a ready_to_schedule that the move makes obsolete; a
     # shuffled run that sees the later move first never opens it. Both end in the same state.
-    assert opened_in_order > len(open_in_order) > 0
+    # Where deliveries only name what changed (Lever), the connector reads the present state
+    # for each: nothing in between is seen, in order or not.
+    if env.driver.webhooks_carry_state:
+        assert opened_in_order > len(open_in_order) > 0
+    else:
+        assert opened_in_order >= len(open_in_order) > 0
     assert open_shuffled == open_in_order
     for table, rows in mirror_in_order.items():
         assert mirror_shuffled[table] == rows, table

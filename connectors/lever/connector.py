@@ -129,6 +129,11 @@ class LeverConnector:
         self._interviews_of: dict[str, set[str]] = {}
         self._moved: set[str] = set()  # opportunities the applications partition saw change
         self._posting_of: dict[str, str] = {}  # opportunity -> posting, for interviews' stages
+        # Postings a poll has read, and the account pipeline it read last: a webhook about an
+        # opportunity of any other posting reads that posting too (Lever sends no posting
+        # webhooks), so its first candidate does not wait for the next poll to have a pipeline.
+        self._polled_postings: set[str] = set()
+        self._pipeline: tuple[list[Record], list[Record]] | None = None
 
     @classmethod
     def from_config(cls, name: str, cfg: LeverConfigLike, **options: Any) -> LeverConnector:
@@ -257,7 +262,10 @@ class LeverConnector:
                 presence.add(EntityKind.JOB, job.id)
             if jobs:
                 yield jobs
+            with self._lock:
+                self._polled_postings.update(j.id for j in jobs)
         self._pipeline_seen = seen
+        self._pipeline = (stages, templates)
 
     # applications -----------------------------------------------------
 
@@ -463,7 +471,31 @@ class LeverConnector:
             # candidateDeleted (or any event about an opportunity deleted since).
             return [Deletion(EntityKind.APPLICATION, opportunity_id, self._clock())]
         snapshot = self._application(opportunity)
-        return [snapshot] if snapshot is not None else []
+        if snapshot is None:
+            return []
+        with self._lock:
+            known = snapshot.job_id in self._polled_postings
+        return [snapshot] if known else [*self._fetch_posting(snapshot.job_id), snapshot]
+
+    def _fetch_posting(self, posting_id: str) -> list[Snapshot]:
+        """A posting no poll has read yet, with the account pipeline, as a job snapshot."""
+        try:
+            posting = self._lever.get(f"/postings/{posting_id}")
+        except ProviderRequestError as exc:
+            if exc.status != 404:
+                raise
+            return []
+        if self._pipeline is None:
+            self._pipeline = (
+                self._lever.list_all("/stages"),
+                self._lever.list_all("/feedback_templates"),
+            )
+        stages, templates = self._pipeline
+        try:
+            return [mapping.map_job(posting, stages, templates, self._emails, self._links)]
+        except IncompleteRecord as problem:
+            self._skipped("postings", posting_id, problem)
+            return []
 
     def _fetch_interviews(self, opportunity_id: str, interview_id: str | None) -> list[Snapshot]:
         with self._lock:
