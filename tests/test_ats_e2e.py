@@ -123,8 +123,91 @@ def test_signed_deliveries_are_stored_once_and_tampered_ones_are_refused(env: AT
 
 
 # ------------------------------------------------------------------ go-live
-# The first sync of a source (the baseline) and what it may open: the rule is being changed
-# (SPEC §3 "Go-live"); its scenario belongs here, parametrised like the others.
+
+MOMENTS = {"new_job", "new_stage", "new_interview", "schedule_cancelled"}
+IVY = "ivy@acme.example"
+
+
+def test_go_live_opens_the_backlog_of_states_and_no_moments(env: ATSEnv) -> None:
+    """SPEC §3 "Go-live": an organisation with three weeks of history connects taskplanner.
+    The first sync opens the tasks that describe a state (a candidate waiting to be
+    scheduled, one idle for weeks, feedback overdue, a job nobody can apply to), none that
+    describe a moment (the jobs, stages and interviews that already existed, an interview
+    cancelled before we looked); a second sync opens nothing more, and after go-live
+    moments open again."""
+    fake = env.fake
+    caps = fake.capabilities
+    cora = fake.add_user(CORA, "Cora", "Coordinator", role="coordinator")
+    rick = fake.add_user(RICK, "Rick", "Recruiter", role="admin")
+    ivy = fake.add_user(IVY, "Ivy", "Interviewer", role="interviewer")
+    team = team_coordinator(fake, cora)
+    job = fake.create_job("Platform Engineer", recruiter_id=rick, coordinator_id=team)
+    fake.create_job("Data Analyst", recruiter_id=rick, coordinator_id=team)  # never published
+    if JOB_PUBLISHING in caps:
+        fake.publish_job(job)
+    review, phone, onsite = (
+        fake.stage_id(job, name) for name in ("Application Review", "Phone Screen", "Onsite")
+    )
+
+    def apply(last: str, stage: Any) -> Any:
+        return fake.add_candidate_application(
+            job, "Pat", last, f"{last.lower()}@example.com", stage_id=stage
+        )[1]
+
+    def interview(application: Any, starts: datetime) -> Any:
+        kind = fake.interview_kind_id(job, "Onsite")
+        return fake.schedule_interview(
+            application, kind, [ivy], starts, starts + timedelta(hours=1)
+        )
+
+    reviewing = apply("Reviewing", review)  # then nothing happens for three weeks
+    env.clock.advance(timedelta(days=21))
+    waiting = apply("Waiting", phone)
+    scheduled = apply("Scheduled", onsite)
+    past = apply("Past", onsite)
+    cancelled = apply("Cancelled", onsite)
+    now = env.clock()
+    interview(scheduled, now + timedelta(days=2))
+    interview(past, now - timedelta(days=2))  # ended long ago, no scorecard
+    fake.cancel_interview(interview(cancelled, now + timedelta(days=5)))
+    who = job_coordinator(fake)
+    expected = {
+        ("ready_to_schedule", str(waiting), None, who),
+        # Its only interview was cancelled before go-live: waiting to be scheduled again.
+        ("ready_to_schedule", str(cancelled), None, who),
+        ("pending_evaluation", str(past), IVY, who),
+        ("inactive_candidate", str(reviewing), None, who),
+    }
+    if JOB_PUBLISHING in caps:
+        expected.add(("job_not_live", None, None, who))
+
+    first = env.sync()
+
+    def situations() -> set[tuple[str, str | None, str | None, str]]:
+        return {
+            (t.category, t.application_id, t.attendee, t.assignee)
+            for t in open_tasks(env.db)
+        }
+
+    assert first.ok, first.error
+    assert situations() == expected
+    everything = tasks(env.db)
+    assert {t.category for t in everything} & MOMENTS == set()
+    assert all(t.status == "open" for t in everything)  # nothing opened only to close again
+    assert first.go_live is not None and first.go_live.total == len(expected)
+    assert first.go_live.by_person == {who: len(expected)}
+
+    again = env.sync()
+    assert again.ok and again.opened == 0 and again.go_live is None
+    assert situations() == expected
+
+    # After go-live a moment is a moment again.
+    env.connect_webhooks()
+    new_job = fake.create_job("Designer", recruiter_id=rick, coordinator_id=team)
+    env.settle()
+    assert [(t.job_id, t.assignee) for t in open_tasks(env.db, "new_job")] == [
+        (str(new_job), who)
+    ]
 
 
 # ------------------------------------------------------------------ ready_to_schedule

@@ -337,7 +337,7 @@ class LeverConnector:
         this poll, the watched ones (interviews ahead or feedback missing) and, once per
         process, every opportunity still in a pipeline (to build the watch list)."""
         with self._lock:
-            scope = set(self._moved) | set(self._watched)
+            scope = set() if since is None else set(self._moved) | set(self._watched)
         if since is None or not self._swept:
             archived = [] if since is None else [("archived", "false")]
             params = [("confidentiality", "all"), *archived]
@@ -388,10 +388,17 @@ class LeverConnector:
                 continue
             ids.add(schedule.id)
             snapshots.append(schedule)
+        # An interviewer's e-mail is on the interview itself; the users list covers the rest.
+        emails = dict(self._emails)
+        for interview in interviews:
+            for person in interview.get("interviewers") or []:
+                if isinstance(person, dict) and (user := ref(person.get("id"))):
+                    if isinstance(person.get("email"), str) and person["email"]:
+                        emails.setdefault(user, person["email"])
         submitted: dict[str, int] = {}
         for form in forms:
             try:
-                scorecard = mapping.map_feedback(form, opportunity_id, self._emails)
+                scorecard = mapping.map_feedback(form, opportunity_id, emails)
             except IncompleteRecord as problem:
                 self._skipped("feedback", form.get("id"), problem)
                 continue
