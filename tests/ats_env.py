@@ -303,10 +303,16 @@ class ATSEnv:
 
 @contextmanager
 def ats_env(
-    db_url: str, provider: str = "greenhouse", *, secret: str = WEBHOOK_SECRET, **rules: Any
+    db_url: str,
+    provider: str = "greenhouse",
+    *,
+    secret: str = WEBHOOK_SECRET,
+    driver: ATSDriver | None = None,
+    **rules: Any,
 ) -> Iterator[ATSEnv]:
-    """The fake (webhooks not yet connected), a runtime on ``db_url`` and the app served."""
-    driver = DRIVERS[provider]
+    """The fake (webhooks not yet connected), a runtime on ``db_url`` and the app served;
+    ``driver`` replaces the provider's usual one (e.g. a fake with its documented limits)."""
+    driver = driver or DRIVERS[provider]
     clock = OffsetClock()
     with driver.make_fake(ProviderClock(clock)) as fake:
         settings = fake.connector_settings(secret)
