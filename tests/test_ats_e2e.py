@@ -184,10 +184,7 @@ def test_go_live_opens_the_backlog_of_states_and_no_moments(env: ATSEnv) -> None
     first = env.sync()
 
     def situations() -> set[tuple[str, str | None, str | None, str]]:
-        return {
-            (t.category, t.application_id, t.attendee, t.assignee)
-            for t in open_tasks(env.db)
-        }
+        return {(t.category, t.application_id, t.attendee, t.assignee) for t in open_tasks(env.db)}
 
     assert first.ok, first.error
     assert situations() == expected
@@ -205,9 +202,7 @@ def test_go_live_opens_the_backlog_of_states_and_no_moments(env: ATSEnv) -> None
     env.connect_webhooks()
     new_job = fake.create_job("Designer", recruiter_id=rick, coordinator_id=team)
     env.settle()
-    assert [(t.job_id, t.assignee) for t in open_tasks(env.db, "new_job")] == [
-        (str(new_job), who)
-    ]
+    assert [(t.job_id, t.assignee) for t in open_tasks(env.db, "new_job")] == [(str(new_job), who)]
 
 
 # ------------------------------------------------------------------ ready_to_schedule

@@ -54,7 +54,9 @@ SIGNATURE_TOKEN = "73311ged32110cc40e00c672c2e03e1a42fa28a4fabde089"  # "Create 
 LEVER = "https://api.lever.co/v1"
 NOW = datetime(2026, 1, 5, 9, 5, tzinfo=UTC)
 CURSOR = "2026-01-05T09:00:00.000Z"
-SINCE_MS = str(int((datetime(2026, 1, 5, 9, 0, tzinfo=UTC) - timedelta(minutes=2)).timestamp() * 1000))
+SINCE_MS = str(
+    int((datetime(2026, 1, 5, 9, 0, tzinfo=UTC) - timedelta(minutes=2)).timestamp() * 1000)
+)
 FIXTURES = Path("/work/shared/fixtures/providers/lever")
 # Ids: posting, stage, template, user and interview as in the documented examples.
 OPPORTUNITY = "250d8f03-738a-4bba-a671-8a3d73477145"
@@ -189,14 +191,28 @@ def opportunity(**changes: Any) -> dict[str, Any]:
         "lastAdvancedAt": ms(NOW - timedelta(minutes=1)),
         "archived": None,
         "stage": STAGE,
-        "stageChanges": [{"toStageId": STAGE, "toStageIndex": 3, "userId": USER,
-                          "updatedAt": ms(NOW - timedelta(minutes=1))}],
+        "stageChanges": [
+            {
+                "toStageId": STAGE,
+                "toStageIndex": 3,
+                "userId": USER,
+                "updatedAt": ms(NOW - timedelta(minutes=1)),
+            }
+        ],
         "owner": {"id": USER, "name": "Rachel Green", "email": "rachel@example.com"},
         "followers": [USER],
-        "applications": [{"id": "cdb3b1a5-6d04-4b6e-9b5b-0d2d1ec2b7d6", "posting": POSTING,
-                          "type": "posting", "opportunityId": OPPORTUNITY}],
-        "urls": {"list": "https://hire.lever.co/candidates",
-                 "show": f"https://hire.lever.co/candidates/{OPPORTUNITY}"},
+        "applications": [
+            {
+                "id": "cdb3b1a5-6d04-4b6e-9b5b-0d2d1ec2b7d6",
+                "posting": POSTING,
+                "type": "posting",
+                "opportunityId": OPPORTUNITY,
+            }
+        ],
+        "urls": {
+            "list": "https://hire.lever.co/candidates",
+            "show": f"https://hire.lever.co/candidates/{OPPORTUNITY}",
+        },
     }
     record.update(changes)
     return record
@@ -242,28 +258,53 @@ def test_full_sync_lists_every_resource_with_documented_parameters_and_follows_o
     lists deactivated users too. OPPORTUNITIES / POSTINGS: ``confidentiality`` "defaults to
     non-confidential. To get both ... you must specify all". CUSTOMIZING: ``expand`` repeated,
     one value per parameter. INTERVIEWS and FEEDBACK are listed per opportunity."""
-    lever.answer("/users", {"data": fixture_data("api_list_users.json"), "hasNext": False},
-                 ("includeDeactivated", "true"), ("limit", "100"))
-    lever.answer("/stages", {"data": fixture_data("api_list_stages.json"), "hasNext": False},
-                 ("limit", "100"))
-    lever.answer("/feedback_templates", {"data": [template()], "hasNext": False},
-                 ("limit", "100"))
-    lever.answer("/postings", {"data": [posting()], "hasNext": False},
-                 ("confidentiality", "all"), ("limit", "100"))
-    listing = (("confidentiality", "all"), ("expand", "applications"), ("expand", "owner"),
-               ("limit", "100"))
+    lever.answer(
+        "/users",
+        {"data": fixture_data("api_list_users.json"), "hasNext": False},
+        ("includeDeactivated", "true"),
+        ("limit", "100"),
+    )
+    lever.answer(
+        "/stages",
+        {"data": fixture_data("api_list_stages.json"), "hasNext": False},
+        ("limit", "100"),
+    )
+    lever.answer("/feedback_templates", {"data": [template()], "hasNext": False}, ("limit", "100"))
+    lever.answer(
+        "/postings",
+        {"data": [posting()], "hasNext": False},
+        ("confidentiality", "all"),
+        ("limit", "100"),
+    )
+    listing = (
+        ("confidentiality", "all"),
+        ("expand", "applications"),
+        ("expand", "owner"),
+        ("limit", "100"),
+    )
     second = opportunity(id="4e2d1a5f-1d37-4b3c-9f7e-2c6b8f0d9a11", contact=CONTACT)
-    lever.answer("/opportunities", {"data": [opportunity()], "hasNext": True, "next": OFFSET},
-                 *listing)
-    lever.answer("/opportunities", {"data": [second], "hasNext": False},
-                 *listing, ("offset", OFFSET))
-    lever.answer("/opportunities", {"data": [{"id": OPPORTUNITY}], "hasNext": False},
-                 ("confidentiality", "all"), ("limit", "100"))
-    lever.answer(f"/opportunities/{OPPORTUNITY}/interviews",
-                 {"data": fixture_data("api_get_opportunity_interviews.json"), "hasNext": False},
-                 ("limit", "100"))
-    lever.answer(f"/opportunities/{OPPORTUNITY}/feedback", {"data": [feedback()],
-                 "hasNext": False}, ("limit", "100"))
+    lever.answer(
+        "/opportunities", {"data": [opportunity()], "hasNext": True, "next": OFFSET}, *listing
+    )
+    lever.answer(
+        "/opportunities", {"data": [second], "hasNext": False}, *listing, ("offset", OFFSET)
+    )
+    lever.answer(
+        "/opportunities",
+        {"data": [{"id": OPPORTUNITY}], "hasNext": False},
+        ("confidentiality", "all"),
+        ("limit", "100"),
+    )
+    lever.answer(
+        f"/opportunities/{OPPORTUNITY}/interviews",
+        {"data": fixture_data("api_get_opportunity_interviews.json"), "hasNext": False},
+        ("limit", "100"),
+    )
+    lever.answer(
+        f"/opportunities/{OPPORTUNITY}/feedback",
+        {"data": [feedback()], "hasNext": False},
+        ("limit", "100"),
+    )
 
     pages = poll(connector, {}, full=True)
 
@@ -289,7 +330,8 @@ def test_full_sync_lists_every_resource_with_documented_parameters_and_follows_o
     assert applications[0].url == f"https://hire.lever.co/candidates/{OPPORTUNITY}"
     [schedule] = [s for s in snapshots if isinstance(s, ScheduleSnapshot)]
     assert (schedule.application_id, schedule.interview_kind_id) == (
-        OPPORTUNITY, f"{POSTING}:{TEMPLATE}"
+        OPPORTUNITY,
+        f"{POSTING}:{TEMPLATE}",
     )
     [scorecard] = [s for s in snapshots if isinstance(s, ScorecardSnapshot)]
     assert (scorecard.schedule_id, scorecard.submitted) == (INTERVIEW, True)
@@ -318,11 +360,20 @@ def test_incremental_poll_asks_for_changes_since_the_cursor_less_the_lookback(
         ("/users", [("includeDeactivated", "true"), ("limit", "100")]),
         ("/stages", [("limit", "100")]),
         ("/feedback_templates", [("limit", "100")]),
-        ("/postings", [("confidentiality", "all"), ("updated_at_start", SINCE_MS),
-                       ("limit", "100")]),
-        ("/opportunities", [("confidentiality", "all"), ("expand", "applications"),
-                            ("expand", "owner"), ("updated_at_start", SINCE_MS),
-                            ("limit", "100")]),
+        (
+            "/postings",
+            [("confidentiality", "all"), ("updated_at_start", SINCE_MS), ("limit", "100")],
+        ),
+        (
+            "/opportunities",
+            [
+                ("confidentiality", "all"),
+                ("expand", "applications"),
+                ("expand", "owner"),
+                ("updated_at_start", SINCE_MS),
+                ("limit", "100"),
+            ],
+        ),
         ("/opportunities/deleted", [("deleted_at_start", SINCE_MS), ("limit", "100")]),
     ]
     assert_plain_gets(lever)
@@ -334,11 +385,19 @@ def test_first_poll_of_a_process_builds_the_watch_list_from_opportunities_in_a_p
     """Lever sends no webhook for feedback and lists interviews per opportunity only, so the
     first poll after a start reads every opportunity not archived (OPPORTUNITIES:
     ``archived=false``) and keeps those with an interview ahead or feedback due."""
-    lever.answer("/opportunities", {"data": [{"id": OPPORTUNITY}], "hasNext": False},
-                 ("confidentiality", "all"), ("archived", "false"), ("limit", "100"))
+    lever.answer(
+        "/opportunities",
+        {"data": [{"id": OPPORTUNITY}], "hasNext": False},
+        ("confidentiality", "all"),
+        ("archived", "false"),
+        ("limit", "100"),
+    )
     ahead = {**fixture_data("api_get_opportunity_interview.json"), "date": ms(NOW) + 3_600_000}
-    lever.answer(f"/opportunities/{OPPORTUNITY}/interviews", {"data": [ahead], "hasNext": False},
-                 ("limit", "100"))
+    lever.answer(
+        f"/opportunities/{OPPORTUNITY}/interviews",
+        {"data": [ahead], "hasNext": False},
+        ("limit", "100"),
+    )
     cursors = dict.fromkeys(PARTITIONS, CURSOR)
 
     poll(connector, cursors)
@@ -347,14 +406,25 @@ def test_first_poll_of_a_process_builds_the_watch_list_from_opportunities_in_a_p
     poll(connector, cursors)
     second = [(s.path, s.params) for s in lever.sent if s.path.startswith("/opportunities")]
 
-    changed = ("/opportunities", [("confidentiality", "all"), ("expand", "applications"),
-                                  ("expand", "owner"), ("updated_at_start", SINCE_MS),
-                                  ("limit", "100")])
+    changed = (
+        "/opportunities",
+        [
+            ("confidentiality", "all"),
+            ("expand", "applications"),
+            ("expand", "owner"),
+            ("updated_at_start", SINCE_MS),
+            ("limit", "100"),
+        ],
+    )
     deleted = ("/opportunities/deleted", [("deleted_at_start", SINCE_MS), ("limit", "100")])
-    in_pipeline = ("/opportunities", [("confidentiality", "all"), ("archived", "false"),
-                                      ("limit", "100")])
-    watched = [(f"/opportunities/{OPPORTUNITY}/interviews", [("limit", "100")]),
-               (f"/opportunities/{OPPORTUNITY}/feedback", [("limit", "100")])]
+    in_pipeline = (
+        "/opportunities",
+        [("confidentiality", "all"), ("archived", "false"), ("limit", "100")],
+    )
+    watched = [
+        (f"/opportunities/{OPPORTUNITY}/interviews", [("limit", "100")]),
+        (f"/opportunities/{OPPORTUNITY}/feedback", [("limit", "100")]),
+    ]
     assert first == [changed, deleted, in_pipeline, *watched]
     assert second == [changed, deleted, *watched]  # still watched: the interview is ahead
 
@@ -366,10 +436,15 @@ def delivery(event: str, data: dict[str, Any], triggered_at: datetime = NOW) -> 
     """A body shaped like WEBHOOKS' example delivery, signed as "Request signing" says."""
     token = "4b0a0e8a1b7f4c3d9e2f6a5b8c7d0e1f2a3b4c5d6e7f8091"
     moment = ms(triggered_at)
-    return json.dumps({
-        "triggeredAt": moment, "event": event, "data": data,
-        "signature": sign(token, moment, SIGNATURE_TOKEN), "token": token,
-    }).encode()
+    return json.dumps(
+        {
+            "triggeredAt": moment,
+            "event": event,
+            "data": data,
+            "signature": sign(token, moment, SIGNATURE_TOKEN),
+            "token": token,
+        }
+    ).encode()
 
 
 def test_a_stage_change_webhook_reads_the_opportunity_it_names_and_its_unknown_posting(
@@ -381,11 +456,18 @@ def test_a_stage_change_webhook_reads_the_opportunity_it_names_and_its_unknown_p
     poll has read yet, with the account's stages and feedback templates."""
     example = json.loads((FIXTURES / "webhook_candidate_stage_change.json").read_text())
     body = delivery("candidateStageChange", {**example["data"], "opportunityId": OPPORTUNITY})
-    lever.answer(f"/opportunities/{OPPORTUNITY}", {"data": opportunity()},
-                 ("expand", "applications"), ("expand", "owner"))
+    lever.answer(
+        f"/opportunities/{OPPORTUNITY}",
+        {"data": opportunity()},
+        ("expand", "applications"),
+        ("expand", "owner"),
+    )
     lever.answer(f"/postings/{POSTING}", {"data": posting()})
-    lever.answer("/stages", {"data": fixture_data("api_list_stages.json"), "hasNext": False},
-                 ("limit", "100"))
+    lever.answer(
+        "/stages",
+        {"data": fixture_data("api_list_stages.json"), "hasNext": False},
+        ("limit", "100"),
+    )
 
     connector.verify_webhook({"Content-Type": "application/json"}, body)
     parsed = connector.parse_webhook({}, body)
@@ -409,8 +491,10 @@ def test_an_interview_webhook_reads_that_interview_and_a_vanished_one_is_a_delet
     """INTERVIEWS: "Retrieve a single interview" is
     ``GET /opportunities/:opportunity/interviews/:interview``; an interview deleted since
     answers 404 ("Responses and Errors": ResourceNotFound)."""
-    lever.answer(f"/opportunities/{OPPORTUNITY}/interviews/{INTERVIEW}",
-                 {"data": fixture_data("api_get_opportunity_interview.json")})
+    lever.answer(
+        f"/opportunities/{OPPORTUNITY}/interviews/{INTERVIEW}",
+        {"data": fixture_data("api_get_opportunity_interview.json")},
+    )
     data = {"opportunityId": OPPORTUNITY, "interviewId": INTERVIEW}
 
     created = connector.parse_webhook({}, delivery("interviewCreated", data))

@@ -41,7 +41,11 @@ def one_stage_change(env: ATSEnv) -> tuple[WebhookDelivery, Any]:
     org = seed_organisation(fake, jobs=1, applications_per_job=0)
     job = org.job_ids[0]
     _, application = fake.add_candidate_application(
-        job, "Edsger", "Dijkstra", "ed@example.com", stage_id=fake.stage_id(job, "Application Review")
+        job,
+        "Edsger",
+        "Dijkstra",
+        "ed@example.com",
+        stage_id=fake.stage_id(job, "Application Review"),
     )
     assert env.sync().ok
     env.connect_webhooks()
@@ -141,7 +145,7 @@ def test_unsigned_data_changed_in_a_copy_is_stored_once_and_only_lever_state_is_
 def test_a_burst_of_webhooks_never_makes_the_connector_exceed_lever_documented_rate(
     db_url: str,
 ) -> None:
-    """"Rate Limits": 10 requests per second per API key steady, bursts up to 20. A fake that
+    """ "Rate Limits": 10 requests per second per API key steady, bursts up to 20. A fake that
     enforces exactly that, 60 candidates applying at once (each delivery read back from the
     API) and three inbox processors working at the same time: the fake never sees more than
     20 requests in any second, never answers 429, and everything is processed."""
@@ -157,14 +161,14 @@ def test_a_burst_of_webhooks_never_makes_the_connector_exceed_lever_documented_r
         phone = fake.stage_id(job, "Phone Screen")
         applicants = 60
         for n in range(applicants):
-            fake.add_candidate_application(job, "Cand", f"No{n}", f"c{n}@example.com", stage_id=phone)
+            fake.add_candidate_application(
+                job, "Cand", f"No{n}", f"c{n}@example.com", stage_id=phone
+            )
         assert count_deliveries(env.db) == applicants  # one applicationCreated each
         fake.reset_counters()
 
         started = time.monotonic()
-        workers = [
-            threading.Thread(target=_drain, args=(env, f"worker-{n}")) for n in range(3)
-        ]
+        workers = [threading.Thread(target=_drain, args=(env, f"worker-{n}")) for n in range(3)]
         for worker in workers:
             worker.start()
         for worker in workers:

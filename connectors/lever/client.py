@@ -165,7 +165,9 @@ class LeverClient:
         body, response = self._http.get_json(path, params=list(params))
         if not isinstance(body, dict):
             raise MalformedPayloadError(
-                self.connector, f"GET {path} did not return a JSON object", status=response.status_code
+                self.connector,
+                f"GET {path} did not return a JSON object",
+                status=response.status_code,
             )
         return body
 

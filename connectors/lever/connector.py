@@ -34,8 +34,10 @@ from taskplanner.domain.snapshots import (
     ApplicationSnapshot,
     Deletion,
     EntityKind,
+    JobSnapshot,
     ScheduleSnapshot,
     ScheduleStatus,
+    ScorecardSnapshot,
     Snapshot,
 )
 
@@ -251,7 +253,7 @@ class LeverConnector:
             params.append(("updated_at_start", self._since(since)))
         presence.complete = everything
         for rows in self._lever.pages("/postings", params):
-            jobs: list[Snapshot] = []
+            jobs: list[JobSnapshot] = []
             for posting in rows:
                 try:
                     job = mapping.map_job(posting, stages, templates, self._emails, self._links)
@@ -261,7 +263,7 @@ class LeverConnector:
                 jobs.append(job)
                 presence.add(EntityKind.JOB, job.id)
             if jobs:
-                yield jobs
+                yield list(jobs)
             with self._lock:
                 self._polled_postings.update(j.id for j in jobs)
         self._pipeline_seen = seen
@@ -356,7 +358,7 @@ class LeverConnector:
                     batch.append(snapshot)
                     if isinstance(snapshot, ScheduleSnapshot):
                         presence.add(EntityKind.SCHEDULE, snapshot.id)
-                    elif not isinstance(snapshot, Deletion):
+                    elif isinstance(snapshot, ScorecardSnapshot):
                         presence.add(EntityKind.SCORECARD, snapshot.id)
             if batch:
                 yield batch
@@ -382,7 +384,9 @@ class LeverConnector:
         now = self._clock()
         for interview in interviews:
             try:
-                schedule = mapping.map_schedule(interview, opportunity_id, self._posting_of.get(opportunity_id))
+                schedule = mapping.map_schedule(
+                    interview, opportunity_id, self._posting_of.get(opportunity_id)
+                )
             except IncompleteRecord as problem:
                 self._skipped("interviews", interview.get("id"), problem)
                 continue
@@ -392,9 +396,10 @@ class LeverConnector:
         emails = dict(self._emails)
         for interview in interviews:
             for person in interview.get("interviewers") or []:
-                if isinstance(person, dict) and (user := ref(person.get("id"))):
-                    if isinstance(person.get("email"), str) and person["email"]:
-                        emails.setdefault(user, person["email"])
+                if not isinstance(person, dict) or not isinstance(person.get("email"), str):
+                    continue
+                if (user := ref(person.get("id"))) and person["email"]:
+                    emails.setdefault(user, person["email"])
         submitted: dict[str, int] = {}
         for form in forms:
             try:
@@ -405,7 +410,11 @@ class LeverConnector:
             if scorecard is None:
                 continue
             snapshots.append(scorecard)
-            if not isinstance(scorecard, Deletion) and scorecard.submitted and scorecard.schedule_id:
+            if (
+                not isinstance(scorecard, Deletion)
+                and scorecard.submitted
+                and scorecard.schedule_id
+            ):
                 submitted[scorecard.schedule_id] = submitted.get(scorecard.schedule_id, 0) + 1
         with self._lock:
             before = self._interviews_of.get(opportunity_id, set())
@@ -461,9 +470,7 @@ class LeverConnector:
             if opportunity_id is None:
                 raise MalformedPayloadError(self.name, f"{event.event}: no opportunityId in data")
             interview_id = event.id("interviewId")
-            return ParsedDelivery(
-                event.event, self._fetch_interviews(opportunity_id, interview_id)
-            )
+            return ParsedDelivery(event.event, self._fetch_interviews(opportunity_id, interview_id))
         raise UnknownEventError(self.name, f"unhandled Lever event {event.event!r}")
 
     def _fetch_opportunity(self, opportunity_id: str) -> list[Snapshot]:
@@ -527,7 +534,9 @@ class LeverConnector:
         snapshots: list[Snapshot] = []
         for row in rows:
             try:
-                snapshots.append(mapping.map_schedule(row, opportunity_id, self._posting_of.get(opportunity_id)))
+                snapshots.append(
+                    mapping.map_schedule(row, opportunity_id, self._posting_of.get(opportunity_id))
+                )
             except IncompleteRecord as problem:
                 self._skipped("interviews", row.get("id"), problem)
         return snapshots
@@ -546,4 +555,3 @@ def _still_open(schedule: ScheduleSnapshot, submitted: int, now: datetime) -> bo
 def _digest(*parts: Iterable[Sequence[Any]]) -> str:
     text = json.dumps([list(p) for p in parts], sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
-

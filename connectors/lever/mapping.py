@@ -149,9 +149,9 @@ def map_job(
         raise IncompleteRecord("missing text (the posting's title)")
     by_stage: dict[str, list[Record]] = {}
     for template in templates:
-        stage = ref(template.get("stage"))
-        if stage is not None and ref(template.get("id")) is not None:
-            by_stage.setdefault(stage, []).append(template)
+        owner_stage = ref(template.get("stage"))
+        if owner_stage is not None and ref(template.get("id")) is not None:
+            by_stage.setdefault(owner_stage, []).append(template)
     times = [updated]
     snapshots = []
     for position, stage in enumerate(s for s in stages if ref(s.get("id")) is not None):

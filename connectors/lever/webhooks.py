@@ -73,9 +73,7 @@ def signature_tokens(secret: str | None) -> list[str]:
     return [t for t in re.split(r"[\s,]+", secret or "") if t]
 
 
-def verify(
-    connector: str, tokens: Iterable[str], body: bytes, *, now: datetime
-) -> dict[str, Any]:
+def verify(connector: str, tokens: Iterable[str], body: bytes, *, now: datetime) -> dict[str, Any]:
     """The decoded body when its signature holds under one of ``tokens`` and its
     ``triggeredAt`` is no older than `MAX_SKEW` before ``now``; else WebhookRejected (401).
 
@@ -88,7 +86,9 @@ def verify(
     try:
         document = json.loads(body)
     except (ValueError, UnicodeDecodeError):
-        raise WebhookRejected(connector, "body is not JSON: no signature to check", status=401) from None
+        raise WebhookRejected(
+            connector, "body is not JSON: no signature to check", status=401
+        ) from None
     if not isinstance(document, dict):
         raise WebhookRejected(connector, "body is not a JSON object", status=401)
     signature, token, triggered = (
@@ -106,7 +106,9 @@ def verify(
         raise WebhookRejected(connector, "malformed signature", status=401)
     given = signature.lower()
     if not any(hmac.compare_digest(sign(token, triggered, t), given) for t in candidates):
-        raise WebhookRejected(connector, "signature does not match token and triggeredAt", status=401)
+        raise WebhookRejected(
+            connector, "signature does not match token and triggeredAt", status=401
+        )
     moment = from_ms(triggered)
     assert moment is not None  # noqa: S101 - an int always converts
     if moment < now - MAX_SKEW:
