@@ -457,7 +457,9 @@ class LeverConnector:
         event = webhooks.read_event(self.name, body)
         if event.event in webhooks.IGNORED_EVENTS:
             return ParsedDelivery(event_type=event.event, snapshots=[])
-        opportunity_id = event.id("opportunityId") or event.id("candidateId")
+        # Only opportunityId: the documented example's candidateId (deprecated) differs from
+        # both opportunityId and contactId, so it names neither.
+        opportunity_id = event.id("opportunityId")
         if event.event == "candidateHired" and not event.data:
             # The settings page's test request: candidateHired with empty data ("How to set up
             # webhooks"); nothing happened.

@@ -156,5 +156,6 @@ def _age(delta: timedelta) -> str:
     if seconds < 120:
         return f"{seconds}s"
     if seconds < 7200:
-        return f"{seconds // 60}m"
+        minutes, rest = divmod(seconds, 60)
+        return f"{minutes}m{rest:02d}s" if rest else f"{minutes}m"
     return f"{seconds // 3600}h"

@@ -52,7 +52,10 @@ UNCONFIRMED (the documentation is unclear or silent; the fake's choice is stated
 1. Webhook ``data`` fields: only ``candidateStageChange`` has an example (``opportunityId``,
    ``candidateId``, ``contactId``, ``toStageId``, ``fromStageId``); the rest are hidden behind
    "Show child fields". Here every event carries ``opportunityId``, ``candidateId`` (the
-   deprecated alias, equal to the opportunity id) and ``contactId``, plus ``applicationId`` and
+   deprecated alias, sent equal to the opportunity id; NB the documented candidateStageChange
+   example, shared/fixtures/providers/lever/webhook_candidate_stage_change.json, has a
+   ``candidateId`` unlike both its ``opportunityId`` and ``contactId``, so receivers must read
+   ``opportunityId``) and ``contactId``, plus ``applicationId`` and
    ``postingId`` (applicationCreated), ``fromArchived``/``toArchived`` (candidateArchiveChange)
    and ``interviewId``/``panelId`` (interview events). ``contactCreated`` carries ``contactId``.
 2. The webhook field table lists an ``id`` ("Event UID") that neither example carries: not sent.
