@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -57,6 +58,8 @@ PARTITION_KINDS: dict[str, tuple[EntityKind, ...]] = {
 # An interview whose feedback is still missing this long after it ended is no longer looked
 # for on every poll (a full sync still reads it).
 FEEDBACK_WATCH = timedelta(days=30)
+# How long a posting read by a poll or for a webhook counts as known (the default poll_interval).
+POSTING_FRESH = 300.0
 # Opportunities whose interviews and feedback go in one page of the interviews partition.
 OPPORTUNITIES_PER_PAGE = 25
 
@@ -131,10 +134,11 @@ class LeverConnector:
         self._interviews_of: dict[str, set[str]] = {}
         self._moved: set[str] = set()  # opportunities the applications partition saw change
         self._posting_of: dict[str, str] = {}  # opportunity -> posting, for interviews' stages
-        # Postings a poll has read, and the account pipeline it read last: a webhook about an
-        # opportunity of any other posting reads that posting too (Lever sends no posting
-        # webhooks), so its first candidate does not wait for the next poll to have a pipeline.
-        self._polled_postings: set[str] = set()
+        # When each posting was last read (monotonic seconds), and the account pipeline read
+        # last: a webhook about an opportunity of a posting not read for POSTING_FRESH reads
+        # that posting too (Lever sends no posting webhooks), so a new posting's first
+        # candidate does not wait for the next poll, even in an inbox worker that never polls.
+        self._postings_read: dict[str, float] = {}
         self._pipeline: tuple[list[Record], list[Record]] | None = None
 
     @classmethod
@@ -265,7 +269,7 @@ class LeverConnector:
             if jobs:
                 yield list(jobs)
             with self._lock:
-                self._polled_postings.update(j.id for j in jobs)
+                self._postings_read.update(dict.fromkeys((j.id for j in jobs), time.monotonic()))
         self._pipeline_seen = seen
         self._pipeline = (stages, templates)
 
@@ -313,6 +317,7 @@ class LeverConnector:
         reason = ref(archived.get("reason")) if isinstance(archived, dict) else None
         if reason is not None and reason not in self._reason_types:
             self._load_reasons()
+            self._reason_types.setdefault(reason, "")  # gone from the list: read it once only
         try:
             snapshot = mapping.map_application(
                 opportunity, self._reason_types, self._emails, self._links
@@ -489,9 +494,13 @@ class LeverConnector:
         snapshot = self._application(opportunity)
         if snapshot is None:
             return []
+        now = time.monotonic()
         with self._lock:
-            known = snapshot.job_id in self._polled_postings
-        return [snapshot] if known else [*self._fetch_posting(snapshot.job_id), snapshot]
+            read_at = self._postings_read.get(snapshot.job_id)
+            fresh = read_at is not None and now - read_at < POSTING_FRESH
+            if not fresh:
+                self._postings_read[snapshot.job_id] = now
+        return [snapshot] if fresh else [*self._fetch_posting(snapshot.job_id), snapshot]
 
     def _fetch_posting(self, posting_id: str) -> list[Snapshot]:
         """A posting no poll has read yet, with the account pipeline, as a job snapshot."""
