@@ -11,13 +11,13 @@ import base64
 import hashlib
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import httpx
 import structlog
 
-from connectors.base import MalformedPayloadError, ProviderRequestError
+from connectors.base import MalformedPayloadError
 from connectors.http import ProviderHTTP, RequestStats, RetryPolicy
 
 log = structlog.get_logger("connectors.lever")
@@ -122,9 +122,12 @@ class LeverClient:
             auth_headers=lambda: {"Authorization": authorization},
             timeout=timeout,
             policy=self.policy,
-            transport=_Limited(transport or httpx.HTTPTransport(), self.limiter),
+            transport=transport,
             headers={"Accept": "application/json"},
         )
+        # Every request, retries included, waits for a token first. A request hook rather than
+        # a transport wrapper keeps httpx's own transport (and its proxy settings).
+        self._http.client.event_hooks["request"].append(self._take_token)
 
     @property
     def stats(self) -> RequestStats:
@@ -132,6 +135,9 @@ class LeverClient:
 
     def close(self) -> None:
         self._http.close()
+
+    def _take_token(self, _request: httpx.Request) -> None:
+        self.limiter.acquire()
 
     def get(self, path: str, params: Params = ()) -> Record:
         """One object (``{"data": {...}}``); ProviderRequestError 404 when Lever has none."""
@@ -170,31 +176,3 @@ class LeverClient:
                 status=response.status_code,
             )
         return body
-
-
-def is_not_found(error: ProviderRequestError) -> bool:
-    return error.status == 404
-
-
-class _Limited(httpx.BaseTransport):
-    """Takes a token from the limiter before every request, retries included."""
-
-    def __init__(self, inner: httpx.BaseTransport, limiter: RateLimiter) -> None:
-        self._inner = inner
-        self._limiter = limiter
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        self._limiter.acquire()
-        return self._inner.handle_request(request)
-
-    def close(self) -> None:
-        self._inner.close()
-
-
-def as_params(params: Mapping[str, str | Sequence[str]]) -> list[tuple[str, str]]:
-    """``{"expand": ["applications", "owner"]}`` -> repeated parameters, in order."""
-    out: list[tuple[str, str]] = []
-    for name, value in params.items():
-        for item in [value] if isinstance(value, str) else value:
-            out.append((name, item))
-    return out
