@@ -570,20 +570,12 @@ def test_replayed_and_shuffled_deliveries_give_the_same_tasks_and_mirror(env: AT
         walk.schedule(application, org.interviewer_ids[0], starts)
     # Deletions may carry no time in a provider's payload (Greenhouse's do not), so the
     # connector dates them at parse time; a fixed parse clock (before every provider time)
-    # keeps that out of the comparison. Each run gets its own connector, having seen the
-    # baseline as the first did: what a connector remembers from one run (Lever: which
-    # postings it read lately) must not change the next.
+    # keeps that out of the comparison.
     parse_time = datetime(2020, 1, 1, tzinfo=UTC)
-
-    def primed() -> tuple[Any, list[Any]]:
-        made = env.make_connector(clock=lambda: parse_time)
-        polled = [
-            s for page in made.poll({}, started_at=env.clock(), full=True) for s in page.snapshots
-        ]
-        return made, polled
-
-    (first_connector, baseline), (second_connector, _) = primed(), primed()
-    connector = env.make_connector(clock=lambda: parse_time)
+    connector = env.use_connector(clock=lambda: parse_time)
+    baseline = [
+        s for page in connector.poll({}, started_at=env.clock(), full=True) for s in page.snapshots
+    ]
 
     with WebhookRecorder() as recorder:
         fake.configure_webhook(recorder.url, env.secret)
@@ -592,11 +584,9 @@ def test_replayed_and_shuffled_deliveries_give_the_same_tasks_and_mirror(env: AT
         fake.flush_webhooks()
     deliveries: list[SignedDelivery] = env.delivered()[:200]
     kinds = {connector.parse_webhook(d.headers, d.body).event_type for d in deliveries}
-    connector.close()
     assert len(kinds) >= 6, kinds
 
-    def run(sequence: list[SignedDelivery], senders: int, processor: Any) -> Outcome:
-        env.runtime.use_connector(env.name, processor)
+    def run(sequence: list[SignedDelivery], senders: int) -> Outcome:
         clear_database(env.db)
         env.runtime.pipeline.ingest_now(baseline, baseline=True)
 
@@ -611,12 +601,12 @@ def test_replayed_and_shuffled_deliveries_give_the_same_tasks_and_mirror(env: AT
             assert dict(session.execute(query).all()) == {DONE: 200}  # duplicates stored once
         return open_situations(env.db), mirror(env.db)
 
-    open_in_order, mirror_in_order = run(deliveries, 1, first_connector)
+    open_in_order, mirror_in_order = run(deliveries, senders=1)
     opened_in_order = len(tasks(env.db))
     # Twice each, shuffled, and four at a time: copies of one delivery race each other too.
     twice = deliveries * 2
     rng.shuffle(twice)
-    open_shuffled, mirror_shuffled = run(twice, 4, second_connector)
+    open_shuffled, mirror_shuffled = run(twice, senders=4)
 
     # Open tasks and the mirror, not every task ever opened: in order, a candidate moved into
     # Phone Screen and on to Offer gets a ready_to_schedule that the move makes obsolete; a

@@ -447,42 +447,49 @@ def delivery(event: str, data: dict[str, Any], triggered_at: datetime = NOW) -> 
     ).encode()
 
 
-def test_a_stage_change_webhook_reads_the_opportunity_it_names_and_its_unknown_posting(
+def test_a_stage_change_webhook_reads_the_opportunity_it_names_and_its_posting_once(
     lever: Lever, connector: LeverConnector
 ) -> None:
     """WEBHOOKS: the candidateStageChange example's data is ``opportunityId``, ``candidateId``,
     ``contactId``, ``toStageId``, ``fromStageId`` and nothing else: the opportunity is read
-    ("Retrieve a single opportunity", with CUSTOMIZING's ``expand``), and its posting, which no
-    poll has read yet, with the account's stages and feedback templates."""
+    ("Retrieve a single opportunity", with CUSTOMIZING's ``expand``), and its posting
+    ("Retrieve a single posting", owner expanded), which is not read again for the next
+    delivery (Lever sends no posting webhooks; a poll or five minutes refresh it)."""
     example = json.loads((FIXTURES / "webhook_candidate_stage_change.json").read_text())
     body = delivery("candidateStageChange", {**example["data"], "opportunityId": OPPORTUNITY})
+    for _ in range(2):
+        lever.answer(
+            f"/opportunities/{OPPORTUNITY}",
+            {"data": opportunity()},
+            ("expand", "applications"),
+            ("expand", "owner"),
+        )
+    owner = {"id": RACHEL, "name": "Rachel Green", "email": "rachal@example.com"}
     lever.answer(
-        f"/opportunities/{OPPORTUNITY}",
-        {"data": opportunity()},
-        ("expand", "applications"),
-        ("expand", "owner"),
-    )
-    lever.answer(f"/postings/{POSTING}", {"data": posting()})
-    lever.answer(
-        "/stages",
-        {"data": fixture_data("api_list_stages.json"), "hasNext": False},
-        ("limit", "100"),
+        f"/postings/{POSTING}", {"data": {**posting(), "owner": owner}}, ("expand", "owner")
     )
 
     connector.verify_webhook({"Content-Type": "application/json"}, body)
     parsed = connector.parse_webhook({}, body)
+    again = connector.parse_webhook({}, body)
 
+    opportunity_read = (
+        f"/opportunities/{OPPORTUNITY}",
+        [("expand", "applications"), ("expand", "owner")],
+    )
     assert [(s.path, s.params) for s in lever.sent] == [
-        (f"/opportunities/{OPPORTUNITY}", [("expand", "applications"), ("expand", "owner")]),
-        (f"/postings/{POSTING}", []),
-        ("/stages", [("limit", "100")]),
-        ("/feedback_templates", [("limit", "100")]),
+        opportunity_read,
+        (f"/postings/{POSTING}", [("expand", "owner")]),
+        opportunity_read,
     ]
     assert_plain_gets(lever)
     job, application = parsed.snapshots
     assert isinstance(job, JobSnapshot) and job.id == POSTING
+    assert job.stages is None  # the pipeline is for a poll to say
+    assert (job.recruiter_email, job.coordinator_email) == ("rachal@example.com", "")
     assert isinstance(application, ApplicationSnapshot)
     assert (application.id, application.stage_id) == (OPPORTUNITY, f"{POSTING}:{STAGE}")
+    assert again.snapshots == parsed.snapshots
 
 
 def test_an_interview_webhook_reads_that_interview_and_a_vanished_one_is_a_deletion(

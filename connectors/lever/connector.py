@@ -12,6 +12,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -58,7 +59,8 @@ PARTITION_KINDS: dict[str, tuple[EntityKind, ...]] = {
 # An interview whose feedback is still missing this long after it ended is no longer looked
 # for on every poll (a full sync still reads it).
 FEEDBACK_WATCH = timedelta(days=30)
-# How long a posting read by a poll or for a webhook counts as known (the default poll_interval).
+# How long a posting read by a poll or for a webhook is reported as read (the default
+# poll_interval) before a webhook reads it again.
 POSTING_FRESH = 300.0
 # Opportunities whose interviews and feedback go in one page of the interviews partition.
 OPPORTUNITIES_PER_PAGE = 25
@@ -134,12 +136,12 @@ class LeverConnector:
         self._interviews_of: dict[str, set[str]] = {}
         self._moved: set[str] = set()  # opportunities the applications partition saw change
         self._posting_of: dict[str, str] = {}  # opportunity -> posting, for interviews' stages
-        # When each posting was last read (monotonic seconds), and the account pipeline read
-        # last: a webhook about an opportunity of a posting not read for POSTING_FRESH reads
-        # that posting too (Lever sends no posting webhooks), so a new posting's first
-        # candidate does not wait for the next poll, even in an inbox worker that never polls.
-        self._postings_read: dict[str, float] = {}
-        self._pipeline: tuple[list[Record], list[Record]] | None = None
+        # Each posting as a webhook about one of its opportunities reports it, and when it was
+        # read (monotonic seconds): Lever sends no posting webhooks, so the job of a new
+        # posting's first candidate is known at once, not at the next poll (an inbox worker
+        # process never polls). Its pipeline is left unknown (``stages=None``): only a poll,
+        # which reads stages and templates, says that.
+        self._jobs_seen: dict[str, tuple[float, JobSnapshot]] = {}
 
     @classmethod
     def from_config(cls, name: str, cfg: LeverConfigLike, **options: Any) -> LeverConnector:
@@ -268,10 +270,10 @@ class LeverConnector:
                 presence.add(EntityKind.JOB, job.id)
             if jobs:
                 yield list(jobs)
+            now = time.monotonic()
             with self._lock:
-                self._postings_read.update(dict.fromkeys((j.id for j in jobs), time.monotonic()))
+                self._jobs_seen.update((j.id, (now, replace(j, stages=None))) for j in jobs)
         self._pipeline_seen = seen
-        self._pipeline = (stages, templates)
 
     # applications -----------------------------------------------------
 
@@ -494,33 +496,33 @@ class LeverConnector:
         snapshot = self._application(opportunity)
         if snapshot is None:
             return []
-        now = time.monotonic()
-        with self._lock:
-            read_at = self._postings_read.get(snapshot.job_id)
-            fresh = read_at is not None and now - read_at < POSTING_FRESH
-            if not fresh:
-                self._postings_read[snapshot.job_id] = now
-        return [snapshot] if fresh else [*self._fetch_posting(snapshot.job_id), snapshot]
+        job = self._posting(snapshot.job_id)
+        return [snapshot] if job is None else [job, snapshot]
 
-    def _fetch_posting(self, posting_id: str) -> list[Snapshot]:
-        """A posting no poll has read yet, with the account pipeline, as a job snapshot."""
+    def _posting(self, posting_id: str) -> JobSnapshot | None:
+        """The posting as a job without its pipeline: read at most every POSTING_FRESH seconds,
+        and reported with every webhook about its opportunities (the same snapshot again
+        changes nothing; a newer one from a poll wins by its time)."""
+        with self._lock:
+            seen = self._jobs_seen.get(posting_id)
+        if seen is not None and time.monotonic() - seen[0] < POSTING_FRESH:
+            return seen[1]
         try:
-            posting = self._lever.get(f"/postings/{posting_id}")
+            # expand=owner: the owner's e-mail without the users list (a worker never polls).
+            posting = self._lever.get(f"/postings/{posting_id}", [("expand", "owner")])
         except ProviderRequestError as exc:
             if exc.status != 404:
                 raise
-            return []
-        if self._pipeline is None:
-            self._pipeline = (
-                self._lever.list_all("/stages"),
-                self._lever.list_all("/feedback_templates"),
-            )
-        stages, templates = self._pipeline
+            return None
         try:
-            return [mapping.map_job(posting, stages, templates, self._emails, self._links)]
+            job = mapping.map_job(posting, [], [], self._emails, self._links)
         except IncompleteRecord as problem:
             self._skipped("postings", posting_id, problem)
-            return []
+            return None
+        job = replace(job, stages=None)
+        with self._lock:
+            self._jobs_seen[posting_id] = (time.monotonic(), job)
+        return job
 
     def _fetch_interviews(self, opportunity_id: str, interview_id: str | None) -> list[Snapshot]:
         with self._lock:
