@@ -371,8 +371,11 @@ def run(
             paced_count = int(paced_rate * paced_seconds)
             # Deliveries are captured now and sent minutes later. Lever refuses a delivery whose
             # signed triggeredAt is over five minutes old (a replay), so the provider's clock is
-            # set an hour ahead while capturing: to the endpoint they are fresh.
+            # an hour ahead while capturing (it never goes back): to the endpoint they are
+            # fresh. Our clock is put back at once; the inbox worker process keeps real time.
             env.clock.advance(timedelta(hours=1))
+            env.fake.add_user("bench-clock@acme.example", "Bench", "Clock")  # reads it once
+            env.clock.advance(-timedelta(hours=1))
             # Captured after the baseline and never polled: only the deliveries tell of them.
             deliveries = capture_deliveries(env, job, phone, total, "burst")
             paced = capture_deliveries(env, job, phone, paced_count, "paced")
