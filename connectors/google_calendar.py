@@ -591,6 +591,7 @@ def event_snapshot(
             is_resource=bool(a.get("resource", False)),
             is_organizer=bool(a.get("organizer", False)),
             name=a.get("displayName"),
+            comment=_comment(a.get("comment")),
         )
         for a in item.get("attendees", ())
         if a.get("email")
@@ -673,3 +674,15 @@ def _error_reason(content: bytes) -> str:
 def _headers(resp: Any) -> dict[str, str]:
     # httplib2.Response is a dict of lower-cased header names.
     return {str(k).lower(): str(v) for k, v in dict(resp).items()}
+
+
+MAX_COMMENT = 2000
+
+
+def _comment(value: object) -> str | None:
+    """An attendee's response comment ("The attendee's response comment. Optional.", the
+    Events resource): text only, no control characters (PostgreSQL refuses NUL), bounded."""
+    if not isinstance(value, str):
+        return None
+    text = "".join(ch for ch in value if ch.isprintable() or ch in "\n\t").strip()
+    return text[:MAX_COMMENT] or None

@@ -220,7 +220,8 @@ def describe_config(config: Config) -> str:
         f"job overrides: {len(config.jobs)}",
         f"rules: evaluation due after {format_duration(rules.evaluation_due_after)}, "
         f"job live within {format_duration(rules.job_live_within)}, "
-        f"inactivity after {format_duration(rules.inactivity_after)}",
+        f"inactivity after {format_duration(rules.inactivity_after)}, "
+        f"schedule within {format_duration(rules.schedule_within)}",
         f"  scheduling stages: {', '.join(rules.scheduling_stages) or '-'}",
         f"  inactivity stages: {', '.join(rules.inactivity_stages) or '-'}",
         f"  out-of-office events hand tasks over: {'yes' if rules.follow_out_of_office else 'no'}",
@@ -232,6 +233,24 @@ def describe_config(config: Config) -> str:
         )
     else:
         lines.append("digest: off")
+    slack, email = config.notifications.slack, config.notifications.email
+    for name, section in (("slack", slack), ("email", email)):
+        if section is None:
+            lines.append(f"alerts by {name}: off")
+            continue
+        channel = slack.channel if name == "slack" and slack is not None else None
+        where = f" (else #{channel})" if channel else ""
+        lines.append(
+            f"alerts by {name}{where}: {', '.join(section.categories) or '-'}; declines within "
+            f"{format_duration(section.decline_within)}"
+        )
+    if config.server.listens_everywhere() and not config.server.public_url:
+        lines.append(
+            f"warning: server.host is {config.server.host} and server.public_url is not set: "
+            f"links in emails and the API would point at "
+            f"{config.server.link('/')}, which nobody can open; set server.public_url "
+            f'(e.g. "https://tasks.example.com/")'
+        )
     return "\n".join(lines)
 
 
@@ -621,7 +640,7 @@ def digest_send(
     from taskplanner import digest
 
     loaded = load_config_or_exit(config)
-    if loaded.digest is None:
+    if loaded.digest is None and not dry_run:
         fail(f"digest: missing section [digest] (needed to send email) ({loaded.source})")
     runtime = open_runtime(config)
     try:

@@ -38,6 +38,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from taskplanner import providers
+from taskplanner.domain.alerting import DEFAULT_CATEGORIES, DEFAULT_DECLINE_WITHIN
 from taskplanner.domain.assignment import (
     Post,
     allowed_roles_text,
@@ -45,6 +46,7 @@ from taskplanner.domain.assignment import (
     may_hold,
     role_text,
 )
+from taskplanner.domain.categories import CATEGORY_BY_NAME
 
 __all__ = [
     "ATS_CONNECTOR_TYPES",
@@ -60,18 +62,21 @@ __all__ = [
     "DatabaseConfig",
     "DigestConfig",
     "Duration",
+    "EmailAlertsConfig",
     "Email",
     "GoogleCalendarConfig",
     "GreenhouseConfig",
     "JobOverride",
     "LeverConfig",
     "MicrosoftCalendarConfig",
+    "NotificationsConfig",
     "OidcConfig",
     "OrganisationConfig",
     "PersonConfig",
     "Role",
     "RulesConfig",
     "ServerConfig",
+    "SlackAlertsConfig",
     "format_duration",
     "load_config",
     "parse_config",
@@ -450,6 +455,15 @@ class ServerConfig(_SecretHolder):
     oidc: OidcConfig | None = None
     # Page sessions end this long after sign-in (and at sign-out).
     session_lifetime: Duration = timedelta(hours=12)
+
+    def listens_everywhere(self) -> bool:
+        """A wildcard address: the server's own host:port is no address to link to."""
+        return self.host.strip("[]") in ("0.0.0.0", "::", "")  # noqa: S104 - compared only
+
+    def link(self, path: str) -> str:
+        """An absolute link to one of this server's pages: public_url, else host:port."""
+        base = self.public_url or f"http://{self.host}:{self.port}/"
+        return base.rstrip("/") + "/" + path.lstrip("/")
     # Key that signs session cookies; without one, a key is generated and kept in the
     # database so every replica shares it.
     session_key_env: OptionalEnvVarName = None
@@ -467,6 +481,8 @@ class ServerConfig(_SecretHolder):
 
 
 class RulesConfig(_Model):
+    # A ready_to_schedule task is due this long after it opens (urgency order, overdue marks).
+    schedule_within: Duration = timedelta(days=2)
     evaluation_due_after: Duration = timedelta(hours=24)
     job_live_within: Duration = timedelta(hours=24)
     inactivity_after: Duration = timedelta(days=15)
@@ -563,6 +579,72 @@ class DigestConfig(_SecretHolder):
         return None
 
 
+# --------------------------------------------------------------------------- alerts
+
+
+def _check_categories(value: list[str]) -> list[str]:
+    errors = [
+        _KeyedValueError(
+            (index,),
+            f"unknown task category {name!r}{_did_you_mean(name, CATEGORY_BY_NAME)}; "
+            f"expected one of: {', '.join(CATEGORY_BY_NAME)}",
+        )
+        for index, name in enumerate(value)
+        if name not in CATEGORY_BY_NAME
+    ]
+    _raise_all(errors)
+    return list(dict.fromkeys(value))
+
+
+def _check_slack_api_url(value: str) -> str:
+    value = value.strip()
+    local = value.startswith(("http://127.0.0.1", "http://localhost", "http://[::1]"))
+    if not (value.startswith("https://") or local) or "?" in value or "#" in value:
+        raise ValueError(
+            f'expected the Slack Web API\'s https URL (e.g. "https://slack.com/api/"), '
+            f"got {_show(value)}"
+        )
+    # slack_sdk joins the method name onto it: "…/api" would lose the "api" part.
+    return value if value.endswith("/") else value + "/"
+
+
+AlertCategories = Annotated[list[str], AfterValidator(_check_categories)]
+
+
+class SlackAlertsConfig(_SecretHolder):
+    """``[notifications.slack]``: a direct message to the assignee when such a task opens."""
+
+    bot_token_env: EnvVarName
+    base_url: Annotated[str, AfterValidator(_check_slack_api_url)] = "https://slack.com/api/"
+    categories: AlertCategories = Field(default_factory=lambda: list(DEFAULT_CATEGORIES))
+    # Declines alert only when the interview starts within this (later ones can wait).
+    decline_within: Duration = DEFAULT_DECLINE_WITHIN
+    # Where to post when the assignee has no Slack account under their address.
+    channel: str | None = Field(default=None, min_length=1)
+
+    def bot_token(self) -> str:
+        return self.secret("bot_token")
+
+    def _secret_shape_problem(self, name: str, value: str) -> str | None:
+        # https://docs.slack.dev/authentication/tokens: bot tokens begin with "xoxb-".
+        if name == "bot_token" and not value.strip().startswith("xox"):
+            return "not a Slack token (a bot token begins with xoxb-)"
+        return None
+
+
+class EmailAlertsConfig(_Model):
+    """``[notifications.email]``: an email to the assignee at once when such a task opens,
+    through the ``[digest]`` section's mail settings."""
+
+    categories: AlertCategories = Field(default_factory=lambda: list(DEFAULT_CATEGORIES))
+    decline_within: Duration = DEFAULT_DECLINE_WITHIN
+
+
+class NotificationsConfig(_Model):
+    slack: SlackAlertsConfig | None = None
+    email: EmailAlertsConfig | None = None
+
+
 # --------------------------------------------------------------------------- connectors
 
 
@@ -612,6 +694,8 @@ class AshbyConfig(_ConnectorBase):
     base_url: str = "https://api.ashbyhq.com"
     api_key_env: EnvVarName
     webhook_secret_env: OptionalEnvVarName = None
+    # Host of the links to candidates and jobs in Ashby's web app.
+    app_url: str = "https://app.ashbyhq.com"
 
 
 class GoogleCalendarConfig(_ConnectorBase):
@@ -671,6 +755,7 @@ class Config(_Model):
     jobs: list[JobOverride] = Field(default_factory=list)
     connectors: dict[str, ConnectorConfig] = Field(default_factory=dict)
     digest: DigestConfig | None = None
+    notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
     daemon: DaemonConfig = Field(default_factory=DaemonConfig)
     # Where this configuration came from; error messages name it.
     source: str = MEMORY_SOURCE
@@ -761,6 +846,16 @@ class Config(_Model):
         return self
 
     @model_validator(mode="after")
+    def _email_alerts_need_mail_settings(self) -> Config:
+        if self.notifications.email is not None and self.digest is None:
+            raise _KeyedValueError(
+                ("notifications", "email"),
+                "sends through the mail settings of [digest] (smtp_url_env, from): "
+                "add a [digest] section",
+            )
+        return self
+
+    @model_validator(mode="after")
     def _name_connectors(self) -> Config:
         # Connectors built in Python and assigned later still learn their name.
         for name, connector in self.connectors.items():
@@ -829,6 +924,8 @@ class Config(_Model):
             sections.append(("server.oidc", self.server.oidc))
         if self.digest is not None:
             sections.append(("digest", self.digest))
+        if self.notifications.slack is not None:
+            sections.append(("notifications.slack", self.notifications.slack))
         sections += [
             (f"connectors.{_toml_key(name)}", connector)
             for name, connector in self.connectors.items()
@@ -949,6 +1046,10 @@ def _secret_problems_of_valid_sections(
             for name, raw in connectors.items()
             if isinstance(raw, Mapping) and raw.get("enabled", True) is not False
         ]
+    notifications = data.get("notifications")
+    if isinstance(notifications, Mapping) and isinstance(notifications.get("slack"), Mapping):
+        slack = notifications["slack"]
+        sections.append(("notifications.slack", SlackAlertsConfig.model_validate, slack))
     problems: list[ConfigError] = []
     for key, validate, raw in sections:
         try:

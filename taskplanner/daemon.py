@@ -70,6 +70,7 @@ class DaemonOptions:
     sweep_every: timedelta = timedelta(minutes=1)
     digest_every: timedelta = timedelta(minutes=1)
     renew_every: timedelta = timedelta(minutes=30)
+    alerts_every: float = 2.0  # look for Slack/email alerts to send (every replica does)
     lease: timedelta | None = None  # default: [daemon] lease
     inbox_worker: str | None = None  # "process" or "thread"; default: [daemon] inbox_worker
     shutdown_timeout: timedelta | None = None  # default: [daemon] shutdown_timeout
@@ -409,6 +410,7 @@ class Daemon:
         self.sources: list[str] = []
         self._failing_sources: set[str] = set()
         self._warned_breaches: set[tuple[str, str, str]] = set()
+        self._alerts: Any = None  # taskplanner.alerts.AlertDispatcher, when alerts are on
 
     # ---- public
 
@@ -600,6 +602,18 @@ class Daemon:
                 id=name,
                 next_run_time=now + timedelta(seconds=1),
             )
+        if self.runtime.pipeline.tasks.alerts:
+            # Every replica sends (rows are claimed one by one), in a job of its own: a slow
+            # or failing Slack holds up this thread only, never the tasks.
+            self._alerts = self.runtime.alert_dispatcher(self.owner, lease=self.lease)
+            scheduler.add_job(
+                self._guarded,
+                "interval",
+                args=("alerts", self._send_alerts),
+                seconds=options.alerts_every,
+                id="alerts",
+                next_run_time=now + timedelta(seconds=1),
+            )
         heartbeat = max(0.5, self.lease.total_seconds() / 3)
         scheduler.add_job(
             self._guarded,
@@ -748,6 +762,9 @@ class Daemon:
         send: Callable[..., Any] | None = getattr(digest, "send_due_digests", None)
         if send is not None:
             send(self.runtime, self.runtime.clock())  # it logs what it sent (digest.run)
+
+    def _send_alerts(self) -> None:
+        self._alerts.run_once()  # it logs each message (alert.sent, alert.retry_later, …)
 
     def _renew_subscriptions(self) -> None:
         for name in self.sources:

@@ -1,9 +1,11 @@
 """The daily digest: one email per person with open tasks, at ``digest.send_at`` local time.
 
 Each email counts the open tasks per category, lists the overdue and then the oldest ones
-and links to the page. Which local day a person was last sent is kept per recipient in
-``sync_cursors`` (connector ``digest:daily``, a name no connector can have), claimed before
-sending, so a restart or a second replica never sends the same day twice.
+and links to the page; a job coordinator's also has "On your jobs": the open tasks on the jobs
+they coordinate by holder, and the applicants new since their last email. Which local day a
+person was last sent is kept per recipient in ``sync_cursors`` (connector ``digest:daily``,
+a name no connector can have), claimed before sending, so a restart or a second replica never
+sends the same day twice.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import smtplib
 import ssl
 import time as time_module
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from email.message import EmailMessage
@@ -30,14 +32,20 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
+from taskplanner import ownership
 from taskplanner.clock import span_text
 from taskplanner.config import Config, DigestConfig
 from taskplanner.domain.categories import CATEGORIES, CATEGORY_BY_NAME
 from taskplanner.engine import OPEN
-from taskplanner.runtime import Runtime
+from taskplanner.runtime import Runtime, rules_from_config
 from taskplanner.store import models as m
 from taskplanner.store.database import transaction
-from taskplanner.tasklist import open_counts, open_counts_by_assignee, related_names
+from taskplanner.tasklist import (
+    open_counts,
+    open_counts_by_assignee,
+    related_names,
+    task_notes,
+)
 
 log = structlog.get_logger("taskplanner.digest")
 
@@ -70,6 +78,22 @@ class DigestItem:
     context: str  # candidate · job, when known
     age: str
     overdue_by: str | None
+    # A decline's interview time, a broken integration's error and what to do (issue 15).
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class JobReport:
+    """One job a person coordinates: its open tasks by holder, and who applied lately."""
+
+    name: str
+    holders: list[tuple[str, int]]  # (holder's name, open tasks), most first
+    new_applicants: list[str]  # candidates' names, up to LISTED
+    new_count: int
+
+    @property
+    def open_total(self) -> int:
+        return sum(count for _, count in self.holders)
 
 
 @dataclass(frozen=True)
@@ -83,9 +107,19 @@ class Digest:
     page_url: str
     organisation: str
     local_date: date = field(compare=False)
+    jobs: list[JobReport] = field(default_factory=list)  # "On your jobs", by job name
+    since: datetime | None = None  # the last email, for "new applicants since"
 
     @property
     def subject(self) -> str:
+        if not self.total:
+            held, new = sum(j.open_total for j in self.jobs), sum(j.new_count for j in self.jobs)
+            tasks = "task" if held == 1 else "tasks"
+            applicants = "applicant" if new == 1 else "applicants"
+            return (
+                f"{self.organisation} taskplanner: on your jobs, {held} open {tasks}, "
+                f"{new} new {applicants}"
+            )
         tasks = "task" if self.total == 1 else "tasks"
         overdue = f", {self.overdue} overdue" if self.overdue else ""
         return f"{self.organisation} taskplanner: {self.total} open {tasks}{overdue}"
@@ -96,6 +130,33 @@ class Digest:
 
     def text(self) -> str:
         lines = [f"Hello {self.greeting_name},", ""]
+        if self.total:
+            lines += self._own_text()
+        else:
+            lines += ["You have no open tasks of your own.", ""]
+        if self.jobs:
+            lines += ["", "On your jobs:", ""]
+            for job in self.jobs:
+                tasks = "task" if job.open_total == 1 else "tasks"
+                lines.append(f"{job.name}: {job.open_total} open {tasks}")
+                width = max((len(holder) for holder, _ in job.holders), default=0)
+                lines += [f"  {holder:<{width}}  {count:>4}" for holder, count in job.holders]
+                if job.new_count:
+                    more = job.new_count - len(job.new_applicants)
+                    names = ", ".join(job.new_applicants) + (f" and {more} more" if more else "")
+                    lines.append(
+                        f"  New applicants since your last email: {job.new_count} ({names})"
+                    )
+                else:
+                    lines.append("  No new applicants since your last email.")
+                lines.append("")
+        lines += ["", f"Your task list: {self.page_url}", ""]
+        news = ", or news on the jobs you coordinate" if self.jobs else ""
+        lines.append(f"You get this email on days when you have open tasks in taskplanner{news}.")
+        return "\n".join(lines) + "\n"
+
+    def _own_text(self) -> list[str]:
+        lines = []
         tasks = "task" if self.total == 1 else "tasks"
         overdue = f" ({self.overdue} overdue)" if self.overdue else ""
         lines += [f"You have {self.total} open {tasks}{overdue}.", ""]
@@ -109,14 +170,13 @@ class Digest:
             if item.context:
                 detail = f"{item.context} · {detail}"
             lines.append(f"  {detail}")
+            lines += [f"  {note}" for note in item.notes]
             lines.append(f"  {item.recommended_action}")
             if item.url:
                 lines.append(f"  {item.url}")
         if self.total > len(self.items):
             lines += ["", f"…and {self.total - len(self.items)} more on the page."]
-        lines += ["", f"Your task list: {self.page_url}", ""]
-        lines.append("You get this email on days when you have open tasks in taskplanner.")
-        return "\n".join(lines) + "\n"
+        return lines
 
     def html(self) -> str:
         return _templates.get_template("email_digest.html").render(digest=self)
@@ -151,12 +211,22 @@ def page_link(config: Config, recipient: str) -> str:
 
 
 def compute_digest(
-    session: Session, config: Config, recipient: str, now: datetime
+    session: Session,
+    config: Config,
+    recipient: str,
+    now: datetime,
+    *,
+    coordinated: Mapping[str, list[str]] | None = None,
 ) -> Digest | None:
-    """One person's digest, or None when nothing is open for them."""
+    """One person's digest, or None when nothing is open for them and nothing is new on the
+    jobs they coordinate. ``coordinated``: `ownership.job_coordinators`, when known."""
     counts = open_counts(session, recipient)
     total = sum(counts.values())
-    if total == 0:
+    if coordinated is None:
+        coordinated = ownership.job_coordinators(session, rules_from_config(config))
+    since = last_sent(session, recipient) or now - timedelta(days=1)
+    jobs = job_reports(session, config, coordinated.get(recipient, []), since, now)
+    if total == 0 and not any(j.open_total or j.new_count for j in jobs):
         return None
     mine = (col(m.Task.assignee) == recipient, col(m.Task.status) == OPEN)
     overdue_count = session.scalar(
@@ -175,7 +245,8 @@ def compute_digest(
     )
     seen = {t.id for t in overdue}
     tasks = (overdue + [t for t in oldest if t.id not in seen])[:LISTED]
-    names = related_names(session, tasks)
+    names = related_names(session, tasks, config.people_by_email())
+    zone = config.organisation.zone()
     root = base_url(config)
     items = []
     for task in tasks:
@@ -184,13 +255,14 @@ def compute_digest(
         is_overdue = task.due_at is not None and task.due_at <= now
         items.append(
             DigestItem(
-                title=task.title,
+                title=names.title(task),
                 category_label=category.label if category else task.category,
                 recommended_action=task.recommended_action,
                 url=_absolute(root, task.action_url),
                 context=context,
                 age=span_text(now - task.created_at),
                 overdue_by=span_text(now - task.due_at) if is_overdue and task.due_at else None,
+                notes=tuple(task_notes(task, names, now, zone)),
             )
         )
     person = config.people_by_email().get(recipient)
@@ -199,7 +271,6 @@ def compute_digest(
         name = session.scalars(
             select(col(m.User.name)).where(col(m.User.email) == recipient).limit(1)
         ).first()
-    zone = config.organisation.zone()
     return Digest(
         recipient=recipient,
         name=name,
@@ -210,7 +281,76 @@ def compute_digest(
         page_url=page_link(config, recipient),
         organisation=config.organisation.name,
         local_date=now.astimezone(zone).date(),
+        jobs=jobs,
+        since=since,
     )
+
+
+def last_sent(session: Session, recipient: str) -> datetime | None:
+    """When this person's last digest went out (claimed), from the digest's cursor."""
+    row = session.get(m.SyncCursor, (CURSOR_NAME, recipient))
+    return row.updated_at if row is not None else None
+
+
+def job_reports(
+    session: Session, config: Config, job_ids: Sequence[str], since: datetime, now: datetime
+) -> list[JobReport]:
+    """"On your jobs": per job, open tasks by holder and the applicants first seen since
+    ``since`` (a source's first sync brings no "new" ones: see Application.first_seen_at)."""
+    if not job_ids:
+        return []
+    names = dict(
+        session.execute(
+            select(col(m.Job.id), col(m.Job.name)).where(col(m.Job.id).in_(job_ids))
+        ).all()
+    )
+    held = session.execute(
+        select(col(m.Task.job_id), col(m.Task.assignee), func.count())
+        .where(col(m.Task.job_id).in_(job_ids), col(m.Task.status) == OPEN)
+        .group_by(col(m.Task.job_id), col(m.Task.assignee))
+    ).all()
+    holders: dict[str, list[tuple[str, int]]] = {}
+    for job_id, assignee, count in held:
+        holders.setdefault(str(job_id), []).append((assignee, int(count)))
+    fresh = (
+        select(col(m.Application.job_id), col(m.Candidate.name))
+        .join(m.Candidate, col(m.Candidate.id) == col(m.Application.candidate_id), isouter=True)
+        .where(
+            col(m.Application.job_id).in_(job_ids),
+            col(m.Application.first_seen_at) > since,
+            col(m.Application.first_seen_at) <= now,
+        )
+        .order_by(col(m.Application.first_seen_at), col(m.Application.id))
+    )
+    applicants: dict[str, list[str]] = {}
+    for job_id, candidate in session.execute(fresh):
+        applicants.setdefault(job_id, []).append(candidate or "(name not synced yet)")
+    display = _display_names(session, config, {a for rows in holders.values() for a, _ in rows})
+    reports = []
+    for job_id in job_ids:
+        rows = sorted(holders.get(job_id, []), key=lambda row: (-row[1], row[0]))
+        new = applicants.get(job_id, [])
+        reports.append(
+            JobReport(
+                name=names.get(job_id, job_id),
+                holders=[(display.get(a, a), n) for a, n in rows],
+                new_applicants=new[:LISTED],
+                new_count=len(new),
+            )
+        )
+    return sorted(reports, key=lambda r: r.name.casefold())
+
+
+def _display_names(session: Session, config: Config, emails: set[str]) -> dict[str, str]:
+    """A person's name where the configuration or the ATS knows it, else their address."""
+    out = {p.email: p.name for p in config.people if p.name and p.email in emails}
+    missing = emails - set(out)
+    if missing:
+        users = select(col(m.User.email), col(m.User.name)).where(
+            col(m.User.email).in_(missing)
+        )
+        out |= {email: name for email, name in session.execute(users) if name}
+    return out
 
 
 def _absolute(root: str, url: str | None) -> str | None:
@@ -221,11 +361,20 @@ def _absolute(root: str, url: str | None) -> str | None:
     return url if urlsplit(url).scheme in ("http", "https") else None
 
 
+def digest_recipients(
+    session: Session, config: Config
+) -> tuple[list[str], dict[str, list[str]]]:
+    """Everyone with open tasks or jobs they coordinate, and those jobs."""
+    coordinated = ownership.job_coordinators(session, rules_from_config(config))
+    return sorted(set(open_counts_by_assignee(session)) | set(coordinated)), coordinated
+
+
 def compute_digests(session: Session, config: Config, now: datetime) -> list[Digest]:
-    """A digest for everyone with open tasks, by recipient."""
+    """A digest for everyone with open tasks or news on their jobs, by recipient."""
     out = []
-    for recipient in sorted(open_counts_by_assignee(session)):
-        digest = compute_digest(session, config, recipient, now)
+    recipients, coordinated = digest_recipients(session, config)
+    for recipient in recipients:
+        digest = compute_digest(session, config, recipient, now, coordinated=coordinated)
         if digest is not None:
             out.append(digest)
     return out
@@ -438,10 +587,12 @@ def send_digests(
     day = day or now.astimezone(runtime.config.organisation.zone()).date()
     mailer = mailer or SmtpMailer(settings.smtp_url())
     with transaction(runtime.db, read_only=True) as session:
-        wanted = recipients or sorted(open_counts_by_assignee(session))
-    for recipient in wanted:
+        everyone, coordinated = digest_recipients(session, runtime.config)
+    for recipient in recipients or everyone:
         with transaction(runtime.db) as session:
-            digest = compute_digest(session, runtime.config, recipient, now)
+            digest = compute_digest(
+                session, runtime.config, recipient, now, coordinated=coordinated
+            )
             if digest is None:
                 continue
             claim = _claim(session, recipient, day, now)

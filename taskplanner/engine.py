@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import event as orm_events
@@ -23,6 +23,7 @@ from taskplanner import ownership, readahead
 from taskplanner.clock import Clock, system_clock
 from taskplanner.domain import assignment
 from taskplanner.domain import events as ev
+from taskplanner.domain.alerting import NO_ALERTS, AlertPolicy
 from taskplanner.domain.categories import (
     CATEGORY_BY_NAME,
     DUE_AT_INTERVIEW_START,
@@ -40,6 +41,7 @@ from taskplanner.store import models as m
 OPEN = "open"
 COMPLETED = "completed"
 _OPTIMISTIC = "engine_optimistic"
+_QUIET = "engine_quiet"
 
 
 @contextmanager
@@ -51,6 +53,19 @@ def optimistic_opens(session: Session) -> Iterator[None]:
         yield
     finally:
         session.info.pop(_OPTIMISTIC, None)
+
+
+@contextmanager
+def quiet_opens(session: Session) -> Iterator[None]:
+    """Open tasks without alerts: the go-live backlog describes what was there before
+    taskplanner was connected, and lands on the page, not in everyone's Slack at once."""
+    before = session.info.get(_QUIET)
+    session.info[_QUIET] = True
+    try:
+        yield
+    finally:
+        if before is None:
+            session.info.pop(_QUIET, None)
 
 
 class TaskNotFound(LookupError):
@@ -68,6 +83,14 @@ class EngineResult:
     reassigned: int = 0
 
 
+@dataclass
+class BulkResult:
+    """What a bulk completion did: the tasks completed, and (id, why) for those skipped."""
+
+    completed: list[m.Task] = field(default_factory=list)
+    skipped: list[tuple[int, str]] = field(default_factory=list)
+
+
 @dataclass(frozen=True)
 class HandOverResult:
     """What ``taskplanner reassign`` moved: tasks that follow the hand-over (they come back
@@ -82,9 +105,17 @@ class HandOverResult:
 
 
 class TaskEngine:
-    def __init__(self, rules: assignment.OrgRules, clock: Clock = system_clock) -> None:
+    def __init__(
+        self,
+        rules: assignment.OrgRules,
+        clock: Clock = system_clock,
+        alerts: AlertPolicy = NO_ALERTS,
+    ) -> None:
         self.rules = rules
         self.clock = clock
+        # Which openings queue a Slack or email message (``alert_outbox``), in the same
+        # transaction as the task, so a message exists exactly when the task does.
+        self.alerts = alerts
 
     # --- events -------------------------------------------------------------------------
 
@@ -98,6 +129,9 @@ class TaskEngine:
         from it (``GoLive.STATE``); moments nobody saw happen open nothing, and
         ``ready_to_schedule`` is found by the go-live pass once every record is in.
         """
+        if baseline and not session.info.get(_QUIET):
+            with quiet_opens(session):
+                return self.handle(session, events, baseline=True)
         result = EngineResult()
         for event in events:
             actor = f"event:{event.name}"
@@ -173,7 +207,7 @@ class TaskEngine:
         category = CATEGORY_BY_NAME[intent.category]
         now = self.clock()
         owner = self.assignment_for(session, category.assignee, intent.refs)
-        task = _new_task(intent, owner, now)
+        task = _new_task(intent, owner, now, self.rules)
         if session.get_bind().dialect.name == "sqlite" or session.info.get(_OPTIMISTIC):
             # SQLite has one writer at a time (BEGIN IMMEDIATE): nobody can open it
             # meanwhile. An optimistic caller (the inbox's chunks) redoes its whole batch,
@@ -190,8 +224,18 @@ class TaskEngine:
             except IntegrityError:
                 return None
         self._history(session, task, "opened", _opened_for(owner), actor, now)
+        self._queue_alerts(session, [task], now)
         _note_opened(session, [task])
         return task
+
+    def _queue_alerts(self, session: Session, tasks: Iterable[m.Task], now: datetime) -> None:
+        if not self.alerts or session.info.get(_QUIET):
+            return
+        for task in tasks:
+            for channel in self.alerts.channels_for(task.category, task.due_at, now):
+                values = {"channel": channel, "status": "pending", "attempts": 0}
+                values |= {"created_at": now, "next_attempt_at": now}
+                _record(session, task, m.AlertOutbox, values)
 
     def _settled(self, session: Session, intent: OpenTask, observed_at: datetime | None) -> bool:
         """Is this situation open already, or resolved by news at least this new?"""
@@ -237,7 +281,7 @@ class TaskEngine:
             )
             if cache_key not in owners:
                 owners[cache_key] = self.assignment_for(session, role, refs)
-            tasks.append(_new_task(intent, owners[cache_key], now))
+            tasks.append(_new_task(intent, owners[cache_key], now, self.rules))
             opened_for.append(_opened_for(owners[cache_key]))
         if not tasks:
             return []
@@ -253,6 +297,7 @@ class TaskEngine:
             opened = {"at": now, "action": "opened", "detail": detail}
             entries.append(_Entry(t, {**opened, "actor": actor}, None))
         _insert_history(session, entries)
+        self._queue_alerts(session, tasks, now)
         _note_opened(session, tasks)
         return tasks
 
@@ -313,6 +358,54 @@ class TaskEngine:
         if task.status != OPEN:
             raise TaskAlreadyCompleted(f"task {task_id} is already completed")
         self._reassign(session, task, to.lower(), assignment.MANUAL, by.lower(), "by hand")
+        return task
+
+    def complete_many(self, session: Session, task_ids: Sequence[int], *, by: str) -> BulkResult:
+        """Complete several tasks by hand; those that cannot be are skipped, with why."""
+        by = by.lower()
+        now = self.clock()
+        wanted = list(dict.fromkeys(task_ids))
+        found = {
+            t.id: t
+            for t in session.scalars(
+                select(m.Task).where(col(m.Task.id).in_(wanted)).with_for_update()
+            )
+        }
+        result = BulkResult()
+        for task_id in wanted:
+            task = found.get(task_id)
+            if task is None:
+                result.skipped.append((task_id, "no such task"))
+            elif task.status != OPEN:
+                result.skipped.append((task_id, "already completed"))
+            else:
+                reason = f"completed by {by}"
+                self._complete(session, task, Resolution.MANUAL, by, reason, by, now)
+                result.completed.append(task)
+        return result
+
+    def snooze(self, session: Session, task_id: int, *, until: datetime, by: str) -> m.Task:
+        """Keep an open task out of the open list until ``until``; it stays open."""
+        task = self._get_for_update(session, task_id)
+        if task.status != OPEN:
+            raise TaskAlreadyCompleted(f"task {task_id} is already completed")
+        now = self.clock()
+        task.snoozed_until, task.updated_at = until, now
+        session.add(task)
+        detail = f"snoozed until {until.astimezone(UTC).strftime('%Y-%m-%d %H:%M')} UTC"
+        self._history(session, task, "snoozed", detail, by.lower(), now)
+        return task
+
+    def unsnooze(self, session: Session, task_id: int, *, by: str) -> m.Task:
+        """Bring a snoozed task back to the open list now."""
+        task = self._get_for_update(session, task_id)
+        if task.status != OPEN:
+            raise TaskAlreadyCompleted(f"task {task_id} is already completed")
+        now = self.clock()
+        if task.snoozed_until is not None:
+            task.snoozed_until, task.updated_at = None, now
+            session.add(task)
+            self._history(session, task, "unsnoozed", "back in the open list", by.lower(), now)
         return task
 
     def hand_over(
@@ -496,8 +589,13 @@ def _opened_for(owner: assignment.Assignment) -> str:
     return f"opened for {owner.assignee}"
 
 
-def _new_task(intent: OpenTask, owner: assignment.Assignment, now: datetime) -> m.Task:
+def _new_task(
+    intent: OpenTask, owner: assignment.Assignment, now: datetime, rules: assignment.OrgRules
+) -> m.Task:
     category = CATEGORY_BY_NAME[intent.category]
+    due_at = intent.due_at
+    if due_at is None and intent.category == "ready_to_schedule":
+        due_at = now + rules.schedule_within  # [rules] schedule_within
     return m.Task(
         key=intent.key,
         category=intent.category,
@@ -510,7 +608,7 @@ def _new_task(intent: OpenTask, owner: assignment.Assignment, now: datetime) -> 
         handed_over_from=owner.handed_over_from,
         status=OPEN,
         created_at=now,
-        due_at=intent.due_at,
+        due_at=due_at,
         updated_at=now,
         **_refs(intent.refs),
     )
@@ -539,10 +637,16 @@ class _Entry:
     task: m.Task
     values: dict[str, Any]
     transaction: Any  # the (nested) transaction it was written in
+    table: Any = m.TaskHistory  # or m.AlertOutbox: rows keyed by the task's id alike
 
 
 def record_history(session: Session, task: m.Task, **values: Any) -> None:
-    entry = _Entry(task, values, session.get_nested_transaction() or session.get_transaction())
+    _record(session, task, m.TaskHistory, values)
+
+
+def _record(session: Session, task: m.Task, table: Any, values: dict[str, Any]) -> None:
+    transaction = session.get_nested_transaction() or session.get_transaction()
+    entry = _Entry(task, values, transaction, table)
     if task.id is not None and not inspect(task).modified:
         # Nothing of this task waits for a flush that would write the entry along (the task
         # was flushed on its own): write it now, in the transaction it belongs to, rather
@@ -553,10 +657,11 @@ def record_history(session: Session, task: m.Task, **values: Any) -> None:
 
 
 def _insert_history(session: Session, entries: list[_Entry]) -> None:
-    if entries:
-        session.connection().execute(
-            insert(m.TaskHistory), [{"task_id": e.task.id, **e.values} for e in entries]
-        )
+    by_table: dict[Any, list[dict[str, Any]]] = {}
+    for e in entries:
+        by_table.setdefault(e.table, []).append({"task_id": e.task.id, **e.values})
+    for table, rows in by_table.items():
+        session.connection().execute(insert(table), rows)
 
 
 def write_history(session: Session) -> None:

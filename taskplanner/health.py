@@ -17,6 +17,7 @@ from sqlmodel import col
 
 from taskplanner.domain import events as ev
 from taskplanner.domain.events import DomainEvent
+from taskplanner.logsetup import mask_secrets
 from taskplanner.store import models as m
 
 log = structlog.get_logger("taskplanner.health")
@@ -46,6 +47,7 @@ def record_failure(
     fatal: bool,
     threshold: int,
 ) -> list[DomainEvent]:
+    error = mask_secrets(error)  # it is shown on the page and in emails
     row = _row(session, connector, now)
     before = row.state
     row.consecutive_failures += 1

@@ -218,3 +218,36 @@ def _named(session: Session, rules: OrgRules, job_id: str) -> set[str]:
     _, owners = ownership.page_owners(session, job_id)
     configured = set(rules.job(job_id).stage_owners.values())
     return facts.emails() | {e.lower() for e in (*owners.values(), *configured)}
+
+
+def jobs_coordinated_by(session: Session, rules: OrgRules, email: str) -> frozenset[str]:
+    """The jobs whose coordinator (as the set-up page shows it) is this person."""
+    email = email.lower()
+    on_page = {
+        job_id
+        for job_id, coordinator in session.execute(
+            select(col(m.JobSetup.job_id), col(m.JobSetup.coordinator_email))
+        ).all()
+        if coordinator and coordinator.lower() == email
+    }
+    configured = {
+        job_id
+        for job_id, override in rules.jobs.items()
+        if override.coordinator and override.coordinator.lower() == email
+    }
+    rows = session.execute(
+        select(col(m.Job.id), col(m.Job.coordinator_email), col(m.Job.recruiter_email))
+    ).all()
+    maybe = on_page | configured
+    for job_id, coordinator, recruiter in rows:
+        named = {(coordinator or "").lower(), (recruiter or "").lower()}
+        if email in named or email == rules.account_owner.lower():
+            maybe.add(job_id)
+    known = {job_id for job_id, _, _ in rows}
+    out = set()
+    for job_id in sorted(maybe & known):
+        facts = ownership.job_facts(session, rules, job_id)
+        people = ownership.people(session, rules, facts.emails(), None)
+        if asg.job_coordinator(facts, people).email == email:
+            out.add(job_id)
+    return frozenset(out)

@@ -34,6 +34,20 @@ _SECRET_KEY_PARTS = (
 # user:password@ in URLs (database URLs, SMTP URLs) wherever they appear in a message.
 _URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@/\s]+@")
 _BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+")
+# ?api_key=…, &access_token=…, "client_secret": "…" and the like inside a message.
+_KEY_VALUE = re.compile(
+    r"(?i)\b([a-z_]*(?:secret|password|passwd|token|api_?key|credential)[a-z_]*)"
+    r"(\"?\s*[=:]\s*\"?)[^\s&\"',;]+"
+)
+
+
+def mask_secrets(text: str) -> str:
+    """A message with passwords in URLs, bearer tokens and key=value credentials masked (for
+    errors people see on the page or in an email)."""
+    text = _BEARER.sub(r"\1 ***", _URL_PASSWORD.sub(r"\1***@", text))
+    return _KEY_VALUE.sub(r"\1\2***", text)
+
+
 # Libraries that say too much for a daemon that ticks every second (APScheduler warns each
 # time a tick finds the previous run of a job still busy, which is how the daemon works).
 _CHATTY = {

@@ -29,6 +29,8 @@ from taskplanner.store import models as m
 DELETED = "deleted"
 # session.info key of the engine's per-transaction view of people (roles, who left).
 PEOPLE_CACHE = "people_facts"
+# session.info key set while a source's first sync is stored: what it finds was there before.
+BASELINE = "normalizer_baseline"
 _Row = TypeVar("_Row", bound=m.Base)
 
 
@@ -433,6 +435,7 @@ class Normalizer:
                 url=s.url,
                 updated_at=s.updated_at,
                 content_hash=digest,
+                first_seen_at=None if session.info.get(BASELINE) else self.clock(),
             )
             session.add(row)
             readahead.read_ahead(session).applications_of[s.candidate_id] = True
@@ -777,6 +780,7 @@ class Normalizer:
                     is_resource=a.is_resource,
                     is_organizer=a.is_organizer,
                     name=a.name,
+                    comment=a.comment,
                 )
             )
         session.flush()
@@ -883,6 +887,7 @@ class Normalizer:
             is_future=self._is_future(event.starts_at),
             event_id=f"{event.connector}:{event.calendar_id}/{event.event_id}",
             attendee_name=attendee.name,
+            comment=attendee.comment,
         )
 
     def _role(
@@ -1058,6 +1063,7 @@ class Normalizer:
                     is_resource=a.is_resource,
                     is_organizer=a.is_organizer,
                     name=a.name,
+                    comment=a.comment,
                 )
                 for a in self._attendees(session, row)
             ),

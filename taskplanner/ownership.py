@@ -114,6 +114,28 @@ def job_facts(
     )
 
 
+def job_coordinators(session: Session, rules: OrgRules) -> dict[str, list[str]]:
+    """Who coordinates which live (open or draft) jobs, as the set-up names them: the page's
+    choice, else the configuration's, else the ATS's. {email: [job id, …]}."""
+    live = (JobStatus.OPEN.value, JobStatus.DRAFT.value)
+    jobs = session.execute(
+        select(col(m.Job.id), col(m.Job.coordinator_email)).where(col(m.Job.status).in_(live))
+    ).all()
+    on_page = dict(
+        session.execute(
+            select(col(m.JobSetup.job_id), col(m.JobSetup.coordinator_email)).where(
+                col(m.JobSetup.coordinator_email).is_not(None)
+            )
+        ).all()
+    )
+    out: dict[str, list[str]] = {}
+    for job_id, ats_coordinator in jobs:
+        chosen = on_page.get(job_id) or rules.job(job_id).coordinator or ats_coordinator
+        if chosen:
+            out.setdefault(chosen.lower(), []).append(job_id)
+    return out
+
+
 # --- people ----------------------------------------------------------------------------------
 
 

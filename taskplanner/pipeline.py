@@ -10,11 +10,12 @@ from sqlalchemy.orm import Session
 
 from taskplanner import jobsetup, ownership
 from taskplanner.clock import Clock, system_clock
+from taskplanner.domain.alerting import NO_ALERTS, AlertPolicy
 from taskplanner.domain.assignment import OrgRules
 from taskplanner.domain.events import DomainEvent
 from taskplanner.domain.snapshots import Snapshot
-from taskplanner.engine import EngineResult, TaskEngine
-from taskplanner.normalizer import Normalizer
+from taskplanner.engine import EngineResult, TaskEngine, quiet_opens
+from taskplanner.normalizer import BASELINE, Normalizer
 from taskplanner.store import models as m
 from taskplanner.store.database import transaction
 from taskplanner.store.models import Stage
@@ -27,18 +28,29 @@ class GoLiveResult:
 
 
 class Pipeline:
-    def __init__(self, db: Engine, rules: OrgRules, clock: Clock = system_clock) -> None:
+    def __init__(
+        self,
+        db: Engine,
+        rules: OrgRules,
+        clock: Clock = system_clock,
+        alerts: AlertPolicy = NO_ALERTS,
+    ) -> None:
         self.db = db
         self.rules = rules
         self.clock = clock
         self.normalizer = Normalizer(rules, clock)
-        self.tasks = TaskEngine(rules, clock)
+        self.tasks = TaskEngine(rules, clock, alerts)
         self.sweeper = Sweeper(self.tasks)
 
     def ingest(
         self, session: Session, snapshots: Iterable[Snapshot], *, baseline: bool = False
     ) -> EngineResult:
-        events = self.normalizer.apply(session, snapshots)
+        if baseline:
+            session.info[BASELINE] = True
+        try:
+            events = self.normalizer.apply(session, snapshots)
+        finally:
+            session.info.pop(BASELINE, None)
         return self.tasks.handle(session, events, baseline=baseline)
 
     def read_ahead(self, session: Session, snapshots: Iterable[Snapshot]) -> None:
@@ -97,9 +109,10 @@ class Pipeline:
         if not ats:
             return result
         now = self.clock()
-        events = self.normalizer.waiting_for_scheduling(session, now)
-        result.opened += self.tasks.handle(session, events).opened
-        result.opened += self.sweeper.run(session, now).opened_tasks
+        with quiet_opens(session):
+            events = self.normalizer.waiting_for_scheduling(session, now)
+            result.opened += self.tasks.handle(session, events).opened
+            result.opened += self.sweeper.run(session, now).opened_tasks
         return result
 
     def set_job_coordinator(

@@ -17,6 +17,7 @@ from sqlalchemy import Engine
 
 from taskplanner.clock import Clock, system_clock
 from taskplanner.config import Config, ConfigError
+from taskplanner.domain.alerting import EMAIL, SLACK, AlertPolicy, AlertRoute
 from taskplanner.domain.assignment import Absence, JobOverrideRules, OrgRules
 from taskplanner.inbox import InboxProcessor
 from taskplanner.pipeline import Pipeline
@@ -67,6 +68,7 @@ def rules_from_config(config: Config) -> OrgRules:
         evaluation_due_after=rules.evaluation_due_after,
         job_live_within=rules.job_live_within,
         inactivity_after=rules.inactivity_after,
+        schedule_within=rules.schedule_within,
         people_roles={p.email.lower(): p.role for p in config.people},
         handovers={
             p.email.lower(): Absence(
@@ -88,6 +90,17 @@ def rules_from_config(config: Config) -> OrgRules:
             for job in config.jobs
         },
     )
+
+
+def alert_policy(config: Config) -> AlertPolicy:
+    """The ``[notifications.*]`` sections as the domain's alert routes."""
+    routes = []
+    slack, email = config.notifications.slack, config.notifications.email
+    if slack is not None:
+        routes.append(AlertRoute(SLACK, frozenset(slack.categories), slack.decline_within))
+    if email is not None:
+        routes.append(AlertRoute(EMAIL, frozenset(email.categories), email.decline_within))
+    return AlertPolicy(tuple(routes))
 
 
 def _back_on(value: date | datetime | None, zone: ZoneInfo) -> datetime | None:
@@ -129,7 +142,7 @@ class Runtime:
         db = create_db_engine(config.database.url)
         if migrate:
             upgrade(db)
-        pipeline = Pipeline(db, rules_from_config(config), clock)
+        pipeline = Pipeline(db, rules_from_config(config), clock, alert_policy(config))
         return cls(config=config, db=db, pipeline=pipeline, clock=clock)
 
     @property
@@ -194,6 +207,20 @@ class Runtime:
             owner=owner or replica_id(),
             clock=self.clock,
             max_attempts=self.config.rules.inbox_max_attempts,
+            **kwargs,
+        )
+
+    def alert_dispatcher(self, owner: str | None = None, **kwargs: Any) -> Any:
+        """The sender of ``alert_outbox`` rows (``taskplanner.alerts``), from the config."""
+        from taskplanner.alerts import AlertDispatcher, senders_from_config
+
+        senders = kwargs.pop("senders", None) or senders_from_config(self.config, self.clock)
+        return AlertDispatcher(
+            self.db,
+            self.config,
+            senders,
+            owner=owner or replica_id(),
+            clock=self.clock,
             **kwargs,
         )
 

@@ -19,7 +19,6 @@ from sqlalchemy import and_, exists, func, literal, or_, select
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
-from taskplanner.clock import span_text
 from taskplanner.domain.categories import OpenTask, Resolution, TaskRefs
 from taskplanner.domain.snapshots import ApplicationStatus, JobStatus, Response, ScheduleStatus
 from taskplanner.engine import OPEN, TaskEngine
@@ -216,9 +215,11 @@ class Sweeper:
                     yield OpenTask(
                         "inactive_candidate",
                         key=f"inactive_candidate:{app_id}:{stage_id}:{entered.isoformat()}",
+                        # No length of time here: the page and the email compute the
+                        # wait when they show it (a title is written once).
                         title=(
-                            f"{cand or cand_id} has sat in {stage or 'a stage'} "
-                            f"for {span_text(now - entered)} ({job or job_id})"
+                            f"{cand or cand_id} is waiting in {stage or 'a stage'} "
+                            f"({job or job_id})"
                         ),
                         refs=TaskRefs(
                             job_id=job_id,

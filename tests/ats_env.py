@@ -26,6 +26,7 @@ from taskplanner.config import Config
 from taskplanner.inbox import PENDING, InboxProcessor, ProcessStats
 from taskplanner.providers import PROVIDERS, sandbox_types
 from taskplanner.runtime import Runtime
+from taskplanner.sandbox.fake_ashby import FakeAshby
 from taskplanner.sandbox.fake_ats import ConnectorSettings, FakeATS, SignedDelivery
 from taskplanner.sandbox.fake_greenhouse import FakeGreenhouse
 from taskplanner.sandbox.fake_lever import FakeLever
@@ -170,6 +171,8 @@ DRIVERS: dict[str, ATSDriver] = {
         stage_ref=lever_id,
         webhooks_carry_state=False,
     ),
+    # Ashby's signature covers the raw body (Ashby-Signature: sha256=<hex>): flip_body_byte.
+    "ashby": ATSDriver("ashby", lambda clock: FakeAshby(clock=clock, seed=20260301)),
 }
 # The providers every end-to-end scenario runs on (and bench/ingest.py offers).
 E2E_PROVIDERS: list[str] = [name for name, driver in DRIVERS.items() if driver.available]

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from connectors.base import PollPage
 from taskplanner.clock import FrozenClock
 from taskplanner.pipeline import Pipeline
+from taskplanner.sandbox.fake_google_calendar import FakeGoogleCalendar
 from taskplanner.store import models as m
 from taskplanner.store.database import create_db_engine
 from taskplanner.sync import SyncReport, SyncRunner
@@ -459,6 +460,36 @@ def test_interviewer_declined_task_names_the_event_and_the_interviewer(
     assert (task.status, task.resolution) == ("completed", DONE)
     assert task.completion_reason == "the interviewer was replaced"
     assert [h.action for h in history(world.db, task.id)] == ["opened", "completed"]
+
+
+def test_a_decline_carries_the_attendees_comment_where_the_calendar_keeps_one(
+    provider: CalendarProvider, make_world: MakeWorld, db_url: str, clock: FrozenClock
+) -> None:
+    """Google Calendar keeps an attendee's response comment (Events resource,
+    ``attendees[].comment``: https://developers.google.com/calendar/api/v3/reference/events);
+    a Microsoft Graph attendee has no such field, so there the task carries none."""
+    calendar = unique(CORA)
+    world = make_world(db_url, [calendar])
+    starts = clock.now + timedelta(days=2)
+    booking = provider.book(
+        calendar,
+        start=starts,
+        end=starts + timedelta(hours=1),
+        invitees=interview_invitees(provider),
+    )
+    world.ats(*ats_interview(booking, starts))
+    world.sync()
+
+    google = isinstance(provider.fake, FakeGoogleCalendar)
+    if google:
+        comment = "Off sick that day\x00 — sorry!"
+        provider.fake.set_response(booking.calendar, booking.event_id, IVAN, "declined", comment)
+    else:
+        provider.respond(booking, IVAN, DECLINED)
+    world.sync()
+
+    task = only_task(world.db, INTERVIEWER_DECLINED)
+    assert task.detail == ("Off sick that day — sorry!" if google else None)
 
 
 def test_a_schedule_is_cancelled_only_when_every_linked_event_is(

@@ -127,6 +127,7 @@ class Scenario:
     obsoletes: Step | None  # None: the category has no obsoleting event (SPEC §2)
     obsoleted_by: str | None = None
     due_at: datetime | None = None
+    due_after_opening: timedelta | None = None  # due this long after it opened
 
     def __str__(self) -> str:
         return self.category
@@ -145,6 +146,7 @@ SCENARIOS = (
         completed_by="event:schedule_created",
         obsoletes=deliver(application(stage="s-offer", updated=20)),
         obsoleted_by="event:application_left_stage",
+        due_after_opening=timedelta(days=2),  # [rules] schedule_within's default
     ),
     Scenario(
         "schedule_cancelled",
@@ -299,7 +301,10 @@ def test_transition_opens_one_task_for_the_right_person(
     assert task.assignee == scenario.assignee
     assert task.recommended_action == CATEGORY_BY_NAME[scenario.category].recommended_action
     assert task.created_at == clock()
-    assert task.due_at == scenario.due_at
+    if scenario.due_after_opening is not None:
+        assert task.due_at == task.created_at + scenario.due_after_opening
+    else:
+        assert task.due_at == scenario.due_at
     assert task.resolution is None and task.completed_at is None
     assert history(pipeline.db, task.id) == [
         Entry("opened", scenario.opened_by, f"opened for {scenario.assignee}")

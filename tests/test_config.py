@@ -43,6 +43,7 @@ EXAMPLE_ENV = {
     "TASKPLANNER_SMTP_URL": "smtp://mailer:pw-SECRET-8888@mail.acme.example:587",
     "OIDC_CLIENT_ID": "oidc-id-SECRET-1010",
     "OIDC_CLIENT_SECRET": "oidc-secret-SECRET-1111",
+    "SLACK_BOT_TOKEN": "xoxb-SECRET-1212",
 }
 CREDENTIALS = '{"type": "service_account", "private_key": "key-SECRET-9999"}'
 SECRET_MARKER = "SECRET-"

@@ -25,9 +25,10 @@ from taskplanner import digest
 from taskplanner.cli import app as cli
 from taskplanner.clock import FrozenClock
 from taskplanner.runtime import Runtime
+from taskplanner.store.database import transaction
 from tests import factories as f
-from tests.taskflow import complete_by_hand
-from tests.webapp import free_port, make_runtime, seed_two_coordinators
+from tests.taskflow import complete_by_hand, open_tasks
+from tests.webapp import SAM_STAGES, free_port, make_runtime, seed_two_coordinators
 
 PAGE = "https://tasks.acme.example/"
 SENDER = "taskplanner@acme.example"
@@ -433,7 +434,7 @@ page_url = "{PAGE}"
     assert dry.exit_code == 0, dry.output
     assert f"To: {f.CORA}" in dry.output and f"To: {f.SAM}" in dry.output
     assert "Subject: Acme taskplanner: 4 open tasks" in dry.output
-    assert "You have 4 open tasks." in dry.output
+    assert "You have 4 open tasks" in dry.output  # ready to schedule for 2 days: overdue
     assert "dry run: 2 email(s) would be sent, none sent" in dry.output
     assert f.CARL not in dry.output
     assert smtp.mailbox.received == []
@@ -444,3 +445,109 @@ page_url = "{PAGE}"
     assert smtp.mailbox.recipients() == [f.CORA, f.SAM]
     again = CliRunner().invoke(cli, ["digest", "send", "--config", str(config)])
     assert "sent 0, failed 0, already sent today 2" in again.output
+
+
+@sqlite_only
+def test_digest_send_dry_run_needs_no_mail_settings(
+    db_url: str, runtime: Runtime, tmp_path: Path
+) -> None:
+    """Someone trying taskplanner out sees what the email would say before setting up SMTP."""
+    seed_people(runtime)
+    config = tmp_path / "taskplanner.toml"
+    config.write_text(
+        f"""
+[organisation]
+name = "Acme"
+account_owner = "{f.ADA}"
+timezone = "Europe/Berlin"
+
+[server]
+public_url = "{PAGE}"
+
+[database]
+url = "{db_url}"
+""",
+        encoding="utf-8",
+    )
+    dry = CliRunner().invoke(cli, ["digest", "send", "--dry-run", "--config", str(config)])
+    assert dry.exit_code == 0, dry.output
+    assert f"To: {f.CORA}" in dry.output and "You have 4 open tasks." in dry.output
+    assert f"Your task list: {PAGE}?assignee=cora%40acme.example" in dry.output
+    assert "dry run: 2 email(s) would be sent, none sent" in dry.output
+
+    sent = CliRunner().invoke(cli, ["digest", "send", "--config", str(config)])
+    assert sent.exit_code == 2
+    assert "digest: missing section [digest] (needed to send email)" in sent.output
+
+
+# --- the job coordinator's "On your jobs" --------------------------------------------------------
+
+
+def applicant(
+    n: int, name: str, *, job_id: str = "j1", coordinator: str | None = None
+) -> list[Any]:
+    stage = "s-phone" if job_id == "j1" else "s2-phone"
+    return [
+        f.candidate(f"c{n}", name=name, email=f"p{n}@example.com", coordinator=coordinator),
+        f.application(f"a{n}", candidate_id=f"c{n}", job_id=job_id, stage=stage),
+    ]
+
+
+def test_a_job_coordinator_hears_about_their_jobs_by_holder_and_new_applicants(
+    runtime: Runtime, clock: FrozenClock, smtp: SmtpServer, sleeps: list[float]
+) -> None:
+    # Before go-live: Old Timer's application was there before taskplanner; not new.
+    runtime.pipeline.ingest_now(
+        [f.job("j1"), *applicant(1, "Old Timer", coordinator=f.CARL)], baseline=True
+    )
+    with transaction(runtime.db) as session:
+        runtime.pipeline.go_live(session, ats=True)  # Old Timer is ready to schedule
+    clock.advance(timedelta(minutes=5))
+    runtime.pipeline.ingest_now(
+        [
+            *applicant(2, "Ada Lovelace"),  # ready to schedule, for Cora (the job's coordinator)
+            *applicant(3, "Bob Byte", coordinator=f.CARL),  # for Carl, his candidate
+            f.job("j2", name="Data Analyst", coordinator=f.SAM, stages=SAM_STAGES),
+            *applicant(4, "Dora Data", job_id="j2", coordinator=f.CARL),
+        ]
+    )
+    [sams] = [t for t in open_tasks(runtime.db) if t.assignee == f.SAM]  # j2's new_job
+    complete_by_hand(runtime.pipeline, sams.id, by=f.SAM)
+
+    clock.now = datetime(2026, 3, 2, 7, 0, tzinfo=UTC)
+    run = tick(runtime, clock, sleeps)
+    assert sorted(run.sent) == [f.CARL, f.CORA, f.SAM]
+
+    cora = text_of(smtp.mailbox.to(f.CORA))
+    on_jobs = cora.split("On your jobs:\n\n")[1]
+    assert on_jobs.startswith(
+        "Software Engineer: 3 open tasks\n"
+        "  carl@acme.example     2\n"
+        "  Cora Coordinator      1\n"
+        "  New applicants since your last email: 2 (Ada Lovelace, Bob Byte)\n"
+    )
+    assert "Data Analyst" not in cora  # Sam's job
+    html = html_of(smtp.mailbox.to(f.CORA))
+    assert "On your jobs" in html and "Ada Lovelace, Bob Byte" in html
+
+    # Sam holds nothing himself now, and still hears about his job.
+    sam_message = smtp.mailbox.to(f.SAM)
+    assert sam_message["Subject"] == "Acme taskplanner: on your jobs, 1 open task, 1 new applicant"
+    sam = text_of(sam_message)
+    assert "You have no open tasks of your own." in sam
+    assert "Data Analyst: 1 open task\n  carl@acme.example     1\n" in sam
+    assert "New applicants since your last email: 1 (Dora Data)" in sam
+    assert "On your jobs" not in text_of(smtp.mailbox.to(f.CARL))  # he coordinates no job
+
+    # The next morning: only who applied since yesterday's email is new.
+    clock.now = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
+    runtime.pipeline.ingest_now(applicant(5, "Cleo Code"))
+    clock.now = datetime(2026, 3, 3, 7, 0, tzinfo=UTC)
+    smtp.mailbox.received.clear()
+    tick(runtime, clock, sleeps)
+    cora = text_of(smtp.mailbox.to(f.CORA))
+    assert "Software Engineer: 4 open tasks\n" in cora
+    assert "  New applicants since your last email: 1 (Cleo Code)\n" in cora
+    sam = text_of(smtp.mailbox.to(f.SAM))
+    assert "Data Analyst: 1 open task\n" in sam
+    assert "No new applicants since your last email." in sam

@@ -355,11 +355,12 @@ def test_coordinator_works_the_list_in_a_browser(runtime: Runtime) -> None:
             page.get_by_label("Access token").fill(TOKEN)
             page.get_by_role("button", name="Sign in").click()
 
-            # The seeded tasks, newest first.
+            # The seeded tasks, most urgent first: those due (ready to schedule), oldest first.
             expect(page.get_by_role("heading", name="Your open tasks")).to_be_visible()
             tasks = page.locator("li.task")
             expect(tasks).to_have_count(6)  # 3 + Zoë ready to schedule, 2 new jobs
-            expect(tasks.first).to_contain_text("Schedule Zoë")
+            expect(tasks.first).to_contain_text("Schedule Person 1")
+            expect(tasks.last).to_contain_text("Set up Software Engineer")
             expect(
                 page.get_by_text("Schedule Zoë 山田 <b>bold</b> for Phone Screen")
             ).to_be_visible()

@@ -131,7 +131,7 @@ def test_inactive_candidate_is_due_when_the_threshold_passed(
     assert task.due_at == at(0) + 15 * DAY
     assert task.created_at == clock()
     assert (
-        task.title == "Candidate a1 has sat in Application Review for 15 days (Software Engineer)"
+        task.title == "Candidate a1 is waiting in Application Review (Software Engineer)"
     )
     assert task.action_url is not None and task.action_url.startswith("https://ats.example/")
     assert history(pipeline.db, task.id) == [

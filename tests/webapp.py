@@ -50,6 +50,7 @@ def make_config(
 
     people: list[dict[str, Any]] | None = None,
     jobs: list[dict[str, Any]] | None = None,
+    notifications: dict[str, Any] | None = None,
 ) -> Config:
     """``oidc`` holds ``[server.oidc]`` plus ``client_id``/``client_secret`` values."""
     server: dict[str, Any] = {"trusted_user_header": trusted_user_header, **(server_extra or {})}
@@ -78,6 +79,8 @@ def make_config(
         data["connectors"] = connectors
     if digest is not None:
         data["digest"] = {"smtp_url_env": "TASKPLANNER_SMTP_URL", **digest}
+    if notifications is not None:
+        data["notifications"] = notifications
     config = Config.model_validate(data)
     if tokens:
         config.server.set_secret("api_tokens", ",".join(tokens))

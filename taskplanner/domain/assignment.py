@@ -128,6 +128,7 @@ class OrgRules:
     evaluation_due_after: timedelta = timedelta(hours=24)
     job_live_within: timedelta = timedelta(hours=24)
     inactivity_after: timedelta = timedelta(days=15)
+    schedule_within: timedelta = timedelta(days=2)
     people_roles: Mapping[str, str] = field(default_factory=dict)  # email -> role
     jobs: Mapping[str, JobOverrideRules] = field(default_factory=dict)  # ATS job id ->
     # [[people]] handover_to / away_until (person -> Absence with origin "config")

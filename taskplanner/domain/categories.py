@@ -199,14 +199,18 @@ def _declined_detector(cat: str, role: AttendeeRole, who: str) -> Detector:
                 match = {"schedule_id": e.schedule_id, "attendee": e.email}
                 if e.response == "declined" and e.is_future:
                     name = e.attendee_name or e.email
+                    title = (
+                        f"{name} ({who}) declined {_stage_label(app)} with "
+                        f"{app.candidate_name} ({app.job_name})"
+                    )
+                    if role is AttendeeRole.CANDIDATE:  # not "X (candidate) declined … with X"
+                        stage = _stage_label(app)
+                        title = f"{app.candidate_name} declined {stage} ({app.job_name})"
                     return [
                         OpenTask(
                             cat,
                             key=f"{cat}:{e.schedule_id}:{e.email}",
-                            title=(
-                                f"{name} ({who}) declined {_stage_label(app)} with "
-                                f"{app.candidate_name} ({app.job_name})"
-                            ),
+                            title=title,
                             refs=_app_refs(
                                 app,
                                 schedule_id=e.schedule_id,
@@ -215,6 +219,7 @@ def _declined_detector(cat: str, role: AttendeeRole, who: str) -> Detector:
                             ),
                             action_url=app.url,
                             due_at=e.starts_at,
+                            detail=e.comment,  # shown on the page and in the email
                         )
                     ]
                 if e.response == "accepted":

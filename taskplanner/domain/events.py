@@ -192,6 +192,7 @@ class AttendeeResponded(DomainEvent):
     is_future: bool
     event_id: str | None = None  # "<connector>:<calendar>/<event>", None when the ATS said it
     attendee_name: str | None = None
+    comment: str | None = None  # their response comment, when the calendar keeps one
 
 
 @dataclass(frozen=True)

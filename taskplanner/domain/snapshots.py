@@ -154,6 +154,9 @@ class AttendeeSnapshot:
     is_resource: bool = False  # a room
     is_organizer: bool = False
     name: str | None = None
+    # Their response comment, when the provider keeps one (Google Calendar: attendees[].comment,
+    # https://developers.google.com/calendar/api/v3/reference/events; Graph has none).
+    comment: str | None = None
 
 
 @dataclass(frozen=True)

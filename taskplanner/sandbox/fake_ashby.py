@@ -65,6 +65,9 @@ UNCONFIRMED (chosen here, not found in the docs; each is a constructor switch or
   stage first and Hired and Archived stages last. Rejecting moves to Archived, hiring to Hired.
 - Hiring-team role titles "Recruiter", "Recruiting Coordinator", "Hiring Manager"; an
   application's ``hiringTeam`` is the job's team with the application's own members on top.
+- What cancelling does to a schedule's events: the schedule becomes ``Cancelled`` and keeps
+  its (only) event listed, so its ``interviewScheduleUpdate`` names the cancelled interview;
+  an event cancelled out of several is taken off the schedule.
 - Whether submitting feedback or changing a job's postings sends any webhook (here: none, but
   ``updatedAt`` moves so incremental reads see it).
 """
@@ -1257,18 +1260,28 @@ class FakeAshby:
             "'interviewers'); responses live only in the interviewers' calendars")
 
     def cancel_interview(self, interview_id: str) -> None:
-        """Cancel the event (and its feedback, as Ashby does); a schedule left without events
-        becomes Cancelled. Sends ``interviewScheduleUpdate``."""
+        """Cancel the event and its feedback. The schedule's only event stays listed under
+        the now ``Cancelled`` schedule (UNCONFIRMED: the interviewSchedule status enum has
+        Cancelled, and a cancelled schedule still says what was cancelled, so a webhook reader
+        can tell which interview went); one of several events is taken off the schedule.
+        Sends ``interviewScheduleUpdate``."""
         with self._lock:
             event = self._get("events", interview_id)
             schedule = self._get("schedules", str(event["interviewScheduleId"]))
+            if schedule["status"] == "Cancelled":
+                raise FakeAshbyError(f"interview {interview_id} is already cancelled")
             for feedback in list(self._tables["feedback"].values()):
                 if feedback["interviewEventId"] == interview_id:
                     del self._tables["feedback"][str(feedback["id"])]
-            del self._tables["events"][interview_id]
-            remaining = [e for e in self._tables["events"].values()
-                         if e["interviewScheduleId"] == schedule["id"]]
-            self._touch(schedule, **({} if remaining else {"status": "Cancelled"}))
+            others = [e for e in self._tables["events"].values()
+                      if e["interviewScheduleId"] == schedule["id"] and e["id"] != interview_id]
+            now = self._stamp()
+            if others:
+                del self._tables["events"][interview_id]
+                self._touch(schedule, now=now)
+            else:
+                self._touch(event, now=now, hasSubmittedFeedback=False)
+                self._touch(schedule, now=now, status="Cancelled")
             _, updated = self._schedule_payloads(schedule)
         self._emit([("interviewScheduleUpdate", updated)])
 

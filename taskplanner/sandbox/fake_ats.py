@@ -119,7 +119,8 @@ class FakeATS(Protocol[Id]):
 
     # -------------------------------------------------------------- credentials and faults
     def revoke_credentials(self) -> None:
-        """Reject the configured credentials (401) until `restore_credentials`."""
+        """Reject the configured credentials until `restore_credentials` (401, or 403 where
+        the provider documents that for a revoked key, as Ashby does)."""
 
     def restore_credentials(self) -> None: ...
 

@@ -432,9 +432,15 @@ class FakeGoogleCalendar:
         return self.update_event(calendar_id, event_id, start=start, end=end)
 
     def set_response(
-        self, calendar_id: str, event_id: str, email: str, response: str
+        self,
+        calendar_id: str,
+        event_id: str,
+        email: str,
+        response: str,
+        comment: str | None = None,
     ) -> dict[str, Any]:
-        """Set one attendee's ``responseStatus`` (needsAction | declined | tentative | accepted)."""
+        """Set one attendee's ``responseStatus`` (needsAction | declined | tentative | accepted)
+        and, when given, their response ``comment``."""
         if response not in RESPONSES:
             raise ValueError(f"unknown responseStatus {response!r}")
         with self._lock:
@@ -442,6 +448,8 @@ class FakeGoogleCalendar:
             for attendee in event.data.get("attendees", []):
                 if attendee["email"].lower() == email.lower():
                     attendee["responseStatus"] = response
+                    if comment is not None:
+                        attendee["comment"] = comment
                     break
             else:
                 raise KeyError(f"{email} is not an attendee of {event_id}")

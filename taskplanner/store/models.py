@@ -168,6 +168,9 @@ class Application(Base, table=True):
     url: str | None = None
     updated_at: datetime = Field(sa_type=UTCDateTime)
     content_hash: str
+    # When taskplanner first saw it, for "new applicants" in the job coordinator's email;
+    # None for what a source's first sync found (there before taskplanner, not new).
+    first_seen_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class Schedule(Base, table=True):
@@ -236,6 +239,7 @@ class CalendarAttendee(Base, table=True):
     is_resource: bool = False
     is_organizer: bool = False
     name: str | None = None
+    comment: str | None = Field(default=None, sa_type=Text)  # their response comment
 
 
 # --- set-up done in taskplanner ------------------------------------------------------
@@ -342,7 +346,8 @@ class TaskFields(SQLModel):
     recommended_action: str
     action_url: str | None = Field(
         default=None,
-        description="The ATS candidate/job, or this server's set-up page (a relative URL)",
+        description="The ATS candidate/job, or this server's set-up page (relative; absolute "
+        "under server.public_url when that is set)",
     )
     detail: str | None = Field(default=None, sa_type=Text)
     assignee: str
@@ -366,6 +371,11 @@ class TaskFields(SQLModel):
     created_at: datetime = Field(sa_type=UTCDateTime)
     due_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     completed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    snoozed_until: datetime | None = Field(
+        default=None,
+        sa_type=UTCDateTime,
+        description="Left out of the open list until then (it stays open)",
+    )
     # Whose task this is while a stand-in holds it (a hand-over); it goes back when it ends.
     handed_over_from: str | None = None
 
@@ -389,6 +399,11 @@ class Task(TaskFields, Base, table=True):
         Index(None, "job_id", "status"),
         Index(None, "schedule_id", "status"),
         Index(None, "handed_over_from", "status"),
+        # Urgency order (due soonest first, then newest): the due part and the part without
+        # a due time are each one index range, for one person or for everyone.
+        Index(None, "assignee", "status", "due_at", "id"),
+        Index(None, "status", "due_at", "id"),
+        Index(None, "stage_id", "status"),
     )
     key: str = Field(index=True)
     assigned_via: str  # a role name from the category table, or "manual"
@@ -401,7 +416,7 @@ class TaskHistoryFields(SQLModel):
     """The columns of a history entry the API shows (``HistoryOut``)."""
 
     at: datetime = Field(sa_type=UTCDateTime)
-    action: str  # opened | assigned | reassigned | due_changed | completed
+    action: str  # opened | assigned | reassigned | due_changed | snoozed | unsnoozed | completed
     detail: str = Field(sa_type=Text)  # why, in words a coordinator reads
     actor: str  # a person's email, or the event/sweep that caused it
 
@@ -411,6 +426,34 @@ class TaskHistory(TaskHistoryFields, Base, table=True):
     id: int = Field(default=None, primary_key=True)
     task_id: int = Field(index=True)
 
+
+
+class AlertOutbox(Base, table=True):
+    """A message that a task's opening cannot wait for tomorrow's email (Slack, email).
+
+    Written in the transaction that opens the task, one per task and channel (the unique
+    index), so a retried or replayed opening never queues a second one; the sender claims
+    a row with a lease before sending and records how it went.
+    """
+
+    __tablename__ = "alert_outbox"
+    __table_args__ = (
+        Index(None, "task_id", "channel", unique=True),
+        Index(None, "status", "next_attempt_at"),
+    )
+    id: int = Field(default=None, primary_key=True)
+    task_id: int
+    channel: str  # slack | email
+    # pending | sending (claimed) | posting (the send is under way) | sent | failed | unknown
+    status: str = "pending"
+    attempts: int = 0
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    next_attempt_at: datetime = Field(sa_type=UTCDateTime)
+    lease_owner: str | None = None
+    lease_expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    sent_to: str | None = None  # the Slack user or channel id, or the email address
+    last_error: str | None = Field(default=None, sa_type=Text)
 
 
 # --- page sign-in ------------------------------------------------------------------------

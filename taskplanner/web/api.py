@@ -1,7 +1,9 @@
-"""The JSON API under ``/api``: tasks (list, detail, complete, assign), coordinators, job set-up.
+"""The JSON API under ``/api``: tasks (list, detail, complete one or many, assign, snooze),
+coordinators, job set-up.
 
-Field names are the stable contract of SPEC §4. Lists are newest first and paged with a
-keyset cursor (``next_cursor`` → ``?cursor=``), so pages stay exact while tasks are added.
+Field names are the stable contract of SPEC §4. Lists are newest first (or most urgent
+first) and paged with a keyset cursor (``next_cursor`` → ``?cursor=``), so pages stay exact
+while tasks are added.
 """
 
 from __future__ import annotations
@@ -9,10 +11,12 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
+from datetime import UTC
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Request, status
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from sqlmodel import SQLModel, col
@@ -25,14 +29,19 @@ from taskplanner.runtime import Runtime
 from taskplanner.store import models as m
 from taskplanner.store.database import transaction
 from taskplanner.tasklist import (
+    CURSOR_PATTERN,
     DEFAULT_LIMIT,
     MAX_LIMIT,
+    BadCursor,
+    SortOrder,
     StatusFilter,
     TaskQuery,
+    UrgencyCursor,
     get_task,
     history_json,
     list_tasks,
     open_counts_by_assignee,
+    parse_cursor,
     task_json,
 )
 from taskplanner.web.auth import EMAIL, ApiClient, Authenticator
@@ -53,6 +62,17 @@ TaskId = Annotated[int, Path(ge=1, le=MAX_TASK_ID, description="The task's id")]
 EmailStr = Annotated[str, Field(max_length=254, pattern=EMAIL.pattern)]
 # Roles whose people appear in "Assigned to" even with nothing open.
 COORDINATING_ROLES = frozenset({"coordinator", "recruiter", "admin"})
+
+
+def api_task(runtime: Runtime, task: m.Task) -> dict[str, Any]:
+    """A task as the API shows it: links to this server's pages are absolute when
+    ``server.public_url`` is set (a client elsewhere cannot follow a relative one)."""
+    out = task_json(task)
+    url = out.get("action_url")
+    public = runtime.config.server.public_url
+    if public and isinstance(url, str) and url.startswith("/") and not url.startswith("//"):
+        out["action_url"] = runtime.config.server.link(url)
+    return out
 
 
 def runtime_of(request: Request) -> Runtime:
@@ -114,8 +134,9 @@ class TaskDetailOut(TaskOut):
 
 class TaskPageOut(BaseModel):
     tasks: list[TaskOut]
-    next_cursor: int | None = Field(
-        description="Pass as ?cursor= for the next (older) page; null on the last page"
+    next_cursor: int | str | None = Field(
+        description="Pass as ?cursor= (with the same sort) for the next page; null on the "
+        "last page. A number in newest order, a token in urgency order"
     )
 
 
@@ -129,6 +150,30 @@ class CompleteIn(BaseModel):
 class AssignIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     assignee: EmailStr
+    by: EmailStr | None = None
+
+
+class BulkCompleteIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    ids: list[Annotated[int, Field(ge=1, le=MAX_TASK_ID)]] = Field(min_length=1, max_length=500)
+    by: EmailStr | None = Field(
+        default=None, description="Who completed them (history records the API otherwise)"
+    )
+
+
+class SkippedOut(BaseModel):
+    id: int
+    why: str = Field(description='"no such task" or "already completed"')
+
+
+class BulkCompleteOut(BaseModel):
+    completed: list[TaskOut]
+    skipped: list[SkippedOut]
+
+
+class SnoozeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    until: AwareDatetime = Field(description="ISO 8601 with its offset, in the future")
     by: EmailStr | None = None
 
 
@@ -200,7 +245,7 @@ class StageSetupIn(m.StageSetupChoices):
 # --- tasks ---------------------------------------------------------------------------------------
 
 
-@router.get("/tasks", response_model=TaskPageOut, summary="List tasks, newest first")
+@router.get("/tasks", response_model=TaskPageOut, summary="List tasks, newest or most urgent first")
 def get_tasks(
     request: Request,
     assignee: Annotated[
@@ -216,20 +261,103 @@ def get_tasks(
         CategoryName | Literal[""] | None,
         Query(description="One of the categories of SPEC §2; empty or left out: all"),
     ] = None,
-    cursor: Annotated[int | None, Query(ge=1, le=MAX_TASK_ID + 1)] = None,
+    sort: Annotated[
+        SortOrder,
+        Query(
+            description="newest: highest id first. urgency: overdue first (most overdue on "
+            "top), then due soonest, then those without a due time, newest first"
+        ),
+    ] = SortOrder.NEWEST,
+    cursor: Annotated[
+        str | None,
+        Query(
+            max_length=40,
+            pattern=CURSOR_PATTERN,
+            description="A next_cursor from the previous page, in the same sort order",
+        ),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+    q: Annotated[
+        str | None,
+        Query(
+            max_length=200,
+            pattern=r"^[^\x00-\x1f\x7f]*$",
+            description="Text the candidate's name, the job's name or the title contains "
+            "(any case); empty or left out: no search",
+        ),
+    ] = None,
+    job_id: Annotated[
+        str | None, Query(max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$")
+    ] = None,
+    stage_id: Annotated[
+        str | None, Query(max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$")
+    ] = None,
+    job_coordinator: Annotated[
+        str | None,
+        Query(
+            max_length=254,
+            pattern=r"^[^\x00-\x1f\x7f]*$",
+            description="Email: the tasks on the jobs this person coordinates, whoever "
+            "holds them",
+        ),
+    ] = None,
+    include_snoozed: Annotated[
+        bool, Query(description="Also the open tasks snoozed until a later time")
+    ] = False,
 ) -> dict[str, Any]:
     runtime = runtime_of(request)
+    sort_order = SortOrder(sort)
+    before_id: int | None = None
+    after: UrgencyCursor | None = None
+    if cursor:
+        try:
+            parsed = parse_cursor(cursor, sort_order, MAX_TASK_ID)
+        except BadCursor as exc:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, f"cursor: {exc}") from None
+        if isinstance(parsed, UrgencyCursor):
+            after = parsed
+        else:
+            before_id = parsed
     query = TaskQuery(
         assignee=assignee,
         status=status_,
         category=str(category) if category else None,
-        before_id=cursor,
+        before_id=before_id,
         limit=limit,
+        sort=sort_order,
+        after=after,
+        text=q.strip() if q and q.strip() else None,
+        job_id=job_id or None,
+        stage_id=stage_id or None,
+        include_snoozed=include_snoozed,
+        now=runtime.clock(),
     )
     with transaction(runtime.db, read_only=True) as session:
+        if job_coordinator:
+            jobs = jobsetup.jobs_coordinated_by(session, runtime.rules, job_coordinator)
+            query = replace(query, job_ids=jobs)
         page = list_tasks(session, query)
-        return {"tasks": [task_json(t) for t in page.tasks], "next_cursor": page.next_cursor}
+        tasks = [api_task(runtime, t) for t in page.tasks]
+        return {"tasks": tasks, "next_cursor": page.next_cursor}
+
+
+@router.post(
+    "/tasks/complete",
+    response_model=BulkCompleteOut,
+    summary="Complete several tasks by hand; says which were completed and which skipped, why",
+)
+def complete_tasks(
+    request: Request,
+    body: BulkCompleteIn,
+    client: Annotated[ApiClient, Depends(api_client)],
+) -> dict[str, Any]:
+    runtime = runtime_of(request)
+    with transaction(runtime.db) as session:
+        result = runtime.pipeline.tasks.complete_many(session, body.ids, by=body.by or client.actor)
+        return {
+            "completed": [api_task(runtime, t) for t in result.completed],
+            "skipped": [{"id": i, "why": why} for i, why in result.skipped],
+        }
 
 
 @router.get(
@@ -239,11 +367,12 @@ def get_tasks(
     summary="One task with its history",
 )
 def get_one_task(request: Request, task_id: TaskId) -> dict[str, Any]:
-    with transaction(runtime_of(request).db, read_only=True) as session:
+    runtime = runtime_of(request)
+    with transaction(runtime.db, read_only=True) as session:
         task = get_task(session, task_id)
         if task is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no task {task_id}")
-        return {**task_json(task), "history": history_json(session, task_id)}
+        return {**api_task(runtime, task), "history": history_json(session, task_id)}
 
 
 @router.post(
@@ -261,7 +390,7 @@ def complete_task(
     runtime = runtime_of(request)
     by = (body.by if body else None) or client.actor
     with transaction(runtime.db) as session, _task_errors(task_id):
-        return task_json(runtime.pipeline.tasks.complete(session, task_id, by=by))
+        return api_task(runtime, runtime.pipeline.tasks.complete(session, task_id, by=by))
 
 
 @router.post(
@@ -281,7 +410,48 @@ def assign_task(
         task = runtime.pipeline.tasks.assign(
             session, task_id, to=body.assignee, by=body.by or client.actor
         )
-        return task_json(task)
+        return api_task(runtime, task)
+
+
+@router.post(
+    "/tasks/{task_id}/snooze",
+    response_model=TaskOut,
+    responses={**_NOT_FOUND, **_COMPLETED},
+    summary="Snooze an open task: it stays open, out of the open list until the time given",
+)
+def snooze_task(
+    request: Request,
+    task_id: TaskId,
+    body: SnoozeIn,
+    client: Annotated[ApiClient, Depends(api_client)],
+) -> dict[str, Any]:
+    runtime = runtime_of(request)
+    until = body.until.astimezone(UTC)
+    if until <= runtime.clock():
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "until: must be in the future")
+    with transaction(runtime.db) as session, _task_errors(task_id):
+        task = runtime.pipeline.tasks.snooze(
+            session, task_id, until=until, by=body.by or client.actor
+        )
+        return api_task(runtime, task)
+
+
+@router.post(
+    "/tasks/{task_id}/unsnooze",
+    response_model=TaskOut,
+    responses={**_NOT_FOUND, **_COMPLETED},
+    summary="Bring a snoozed task back to the open list now",
+)
+def unsnooze_task(
+    request: Request,
+    task_id: TaskId,
+    client: Annotated[ApiClient, Depends(api_client)],
+    body: Annotated[CompleteIn | None, Body()] = None,
+) -> dict[str, Any]:
+    runtime = runtime_of(request)
+    by = (body.by if body else None) or client.actor
+    with transaction(runtime.db) as session, _task_errors(task_id):
+        return api_task(runtime, runtime.pipeline.tasks.unsnooze(session, task_id, by=by))
 
 
 @contextmanager

@@ -2,14 +2,16 @@
 ``signin.py``).
 
 Server-rendered with Jinja2 (autoescaped); ``static/tasks.js`` only enhances it (filters
-apply on change, the list refreshes itself, the checkmark completes without a reload).
+apply on change, the list refreshes itself, buttons act without a reload). Every button is
+a form that works without the script too.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
@@ -33,11 +35,19 @@ from taskplanner.runtime import Runtime
 from taskplanner.store import models as m
 from taskplanner.store.database import transaction
 from taskplanner.tasklist import (
+    DECLINES,
+    BadCursor,
+    SortOrder,
     StatusFilter,
     TaskQuery,
+    UrgencyCursor,
+    integration_advice,
+    integration_error,
     list_tasks,
     open_counts,
+    parse_cursor,
     related_names,
+    snoozed_tasks,
     task_json,
     tasks_for_job,
 )
@@ -93,24 +103,45 @@ environment.globals["static_url"] = static_url
 # --- what the page shows ----------------------------------------------------------------------
 
 
+SORT_LABELS = {"urgency": "Most urgent first", "newest": "Newest first"}
+SNOOZE_CHOICES = (
+    ("1h", "For an hour"),
+    ("tomorrow", "Until tomorrow morning"),
+    ("3d", "For three days"),
+    ("monday", "Until next Monday morning"),
+)
+
+
 @dataclass(frozen=True)
 class ListView:
-    """The list's filters as they appear in the query string."""
+    """The list's filters as they appear in the query string (so a view can be bookmarked)."""
 
     assignee: str
     completed: bool = False
     category: str | None = None
-    cursor: int | None = None
+    cursor: str | None = None
+    sort: SortOrder = SortOrder.URGENCY
+    q: str = ""
+    job_id: str | None = None
+    my_jobs: bool = False  # the tasks on the jobs the signed-in person coordinates
 
     def params(self, **changes: Any) -> dict[str, str]:
         view = replace(self, **changes) if changes else self
         out = {"assignee": view.assignee}
+        if view.my_jobs:
+            out["view"] = "jobs"
         if view.completed:
             out["completed"] = "1"
         if view.category:
             out["category"] = view.category
+        if view.q:
+            out["q"] = view.q
+        if view.job_id:
+            out["job"] = view.job_id
+        if view.sort is not SortOrder.URGENCY:
+            out["sort"] = view.sort.value
         if view.cursor:
-            out["cursor"] = str(view.cursor)
+            out["cursor"] = view.cursor
         return out
 
     def url(self, **changes: Any) -> str:
@@ -121,12 +152,23 @@ class ListView:
         query = request.query_params
         assignee = valid_email(query.get("assignee", "")) or user.email
         category = query.get("category")
+        sort = SortOrder.NEWEST if query.get("sort") == "newest" else SortOrder.URGENCY
         cursor = query.get("cursor", "")
+        try:
+            parse_cursor(cursor, sort, MAX_TASK_ID)
+        except BadCursor:
+            cursor = ""
+        job = query.get("job", "")[:200]
+        q = query.get("q", "").strip()[:200]
         return cls(
             assignee=assignee,
             completed=query.get("completed", "") in ("1", "on", "true"),
             category=category if category in CATEGORY_BY_NAME else None,
-            cursor=int(cursor) if cursor.isdigit() and 0 < int(cursor) <= MAX_TASK_ID + 1 else None,
+            cursor=cursor or None,
+            sort=sort,
+            q="".join(ch for ch in q if ch.isprintable()),
+            job_id=job if job and ID_PATTERN.fullmatch(job) else None,
+            my_jobs=query.get("view") == "jobs",
         )
 
 
@@ -152,12 +194,32 @@ def task_row(task: m.Task, names: Any, now: datetime, zone: ZoneInfo) -> dict[st
         action_label = "Set up job" if "/setup" in action_url else "Open"
     else:
         action_label = "Open candidate" if task.candidate_id else "Open in ATS"
-    overdue = task.status == "open" and task.due_at is not None and task.due_at <= now
+    is_open = task.status == "open"
+    decline = task.category in DECLINES
+    # A decline's due time is its interview's start (it follows a move).
+    due = None if decline else task.due_at
+    overdue = is_open and due is not None and due <= now
+    due_today = (
+        is_open
+        and not overdue
+        and due is not None
+        and due.astimezone(zone).date() == now.astimezone(zone).date()
+    )
     due_text = ""
-    if task.due_at is not None:
-        due_text = span_text(now - task.due_at if overdue else task.due_at - now)
+    if due is not None:
+        due_text = span_text(now - due if overdue else due - now)
+    interview_soon = decline and is_open and task.due_at is not None and task.due_at > now
+    interview_today = bool(
+        interview_soon
+        and task.due_at is not None
+        and task.due_at.astimezone(zone).date() == now.astimezone(zone).date()
+    )
+    snoozed = bool(is_open and task.snoozed_until and task.snoozed_until > now)
+    broken = task.category == "broken_integration"
+    error = integration_error(task) if broken else ""
     return {
         **task_json(task),
+        "title": names.title(task),
         "action_url": action_url,  # only http(s) or our own pages
         "action_label": action_label,
         "external": external,
@@ -170,36 +232,85 @@ def task_row(task: m.Task, names: Any, now: datetime, zone: ZoneInfo) -> dict[st
         "completed_iso": task.completed_at.isoformat() if task.completed_at else "",
         "completed_local": _local(task.completed_at, zone),
         "overdue": overdue,
+        "due_today": due_today or interview_today,
         "due_text": due_text,
+        "due_local": _local(due, zone),
+        "decline": decline,
+        "interview_local": _local(task.due_at, zone) if decline else "",
+        "interview_in": span_text(task.due_at - now) if interview_soon and task.due_at else "",
+        "zone_name": str(zone),
+        "declined_by": names.person(task.attendee) if decline else None,
+        "comment": task.detail if decline and task.detail else "",
+        "error": error,
+        "advice": integration_advice(error) if broken else "",
+        "waiting": names.waiting(task, now),
+        "snoozed": snoozed,
+        "snoozed_local": _local(task.snoozed_until, zone) if snoozed else "",
     }
 
 
-def list_context(session: Session, runtime: Runtime, view: ListView) -> dict[str, Any]:
+def snooze_until(choice: str, now: datetime, zone: ZoneInfo) -> datetime | None:
+    """The instant a snooze choice on the page means (mornings at 09:00 local time)."""
+    local = now.astimezone(zone)
+    morning = time(9, 0)
+    if choice == "1h":
+        return now + timedelta(hours=1)
+    if choice == "3d":
+        return now + timedelta(days=3)
+    if choice == "tomorrow":
+        day = local.date() + timedelta(days=1)
+    elif choice == "monday":
+        day = local.date() + timedelta(days=7 - local.weekday())
+    else:
+        return None
+    return datetime.combine(day, morning, zone).astimezone(UTC)
+
+
+def list_query(session: Session, runtime: Runtime, view: ListView, user: PageUser) -> TaskQuery:
     status_filter = StatusFilter.ALL if view.completed else StatusFilter.OPEN
-    page = list_tasks(
-        session,
-        TaskQuery(
-            assignee=view.assignee,
-            status=status_filter,
-            category=view.category,
-            before_id=view.cursor,
-            limit=PAGE_LIMIT,
+    cursor = parse_cursor(view.cursor, view.sort, MAX_TASK_ID) if view.cursor else None
+    return TaskQuery(
+        assignee=None if view.my_jobs else view.assignee,
+        status=status_filter,
+        category=view.category,
+        before_id=cursor if isinstance(cursor, int) else None,
+        after=cursor if isinstance(cursor, UrgencyCursor) else None,
+        limit=PAGE_LIMIT,
+        sort=view.sort,
+        text=view.q or None,
+        job_id=view.job_id,
+        job_ids=(
+            jobsetup.jobs_coordinated_by(session, runtime.rules, user.email)
+            if view.my_jobs
+            else None
         ),
+        now=runtime.clock(),
     )
-    names = related_names(session, page.tasks)
+
+
+def list_context(
+    session: Session, runtime: Runtime, view: ListView, user: PageUser
+) -> dict[str, Any]:
+    query = list_query(session, runtime, view, user)
+    page = list_tasks(session, query)
     now = runtime.clock()
+    snoozed = snoozed_tasks(session, replace(query, category=None, limit=PAGE_LIMIT), now)
+    names = related_names(session, page.tasks + snoozed, runtime.config.people_by_email())
     zone = runtime.config.organisation.zone()
-    counts = open_counts(session, view.assignee)
+    counts = open_counts(session, query=query)
     return {
         "view": view,
         "rows": [task_row(t, names, now, zone) for t in page.tasks],
-        "next_url": view.url(cursor=page.next_cursor) if page.next_cursor else None,
+        "snoozed_rows": [task_row(t, names, now, zone) for t in snoozed],
+        "next_url": view.url(cursor=str(page.next_cursor)) if page.next_cursor else None,
         "categories": [
             {"name": c.name, "label": c.label, "count": counts.get(c.name, 0)} for c in CATEGORIES
         ],
         "total_open": sum(counts.values()),
         "category_label": CATEGORY_BY_NAME[view.category].label if view.category else "",
         "live_url": "/tasks/live?" + urlencode(view.params()),
+        "snooze_choices": SNOOZE_CHOICES,
+        "filtered": bool(view.q or view.job_id or view.category),
     }
 
 
@@ -292,6 +403,17 @@ def message(
 # --- the task list -------------------------------------------------------------------------------
 
 
+def job_choices(session: Session) -> list[dict[str, str]]:
+    """Jobs for the job filter: those not closed, by name."""
+    stmt = (
+        select(col(m.Job.id), col(m.Job.name))
+        .where(col(m.Job.status) != "closed")
+        .order_by(col(m.Job.name), col(m.Job.id))
+        .limit(1000)
+    )
+    return [{"id": job_id, "name": name} for job_id, name in session.execute(stmt).all()]
+
+
 @router.get("/", response_class=HTMLResponse)
 def task_page(request: Request) -> Response:
     auth = authenticator_of(request)
@@ -301,9 +423,10 @@ def task_page(request: Request) -> Response:
     runtime = runtime_of(request)
     view = ListView.from_request(request, user)
     with transaction(runtime.db, read_only=True) as session:
-        context = list_context(session, runtime, view)
+        context = list_context(session, runtime, view, user)
         people = coordinators(session, runtime)
         context["handovers"] = handover_rows(session, runtime)
+        context["jobs"] = job_choices(session)
     known = {p["email"] for p in people}
     for email in (user.email, view.assignee):
         if email not in known:
@@ -311,7 +434,11 @@ def task_page(request: Request) -> Response:
             people.append({"email": email, "name": None, "open_tasks": 0})
             known.add(email)
     names = {p["email"]: p["name"] for p in people}
-    context.update(people=people, assignee_name=names.get(view.assignee) or view.assignee)
+    context.update(
+        people=people,
+        assignee_name=names.get(view.assignee) or view.assignee,
+        sort_labels=SORT_LABELS,
+    )
     return render(request, "tasks.html", context, user=user)
 
 
@@ -325,13 +452,19 @@ def task_list_fragment(request: Request) -> Response:
     runtime = runtime_of(request)
     view = ListView.from_request(request, user)
     with transaction(runtime.db, read_only=True) as session:
-        context = list_context(session, runtime, view)
+        context = list_context(session, runtime, view, user)
         context["assignee_name"] = display_name(session, runtime, view.assignee)
+        context["people"] = coordinators(session, runtime)
     return render(request, "_tasklist.html", context, user=user)
 
 
-@router.post("/tasks/{task_id}/complete")
-async def complete_from_page(request: Request, task_id: int) -> Response:
+async def _page_action(
+    request: Request,
+    task_id: int | None,
+    act: Callable[[Session, PageUser, dict[str, Any]], tuple[int, str]],
+) -> Response:
+    """A button on the list: signed in, CSRF-checked; answers JSON to the page's script and
+    a redirect back to the list otherwise (or a message when the task is gone)."""
     auth = authenticator_of(request)
     user = await run_in_threadpool(auth.page_user, request)
     if user is None:
@@ -340,27 +473,107 @@ async def complete_from_page(request: Request, task_id: int) -> Response:
         return signin_redirect(request)
     form = await request.form()
     auth.check_csrf(request, user, str(form.get(CSRF_FIELD) or ""))
+    fields: dict[str, Any] = {key: form.getlist(key) for key in form}
     runtime = runtime_of(request)
-    if not 0 < task_id <= MAX_TASK_ID:
-        task_id = 0  # cannot exist; answered as not found below
 
-    def complete() -> tuple[int, str]:
+    def run() -> tuple[int, str]:
         with transaction(runtime.db) as session:
             try:
-                runtime.pipeline.tasks.complete(session, task_id, by=user.email)
+                return act(session, user, fields)
             except TaskNotFound:
+                session.rollback()
                 return 404, "That task no longer exists."
             except TaskAlreadyCompleted:
+                session.rollback()
                 return 409, "That task was already completed."
-        return 200, "Task completed."
 
-    code, text = await run_in_threadpool(complete)
+    code, text = await run_in_threadpool(run)
     if wants_json(request):
         return JSONResponse({"detail": text}, status_code=code)
-    if code == 404:
-        return message(request, "Task not found", text, 404, user)
+    if code in (400, 404, 422):
+        return message(request, "Not done", text, code, user)
     # 409 as well: someone (or the ATS) closed it meanwhile; the list shows how.
-    return RedirectResponse(safe_next(str(form.get("return_to") or "")), status.HTTP_303_SEE_OTHER)
+    return_to = (fields.get("return_to") or [""])[0]
+    return RedirectResponse(safe_next(str(return_to)), status.HTTP_303_SEE_OTHER)
+
+
+def _task_id(task_id: int) -> int:
+    return task_id if 0 < task_id <= MAX_TASK_ID else 0  # 0 cannot exist: answered 404
+
+
+@router.post("/tasks/complete")
+async def complete_many_from_page(request: Request) -> Response:
+    """The checkboxes and the one button: complete the ticked tasks."""
+    runtime = runtime_of(request)
+
+    def act(session: Session, user: PageUser, fields: dict[str, Any]) -> tuple[int, str]:
+        raw = [str(v) for v in fields.get("ids", [])][:500]
+        ids = [int(v) for v in raw if v.isascii() and v.isdigit() and 0 < int(v) <= MAX_TASK_ID]
+        if not ids:
+            return 400, "Tick the tasks to complete first."
+        result = runtime.pipeline.tasks.complete_many(session, ids, by=user.email)
+        done = len(result.completed)
+        text = f"Completed {done} task{'s' if done != 1 else ''}."
+        if result.skipped:
+            whys = sorted({why for _, why in result.skipped})
+            text += f" Skipped {len(result.skipped)} ({', '.join(whys)})."
+        return 200, text
+
+    return await _page_action(request, None, act)
+
+
+@router.post("/tasks/{task_id}/complete")
+async def complete_from_page(request: Request, task_id: int) -> Response:
+    runtime = runtime_of(request)
+
+    def act(session: Session, user: PageUser, fields: dict[str, Any]) -> tuple[int, str]:
+        runtime.pipeline.tasks.complete(session, _task_id(task_id), by=user.email)
+        return 200, "Task completed."
+
+    return await _page_action(request, task_id, act)
+
+
+@router.post("/tasks/{task_id}/assign")
+async def assign_from_page(request: Request, task_id: int) -> Response:
+    """Reassign with the API's checks: an email address, a task that exists and is open."""
+    runtime = runtime_of(request)
+
+    def act(session: Session, user: PageUser, fields: dict[str, Any]) -> tuple[int, str]:
+        raw = str((fields.get("assignee") or [""])[0]).strip()
+        email = valid_email(raw)
+        if email is None:
+            return 422, f"{raw[:254]!r} is not an email address."
+        task = runtime.pipeline.tasks.assign(session, _task_id(task_id), to=email, by=user.email)
+        return 200, f"Task reassigned to {task.assignee}."
+
+    return await _page_action(request, task_id, act)
+
+
+@router.post("/tasks/{task_id}/snooze")
+async def snooze_from_page(request: Request, task_id: int) -> Response:
+    runtime = runtime_of(request)
+
+    def act(session: Session, user: PageUser, fields: dict[str, Any]) -> tuple[int, str]:
+        choice = str((fields.get("until") or [""])[0])
+        zone = runtime.config.organisation.zone()
+        until = snooze_until(choice, runtime.clock(), zone)
+        if until is None:
+            return 422, "Choose how long to snooze it."
+        runtime.pipeline.tasks.snooze(session, _task_id(task_id), until=until, by=user.email)
+        return 200, f"Task snoozed until {_local(until, zone)}."
+
+    return await _page_action(request, task_id, act)
+
+
+@router.post("/tasks/{task_id}/unsnooze")
+async def unsnooze_from_page(request: Request, task_id: int) -> Response:
+    runtime = runtime_of(request)
+
+    def act(session: Session, user: PageUser, fields: dict[str, Any]) -> tuple[int, str]:
+        runtime.pipeline.tasks.unsnooze(session, _task_id(task_id), by=user.email)
+        return 200, "Task back in the list."
+
+    return await _page_action(request, task_id, act)
 
 
 # --- job set-up ----------------------------------------------------------------------------------
@@ -368,7 +581,7 @@ async def complete_from_page(request: Request, task_id: int) -> Response:
 
 def setup_rows(session: Session, runtime: Runtime, job_id: str) -> list[dict[str, Any]]:
     tasks = tasks_for_job(session, job_id)
-    names = related_names(session, tasks)
+    names = related_names(session, tasks, runtime.config.people_by_email())
     now = runtime.clock()
     zone = runtime.config.organisation.zone()
     return [task_row(t, names, now, zone) for t in tasks]

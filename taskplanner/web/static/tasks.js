@@ -1,7 +1,8 @@
 // Progressive enhancement for the task list; the page works without it.
-// - filters apply as soon as they change
-// - the list region refreshes itself every few seconds (only when changed)
-// - the checkmark completes a task without a full page load
+// - filters apply as soon as they change (the search box on Enter or when it loses focus)
+// - the list region refreshes itself every few seconds (only when changed, and never while
+//   someone is ticking boxes or typing in it)
+// - the buttons (complete, complete selected, reassign, snooze) act without a page load
 (function () {
   "use strict";
   document.documentElement.classList.add("js");
@@ -26,8 +27,14 @@
 
     function announce(text) { if (status) status.textContent = text; }
 
-    function refresh() {
-      if (busy) return Promise.resolve();
+    function inUse() {
+      if (region.querySelector(".pick:checked, details[open]")) return true;
+      var active = document.activeElement;
+      return !!(active && region.contains(active) && /^(INPUT|SELECT|TEXTAREA)$/.test(active.tagName));
+    }
+
+    function refresh(force) {
+      if (busy || (!force && inUse())) return Promise.resolve();
       busy = true;
       return fetch(liveUrl, { credentials: "same-origin", headers: { "Accept": "text/html" } })
         .then(function (response) {
@@ -53,7 +60,7 @@
 
     region.addEventListener("submit", function (event) {
       var form = event.target;
-      if (!form.classList || !form.classList.contains("complete-form")) return;
+      if (!form.classList || !form.classList.contains("act-form")) return;
       event.preventDefault();
       var button = form.querySelector("button");
       if (button) button.disabled = true;
@@ -65,14 +72,14 @@
         body: new FormData(form)
       }).then(function (response) {
         return response.json().then(function (body) {
-          announce(body.detail || (response.ok ? "Task completed." : "Could not complete the task."));
+          announce(body.detail || (response.ok ? "Done." : "That did not work."));
           if (response.status === 401) window.location.reload();
         });
       }).catch(function () {
         announce("Could not reach the server; try again.");
       }).then(function () {
         if (button) button.disabled = false;
-        return refresh();
+        return refresh(true);
       }).then(function () {
         // Keep keyboard users in the list: focus the next task's checkmark.
         var next = region.querySelector(".task.open .check");
@@ -81,10 +88,10 @@
     });
 
     window.setInterval(function () {
-      if (document.visibilityState === "visible") refresh();
+      if (document.visibilityState === "visible") refresh(false);
     }, POLL_MS);
     document.addEventListener("visibilitychange", function () {
-      if (document.visibilityState === "visible") refresh();
+      if (document.visibilityState === "visible") refresh(false);
     });
   });
 })();
