@@ -45,6 +45,31 @@ class ProviderRequestError(ConnectorError):
         self.body = body[:500]
 
 
+class PartitionUnreadable(ConnectorError):
+    """One partition (a calendar) cannot be read while the credentials work: access refused
+    for that mailbox or calendar, or its user is gone. Only that partition fails."""
+
+
+class PartitionsFailed(ConnectorError):
+    """Some partitions failed while the rest were stored: names each one and its error.
+
+    ``needs_admin`` when every failure is `PartitionUnreadable` (retrying will not help: an
+    administrator must grant access or take the calendar out of the configuration).
+    """
+
+    def __init__(self, connector: str, failures: Mapping[str, ConnectorError]) -> None:
+        self.failures = dict(failures)
+        self.needs_admin = all(isinstance(e, PartitionUnreadable) for e in failures.values())
+        listed = "; ".join(
+            f"{partition}: {error.message}"
+            + (f" (HTTP {error.status})" if error.status is not None else "")
+            for partition, error in sorted(self.failures.items())
+        )
+        count = len(self.failures)
+        what = "calendar cannot" if count == 1 else "calendars cannot"
+        super().__init__(connector, f"{count} {what} be read, the others sync: {listed}")
+
+
 class WebhookRejected(ConnectorError):  # noqa: N818 - reads as what happened
     """The delivery's signature or shape is wrong; nothing is stored (answer 401)."""
 
@@ -72,6 +97,9 @@ class PollPage:
     snapshots: list[Snapshot] = field(default_factory=list)
     cursor: str | None = None
     present_ids: dict[EntityKind, set[str]] | None = None
+    # When set, ``present_ids`` vouches only for schedules ending at or after this moment (a
+    # sweep of the interviews that can still matter); older ones are left alone.
+    present_from: datetime | None = None
 
 
 @dataclass(frozen=True)

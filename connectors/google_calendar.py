@@ -6,14 +6,16 @@ events (attendees, responses, rooms, our private schedule tag) to CalendarEventS
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any, Protocol
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import google_auth_httplib2
 import httplib2
@@ -26,6 +28,7 @@ from googleapiclient.errors import HttpError
 from connectors.base import (
     ConnectorError,
     FatalConnectorError,
+    PartitionUnreadable,
     PollPage,
     ProgressCallback,
     ProviderRequestError,
@@ -292,8 +295,9 @@ class GoogleCalendarConnector:
         page_token: str | None = None
         while True:
             body = self._list(calendar, syncToken=cursor.sync_token, pageToken=page_token)
+            zone = calendar_zone(body)
             snapshots = [
-                self._snapshot(calendar, item, started_at) for item in body.get("items", [])
+                self._snapshot(calendar, item, started_at, zone) for item in body.get("items", [])
             ]
             page_token = body.get("nextPageToken")
             if page_token:
@@ -315,7 +319,8 @@ class GoogleCalendarConnector:
                     self.name, f"full listing of {calendar} answered 410", status=410
                 ) from exc
             items = body.get("items", [])
-            snapshots = [self._snapshot(calendar, item, started_at) for item in items]
+            zone = calendar_zone(body)
+            snapshots = [self._snapshot(calendar, item, started_at, zone) for item in items]
             # Bare event ids: the runner diffs them against this partition's mirror.
             present.update(str(item["id"]) for item in items)
             page_token = body.get("nextPageToken")
@@ -331,10 +336,10 @@ class GoogleCalendarConnector:
             return
 
     def _snapshot(
-        self, calendar: str, item: Mapping[str, Any], started_at: datetime
+        self, calendar: str, item: Mapping[str, Any], started_at: datetime, zone: tzinfo = UTC
     ) -> CalendarEventSnapshot:
         try:
-            return event_snapshot(self.name, calendar, item, fallback_updated=started_at)
+            return event_snapshot(self.name, calendar, item, fallback_updated=started_at, zone=zone)
         except (KeyError, TypeError, ValueError) as exc:
             raise ProviderRequestError(
                 self.name,
@@ -419,10 +424,12 @@ class GoogleCalendarConnector:
             return FatalConnectorError(
                 self.name, f"access token rejected reading {calendar}", status=401
             )
-        if status == 403:
-            return FatalConnectorError(
-                self.name, f"access to {calendar} forbidden ({reason})", status=403
-            )
+        if status in (403, 404):
+            # Only this calendar: shared free/busy only, not shared with the account read as,
+            # or gone (https://developers.google.com/workspace/calendar/api/guides/errors
+            # "403: Forbidden for non-organizer", "404: Not found"). The others go on.
+            what = "access forbidden" if status == 403 else "calendar not found"
+            return PartitionUnreadable(self.name, f"{what} ({reason})", status=status)
         return ProviderRequestError(
             self.name,
             f"events.list {calendar} failed ({reason})",
@@ -538,7 +545,7 @@ class GoogleCalendarConnector:
             return RetriableConnectorError(self.name, f"token grant failed ({error})")
         if error == "invalid_grant" and "email or user id" in description.lower():
             # The impersonated user does not exist (left the domain): only their calendar fails.
-            return ProviderRequestError(
+            return PartitionUnreadable(
                 self.name, f"Google does not know the user {subject} ({error})", status=400
             )
         status = 401 if error in ("unauthorized_client", "invalid_client") else 400
@@ -575,8 +582,26 @@ class _SubjectThrottle:
 # ---------------------------------------------------------------------- mapping
 
 
+def calendar_zone(body: Mapping[str, Any]) -> tzinfo:
+    """The calendar's time zone from an events.list answer (its ``timeZone``: "The time zone
+    of the calendar", https://developers.google.com/workspace/calendar/api/v3/reference/
+    events/list#response); UTC when absent or unknown."""
+    name = body.get("timeZone")
+    if isinstance(name, str) and name:
+        try:
+            return ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            pass
+    return UTC
+
+
 def event_snapshot(
-    connector: str, calendar: str, item: Mapping[str, Any], *, fallback_updated: datetime
+    connector: str,
+    calendar: str,
+    item: Mapping[str, Any],
+    *,
+    fallback_updated: datetime,
+    zone: tzinfo = UTC,
 ) -> CalendarEventSnapshot:
     """Map one Google Calendar Event resource to a CalendarEventSnapshot.
 
@@ -605,8 +630,8 @@ def event_snapshot(
         event_id=str(item["id"]),
         status=_STATUSES.get(str(item.get("status", "confirmed")), EventStatus.CONFIRMED),
         updated_at=_parse_datetime(updated) if updated else fallback_updated,
-        starts_at=_event_time(item.get("start")),
-        ends_at=_event_time(item.get("end")),
+        starts_at=_event_time(item.get("start"), zone),
+        ends_at=_event_time(item.get("end"), zone),
         ical_uid=item.get("iCalUID"),
         organizer_email=organizer,
         attendees=attendees,
@@ -620,14 +645,20 @@ def event_snapshot(
     )
 
 
-def _event_time(value: Any) -> datetime | None:
+def _event_time(value: Any, zone: tzinfo = UTC) -> datetime | None:
     if not isinstance(value, Mapping):
         return None
     if value.get("dateTime"):
         return _parse_datetime(str(value["dateTime"]))
     if value.get("date"):
-        # All-day events have no instant; midnight UTC of that day keeps them orderable.
-        return datetime.combine(date.fromisoformat(str(value["date"])), datetime.min.time(), UTC)
+        # An all-day event's date is a day of the calendar's time zone (the event's own
+        # ``timeZone`` when it names one): midnight there, as UTC.
+        own = value.get("timeZone")
+        if isinstance(own, str) and own:
+            with contextlib.suppress(ZoneInfoNotFoundError, ValueError):
+                zone = ZoneInfo(own)
+        day = date.fromisoformat(str(value["date"]))
+        return datetime.combine(day, datetime.min.time(), zone).astimezone(UTC)
     return None
 
 

@@ -7,13 +7,14 @@ CalendarEventSnapshots and Deletions.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import ssl
 import threading
 import time
 from collections.abc import Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
@@ -28,6 +29,7 @@ from requests.adapters import BaseAdapter
 from connectors.base import (
     ConnectorError,
     FatalConnectorError,
+    PartitionUnreadable,
     PollPage,
     ProgressCallback,
     ProviderRequestError,
@@ -163,6 +165,7 @@ class MicrosoftCalendarConnector:
         clock: Clock = system_clock,
         transport: httpx.BaseTransport | None = None,
         identity_adapter: BaseAdapter | None = None,
+        time_zone: str = "UTC",
     ) -> None:
         """``transport`` carries the Graph calls (httpx); ``identity_adapter`` is mounted on the
         requests session msal talks to the identity platform through (its ``http_client``).
@@ -178,6 +181,8 @@ class MicrosoftCalendarConnector:
         self.window_future = window_future
         self.timeout = timeout
         self.clock = clock
+        # The mailboxes' zone: the day of an all-day event is a day there (see _all_day).
+        self.zone = ZoneInfo(time_zone)
         self._client_id = client_id
         self._client_secret = client_secret
         self._verify: str | bool = str(ca_file) if ca_file else True
@@ -221,6 +226,7 @@ class MicrosoftCalendarConnector:
             "base_url": getattr(cfg, "base_url", None) or DEFAULT_GRAPH_URL,
             "authority_url": getattr(cfg, "authority_url", None) or DEFAULT_AUTHORITY_URL,
             "ca_file": getattr(cfg, "ca_file", None),
+            "time_zone": getattr(cfg, "time_zone", None) or "UTC",
         }
         kwargs.update(overrides)
         return cls(name, **kwargs)
@@ -251,9 +257,37 @@ class MicrosoftCalendarConnector:
 
         def sync(calendar: str) -> Generator[PollPage, None, None]:
             cursor = None if full else GraphCursor.loads(cursors.get(calendar))
-            return self._sync_calendar(calendar, cursor, started_at)
+            return self._readable(self._sync_calendar(calendar, cursor, started_at))
 
         yield from self._pool.run(self.calendars, sync, progress=progress)
+
+    def _readable(self, pages: Generator[PollPage, None, None]) -> Generator[PollPage, None, None]:
+        """One mailbox's pages; a mailbox Graph will not show fails alone.
+
+        With a token that works, a 403 names this mailbox: an application access policy
+        excludes it, or the room allows free/busy only (ErrorAccessDenied,
+        https://learn.microsoft.com/graph/auth-limit-mailbox-access). A 404 is a user who
+        left or a mailbox not on Exchange Online (ErrorItemNotFound, ErrorInvalidUser,
+        MailboxNotEnabledForRESTAPI).
+        """
+        try:
+            yield from pages
+        except FatalConnectorError as exc:
+            if exc.status != 403:
+                raise
+            raise PartitionUnreadable(
+                self.name,
+                "access denied (is the mailbox excluded by an application access policy?)",
+                status=403,
+            ) from None
+        except ProviderRequestError as exc:
+            if exc.status != 404:
+                raise
+            raise PartitionUnreadable(
+                self.name, f"mailbox not found ({_graph_code(exc.body)})", status=404
+            ) from None
+        finally:
+            pages.close()
 
     def close(self) -> None:
         self._pool.close()
@@ -355,9 +389,26 @@ class MicrosoftCalendarConnector:
         self, calendar: str, body: Mapping[str, Any], started_at: datetime
     ) -> list[Snapshot]:
         result: list[Snapshot] = []
+        masters: dict[str, Mapping[str, Any] | None] = {}
         for item in body.get("value", []):
             try:
-                if "@removed" in item:
+                if (
+                    item.get("seriesMasterId")
+                    and "attendees" not in item
+                    and "@removed" not in item
+                ):
+                    whole = self._hydrate_occurrence(calendar, item, masters)
+                    if whole is not None:
+                        result.append(
+                            graph_event_snapshot(
+                                self.name,
+                                calendar,
+                                whole,
+                                fallback_updated=started_at,
+                                zone=self.zone,
+                            )
+                        )
+                elif "@removed" in item:
                     result.append(
                         Deletion(
                             kind=EntityKind.CALENDAR_EVENT,
@@ -368,7 +419,9 @@ class MicrosoftCalendarConnector:
                     )
                 else:
                     result.append(
-                        graph_event_snapshot(self.name, calendar, item, fallback_updated=started_at)
+                        graph_event_snapshot(
+                            self.name, calendar, item, fallback_updated=started_at, zone=self.zone
+                        )
                     )
             except (KeyError, TypeError, ValueError) as exc:
                 raise ProviderRequestError(
@@ -377,6 +430,39 @@ class MicrosoftCalendarConnector:
                     status=200,
                 ) from exc
         return result
+
+    def _hydrate_occurrence(
+        self,
+        calendar: str,
+        item: Mapping[str, Any],
+        masters: dict[str, Mapping[str, Any] | None],
+    ) -> dict[str, Any] | None:
+        """An occurrence as delta sends it (id, seriesMasterId, type, start, end only:
+        microsoftgraph/microsoft-graph-docs#22197, microsoft-graph-docs-contrib#34) completed
+        from its series master (``GET /users/{id}/events/{id}``, whole): subject, organizer
+        and attendees are the series', times the occurrence's. Missing fields never read as
+        "no attendees". None when the master is gone (the series was deleted meanwhile)."""
+        master_id = str(item["seriesMasterId"])
+        if master_id not in masters:
+            url = f"{self.base_url}/users/{quote(calendar)}/events/{quote(master_id, safe='')}"
+            try:
+                masters[master_id] = self._get(url)
+            except ProviderRequestError as exc:
+                if exc.status != 404:
+                    raise
+                masters[master_id] = None
+        master = masters[master_id]
+        if master is None:
+            log.info(
+                "series master gone, occurrence skipped",
+                connector=self.name,
+                calendar=calendar,
+                event=item.get("id"),
+            )
+            return None
+        whole = {k: v for k, v in master.items() if k != "lastModifiedDateTime"}
+        whole.update({k: v for k, v in item.items() if not k.startswith("@")})
+        return whole
 
     # ------------------------------------------------------------------ HTTP
 
@@ -479,13 +565,28 @@ class MicrosoftCalendarConnector:
         return RetriableConnectorError(self.name, what)
 
 
+def _graph_code(body: str) -> str:
+    """The ``error.code`` of a Graph error body (``unknown`` when it has none)."""
+    try:
+        code = json.loads(body)["error"]["code"]
+    except (ValueError, KeyError, TypeError):
+        return "unknown"
+    return str(code)
+
+
 # ---------------------------------------------------------------------- mapping
 
 
 def graph_event_snapshot(
-    connector: str, calendar: str, item: Mapping[str, Any], *, fallback_updated: datetime
+    connector: str,
+    calendar: str,
+    item: Mapping[str, Any],
+    *,
+    fallback_updated: datetime,
+    zone: tzinfo = UTC,
 ) -> CalendarEventSnapshot:
-    """Map one Graph event (https://learn.microsoft.com/graph/api/resources/event)."""
+    """Map one Graph event (https://learn.microsoft.com/graph/api/resources/event); ``zone``
+    is the mailbox's, for all-day events."""
     attendees = []
     for attendee in item.get("attendees") or ():
         address = (attendee.get("emailAddress") or {}).get("address")
@@ -511,8 +612,8 @@ def graph_event_snapshot(
         # calendars with isCancelled until they remove it.
         status=EventStatus.CANCELLED if item.get("isCancelled") else EventStatus.CONFIRMED,
         updated_at=_parse_instant(str(modified)) if modified else fallback_updated,
-        starts_at=_graph_time(item.get("start")),
-        ends_at=_graph_time(item.get("end")),
+        starts_at=_all_day(item, "start", zone) or _graph_time(item.get("start")),
+        ends_at=_all_day(item, "end", zone) or _graph_time(item.get("end")),
         ical_uid=item.get("iCalUId"),
         organizer_email=organizer,
         attendees=tuple(attendees),
@@ -532,6 +633,27 @@ def _schedule_tag(item: Mapping[str, Any]) -> str | None:
             value = prop.get("value")
             return str(value) if value is not None else None
     return None
+
+
+def _all_day(item: Mapping[str, Any], key: str, zone: tzinfo) -> datetime | None:
+    """An all-day event's start or end: midnight of its day in the event's own zone.
+
+    Graph labels an all-day event's midnight "UTC" while it is a local day
+    (learn.microsoft.com/answers/questions/970878, msgraph-sdk-javascript#1158), so the date
+    is read and placed in ``originalStartTimeZone`` when that is an IANA name, else in the
+    mailbox's zone (the connector's ``time_zone``; Windows zone names are not IANA names).
+    """
+    if not item.get("isAllDay"):
+        return None
+    value = item.get(key)
+    if not isinstance(value, Mapping) or not value.get("dateTime"):
+        return None
+    day = _parse_naive(str(value["dateTime"])).date()
+    own = item.get("originalStartTimeZone" if key == "start" else "originalEndTimeZone")
+    if isinstance(own, str) and own and own.upper() != "UTC":
+        with contextlib.suppress(ZoneInfoNotFoundError, ValueError):
+            zone = ZoneInfo(own)
+    return datetime.combine(day, datetime.min.time(), zone).astimezone(UTC)
 
 
 def _graph_time(value: Any) -> datetime | None:

@@ -20,6 +20,8 @@ import structlog
 from connectors.base import (
     ConnectorError,
     FatalConnectorError,
+    PartitionsFailed,
+    PartitionUnreadable,
     PollPage,
     PollProgress,
     ProgressCallback,
@@ -72,8 +74,9 @@ class PartitionPool:
 
         A FatalConnectorError from any partition stops the poll at once (credentials are
         shared, so the other partitions would fail the same way). Any other error fails only
-        its partition: the others finish, then the first such error is raised so the
-        runner still sees the integration as failing.
+        its partition: the others finish, then the first such error is raised so the runner
+        still sees the integration as failing; when a calendar cannot be read
+        (`PartitionUnreadable`), `PartitionsFailed` names every failed partition and its error.
         """
         if not partitions:
             return
@@ -108,7 +111,7 @@ class PartitionPool:
         futures: list[Future[None]] = [executor.submit(work, p) for p in partitions]
         total = len(partitions)
         done = pages_seen = records = 0
-        failures: list[BaseException] = []
+        failures: dict[str, BaseException] = {}
         try:
             while done < total:
                 item = out.get()
@@ -118,7 +121,7 @@ class PartitionPool:
                         continue
                     if isinstance(item.error, FatalConnectorError):
                         raise item.error
-                    failures.append(item.error)
+                    failures[item.partition] = item.error
                     # ConnectorError messages are written to be safe to log; others may
                     # carry payload fragments, so only their type is logged.
                     error = item.error
@@ -146,7 +149,13 @@ class PartitionPool:
                     )
                 yield item
             if failures:
-                raise failures[0]
+                known = {p: e for p, e in failures.items() if isinstance(e, ConnectorError)}
+                if len(known) == len(failures) and any(
+                    isinstance(e, PartitionUnreadable) for e in known.values()
+                ):
+                    raise PartitionsFailed(self.connector, known)
+                # A transient failure (or a bug) is the integration's: raised as it is.
+                raise next(iter(failures.values()))
         finally:
             stop.set()
             for future in futures:

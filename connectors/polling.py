@@ -26,6 +26,8 @@ class Presence:
 
     ids: dict[EntityKind, set[str]] = field(default_factory=dict)
     complete: bool = False
+    # A sweep narrowed to schedules ending at or after this moment (see PollPage.present_from).
+    ends_from: datetime | None = None
 
     def add(self, kind: EntityKind, entity_id: str) -> None:
         self.ids.setdefault(kind, set()).add(entity_id)
@@ -128,4 +130,10 @@ def _pages_with_cursor(
     final = held or []
     present = {kind: set(ids) for kind, ids in presence.ids.items()} if presence.complete else None
     counter.page(len(final))
-    yield PollPage(partition, final, cursor=cursor, present_ids=present)
+    yield PollPage(
+        partition,
+        final,
+        cursor=cursor,
+        present_ids=present,
+        present_from=presence.ends_from if present is not None else None,
+    )

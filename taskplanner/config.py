@@ -672,6 +672,13 @@ class GreenhouseConfig(_ConnectorBase):
     user_id: str | None = None
     # Host of the links to candidates and jobs (EU accounts: https://app.eu.greenhouse.io).
     app_url: str = "https://app.greenhouse.io"
+    # The account's time zone (IANA): the days of all-day interviews are days there.
+    time_zone: str = "UTC"
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_time_zone(cls, value: str) -> str:
+        return OrganisationConfig._known_timezone(value)
 
 
 class LeverConfig(_ConnectorBase):
@@ -734,6 +741,14 @@ class MicrosoftCalendarConfig(_ConnectorBase):
     client_state_env: OptionalEnvVarName = None
     # Extra CA bundle to trust for Graph and the authority (a TLS-intercepting proxy).
     ca_file: Path | None = None
+    # The mailboxes' time zone (IANA): Graph shows an all-day event's day as midnight "UTC"
+    # and names its zone the Windows way, so its day is placed in this zone.
+    time_zone: str = "UTC"
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_time_zone(cls, value: str) -> str:
+        return OrganisationConfig._known_timezone(value)
 
 
 ConnectorConfig = Annotated[

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import delete, exists, or_, select
+from sqlalchemy import and_, delete, exists, or_, select
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
@@ -351,8 +351,14 @@ class Normalizer:
     # --- applications -----------------------------------------------------------------
 
     def app_context(
-        self, session: Session, application: m.Application, stage_id: str | None = None
+        self,
+        session: Session,
+        application: m.Application,
+        stage_id: str | None = None,
+        *,
+        stage_name: str | None = None,
     ) -> ev.ApplicationContext:
+        """What a task needs of an application; ``stage_name`` names a stage not stored yet."""
         candidate = readahead.get(session, m.Candidate, application.candidate_id)
         job = readahead.get(session, m.Job, application.job_id)
         stage_id = stage_id or application.stage_id
@@ -364,7 +370,7 @@ class Normalizer:
             job_id=application.job_id,
             job_name=job.name if job else f"job {application.job_id}",
             stage_id=stage_id,
-            stage_name=stage.name if stage else None,
+            stage_name=stage.name if stage else stage_name,
             url=application.url or (candidate.url if candidate else None),
         )
 
@@ -414,8 +420,12 @@ class Normalizer:
         out: list[DomainEvent] = []
         if s.candidate is not None:
             out.extend(self._candidate(session, s.candidate))
+        if s.job is not None and readahead.get(session, m.Job, s.job_id) is None:
+            # A job no poll (and no job webhook) has brought yet: known from now on, as if its
+            # job_created webhook had come. A known job is left to its own snapshots.
+            out.extend(self._job(session, s.job))
         row = readahead.locked(session, m.Application, s.id)
-        digest = content_hash(s, ignore=("updated_at", "candidate"))
+        digest = content_hash(s, ignore=("updated_at", "candidate", "stage_name", "job"))
         if row is not None and row.status == DELETED:
             _fill_tombstone(row, s)
             return out
@@ -467,12 +477,20 @@ class Normalizer:
             session.add(row)
         if entered:
             stage = readahead.get(session, m.Stage, s.stage_id) if s.stage_id else None
+            if stage is None and s.stage_name:
+                # A stage no poll has brought yet (its job's plan is unknown): the delivery
+                # names it, and the organisation's stage names decide. Not stored: a stage
+                # kept from a delivery could outlive its removal, and the plan the poll brings
+                # is the job's first (SPEC §2); the entry itself is what needs the answer.
+                enabled = self.rules.stage_enabled_by_default(s.stage_name)
+            else:
+                enabled = self.scheduling_enabled(session, stage)
             out.append(
                 ev.ApplicationEnteredStage(
                     at=s.updated_at,
-                    app=self.app_context(session, row),
+                    app=self.app_context(session, row, stage_name=s.stage_name),
                     entered_at=row.stage_entered_at or s.updated_at,
-                    scheduling_enabled=self.scheduling_enabled(session, stage),
+                    scheduling_enabled=enabled,
                 )
             )
         if is_new:
@@ -514,6 +532,8 @@ class Normalizer:
                 for attendee in self._attendees(session, event):
                     if attendee.response == sn.Response.DECLINED:
                         out.append(self._responded(session, event, attendee, app, previous=None))
+            # Now that its candidate is known, events naming them can be linked too.
+            out.extend(self._link_events(session, schedule, app))
         return out
 
     # --- schedules (ATS interviews) ----------------------------------------------------
@@ -667,7 +687,13 @@ class Normalizer:
     def _link_events(
         self, session: Session, schedule: m.Schedule, app: ev.ApplicationContext | None = None
     ) -> list[DomainEvent]:
-        """Link calendar events that name this schedule and replay their declines."""
+        """Link calendar events that name this schedule and replay their declines.
+
+        Besides the recorded event id and our tag, an event mirrored before the interview
+        existed is found the way `_find_schedule` finds one: the candidate among its (non-room)
+        attendees during the interview's time. The link is stored, so a later cancellation
+        stub without attendees still reaches the schedule.
+        """
         ids = [schedule.external_event_id] if schedule.external_event_id else []
         conditions = [col(m.CalendarEvent.schedule_tag) == schedule.id]
         if ids:
@@ -675,6 +701,29 @@ class Normalizer:
                 col(m.CalendarEvent.event_id).in_(ids),
                 col(m.CalendarEvent.ical_uid).in_(ids),
             ]
+        candidate_email = self._candidate_email(session, schedule)
+        if (
+            candidate_email
+            and schedule.starts_at is not None
+            and schedule.ends_at is not None
+            and schedule.status not in (sn.ScheduleStatus.CANCELLED.value, DELETED)
+        ):
+            a, e = m.CalendarAttendee, m.CalendarEvent
+            attended = exists().where(
+                col(a.connector) == col(e.connector),
+                col(a.calendar_id) == col(e.calendar_id),
+                col(a.event_id) == col(e.event_id),
+                col(a.email) == candidate_email,
+                col(a.is_resource).is_(False),
+            )
+            conditions.append(
+                and_(
+                    attended,
+                    col(e.starts_at) < schedule.ends_at,
+                    col(e.ends_at) > schedule.starts_at,
+                    col(e.status) != sn.EventStatus.CANCELLED.value,
+                )
+            )
         query = select(m.CalendarEvent).where(
             or_(*conditions),
             col(m.CalendarEvent.schedule_id).is_(None),
@@ -689,6 +738,13 @@ class Normalizer:
                 if attendee.response == sn.Response.DECLINED:
                     out.append(self._responded(session, event, attendee, app, previous=None))
         return out
+
+    def _candidate_email(self, session: Session, schedule: m.Schedule) -> str | None:
+        application = readahead.get(session, m.Application, schedule.application_id)
+        if application is None:
+            return None
+        candidate = readahead.get(session, m.Candidate, application.candidate_id)
+        return candidate.email.lower() if candidate is not None and candidate.email else None
 
     # --- scorecards ---------------------------------------------------------------------
 

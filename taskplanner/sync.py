@@ -26,6 +26,7 @@ from sqlmodel import col
 from connectors.base import (
     ConnectorError,
     FatalConnectorError,
+    PartitionsFailed,
     PollPage,
     ProgressCallback,
 )
@@ -252,7 +253,8 @@ class SyncRunner:
         now = self.clock()
         out: list[sn.Snapshot] = []
         for kind, present in (page.present_ids or {}).items():
-            for entity_id in _mirror_ids(session, name, page.partition, kind) - present:
+            mirrored = _mirror_ids(session, name, page.partition, kind, ends_from=page.present_from)
+            for entity_id in mirrored - present:
                 if kind is sn.EntityKind.CALENDAR_EVENT:
                     entity_id = f"{page.partition}/{entity_id}"
                 out.append(sn.Deletion(kind=kind, id=entity_id, at=now, connector=name))
@@ -269,7 +271,9 @@ class SyncRunner:
                     name,
                     report.error or describe_failure(name, self.kinds.get(name), error),
                     now,
-                    fatal=isinstance(error, FatalConnectorError),
+                    # A calendar that cannot be read needs an administrator, not a retry.
+                    fatal=isinstance(error, FatalConnectorError)
+                    or (isinstance(error, PartitionsFailed) and error.needs_admin),
                     threshold=self.failure_threshold,
                 )
             result = self.pipeline.handle(session, events)
@@ -277,7 +281,14 @@ class SyncRunner:
             report.closed += len(result.closed)
 
 
-def _mirror_ids(session: Session, connector: str, partition: str, kind: sn.EntityKind) -> set[str]:
+def _mirror_ids(
+    session: Session,
+    connector: str,
+    partition: str,
+    kind: sn.EntityKind,
+    *,
+    ends_from: datetime | None = None,
+) -> set[str]:
     query: Any
     if kind is sn.EntityKind.CALENDAR_EVENT:
         query = select(col(m.CalendarEvent.event_id)).where(
@@ -291,6 +302,9 @@ def _mirror_ids(session: Session, connector: str, partition: str, kind: sn.Entit
         query = select(col(m.Job.id)).where(col(m.Job.status) != DELETED)
     elif kind is sn.EntityKind.SCHEDULE:
         query = select(col(m.Schedule.id)).where(col(m.Schedule.status).not_in([DELETED]))
+        if ends_from is not None:
+            # A narrowed sweep: schedules that ended before it (or have no end) are not covered.
+            query = query.where(col(m.Schedule.ends_at) >= ends_from)
     elif kind is sn.EntityKind.SCORECARD:
         query = select(col(m.Scorecard.id))
     elif kind is sn.EntityKind.CANDIDATE:

@@ -40,7 +40,10 @@ OWNER = "e2e-replica"
 
 # Mirror columns that record *our* clock rather than the provider's state: two runs at
 # different moments differ there by design.
-OWN_CLOCK_COLUMNS: dict[str, frozenset[str]] = {"jobs": frozenset({"first_seen_at"})}
+OWN_CLOCK_COLUMNS: dict[str, frozenset[str]] = {
+    "jobs": frozenset({"first_seen_at"}),
+    "applications": frozenset({"first_seen_at"}),
+}
 MIRROR_TABLES = (
     "users",
     "jobs",

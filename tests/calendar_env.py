@@ -252,6 +252,13 @@ class CalendarProvider(ABC):
     @abstractmethod
     def slow_next(self, seconds: float, *, calendar: str, times: int = 1) -> None: ...
 
+    @abstractmethod
+    def deny(self, calendar: str, *, gone: bool = False) -> None:
+        """The calendar can no longer be read (access refused; ``gone``: its user left)."""
+
+    @abstractmethod
+    def allow(self, calendar: str) -> None: ...
+
 
 _GOOGLE_RESPONSES = {ACCEPTED: "accepted", DECLINED: "declined", NO_ANSWER: "needsAction"}
 _GRAPH_RESPONSES = {ACCEPTED: "accepted", DECLINED: "declined", NO_ANSWER: "none"}
@@ -326,6 +333,12 @@ class GoogleProvider(CalendarProvider):
     def slow_next(self, seconds: float, *, calendar: str, times: int = 1) -> None:
         self.fake.slow_next(seconds, calendar_id=calendar, times=times)
 
+    def deny(self, calendar: str, *, gone: bool = False) -> None:
+        self.fake.deny_calendar(calendar, 404 if gone else 403)
+
+    def allow(self, calendar: str) -> None:
+        self.fake.allow_calendar(calendar)
+
 
 class GraphProvider(CalendarProvider):
     connector_name = "m365"
@@ -390,6 +403,12 @@ class GraphProvider(CalendarProvider):
 
     def slow_next(self, seconds: float, *, calendar: str, times: int = 1) -> None:
         self.fake.slow_next(seconds, user=calendar, times=times)
+
+    def deny(self, calendar: str, *, gone: bool = False) -> None:
+        self.fake.deny_mailbox(calendar, "not_found" if gone else "access_policy")
+
+    def allow(self, calendar: str) -> None:
+        self.fake.allow_mailbox(calendar)
 
 
 @pytest.fixture(params=["google", "microsoft"])

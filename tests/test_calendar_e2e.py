@@ -762,6 +762,49 @@ def test_revoked_credentials_open_broken_integration_until_a_sync_succeeds(
     assert (task.status, task.resolution) == ("completed", DONE)
 
 
+def test_calendars_that_cannot_be_read_are_named_while_the_others_sync(
+    provider: CalendarProvider, make_world: MakeWorld, clock: FrozenClock, db_url: str
+) -> None:
+    """Issue 13 §4: a room shared free/busy only or a mailbox excluded by an application
+    access policy (403), a user who left (404): those calendars fail alone, the rest keep
+    syncing and opening tasks, and broken_integration names each one with its error."""
+    calendar, room, left = unique(CORA), unique(provider.room), unique("leo@acme.example")
+    starts = clock.now + timedelta(days=2)
+    booking = provider.book(
+        calendar,
+        start=starts,
+        end=starts + timedelta(hours=1),
+        invitees=interview_invitees(provider),
+    )
+    for other in (room, left):
+        provider.open_calendar(other)
+    world = make_world(db_url, [calendar, room, left])
+    world.ats(*ats_interview(booking, starts))
+    world.sync()
+
+    provider.deny(room)
+    provider.deny(left, gone=True)
+    provider.respond(booking, IVAN, DECLINED)
+    # The readable calendar answers last: the refusals must not stop it.
+    provider.slow_next(0.5, calendar=calendar)
+    report = world.sync(ok=False)
+
+    assert world.states() == {INTERVIEWER_DECLINED: (OPEN,)}
+    task = only_task(world.db, "broken_integration")
+    assert task.status == OPEN and task.detail == report.error
+    assert task.detail is not None
+    assert f"{room}: " in task.detail and "403" in task.detail
+    assert f"{left}: " in task.detail and "404" in task.detail
+    assert f"{calendar}:" not in task.detail
+    assert provider.secret not in task.detail
+
+    provider.allow(room)
+    provider.allow(left)
+    world.sync()
+    task = only_task(world.db, "broken_integration")
+    assert (task.status, task.resolution) == ("completed", DONE)
+
+
 # --- linking events to ATS interviews -----------------------------------------------------
 
 
@@ -871,3 +914,38 @@ def test_declined_event_synced_before_its_ats_interview_opens_the_task_on_link(
     world.ats(*ats_interview(booking, starts))
 
     assert world.states() == {ID: (OPEN,)}
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_event_seen_before_its_interview_is_linked_by_the_candidate_when_it_arrives(
+    provider: CalendarProvider, make_world: MakeWorld, clock: FrozenClock, db_url: str
+) -> None:
+    """Issue 13 §7: an event the ATS does not name (no recorded id, no tag) that the poll saw
+    before the interview existed is linked by the candidate among its attendees when the
+    interview arrives; its later cancellation (a stub without attendees) reaches the
+    schedule through that stored link."""
+    calendar = unique(CORA)
+    starts = clock.now + timedelta(days=2)
+    booking = provider.book(
+        calendar,
+        start=starts,
+        end=starts + timedelta(hours=1),
+        invitees=[Invitee(IVAN, ACCEPTED), Invitee(CANDIDATE_EMAIL.upper(), ACCEPTED)],
+    )
+    world = make_world(db_url, [calendar])
+    world.sync()
+
+    world.ats(*ats_interview(None, starts, external=None))
+
+    with Session(world.db) as session:
+        row = session.scalars(
+            select(m.CalendarEvent).where(m.CalendarEvent.calendar_id == calendar)
+        ).one()
+        assert row.schedule_id == "i1"
+    provider.respond(booking, IVAN, DECLINED)
+    world.sync()
+    assert world.states() == {ID: (OPEN,)}
+
+    provider.cancel(booking)
+    world.sync()
+    assert world.states()[SC] == (OPEN,)

@@ -203,6 +203,12 @@ BROKEN: list[tuple[str, str, str, str]] = [
         "connectors.greenhouse.colour: unknown key",
     ),
     ("unknown_section", "[digest]", "[digests]\n[digest]", "digests: unknown key"),
+    (
+        "connector_time_zone_unknown",
+        'type = "greenhouse"',
+        'type = "greenhouse"\ntime_zone = "Mars/Base"',
+        "connectors.greenhouse.time_zone: unknown time zone 'Mars/Base'",
+    ),
     ("port_not_an_integer", "port = 8080", 'port = "abc"', "server.port: expected an integer"),
     (
         "unknown_inbox_worker",

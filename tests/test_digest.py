@@ -471,7 +471,7 @@ url = "{db_url}"
     )
     dry = CliRunner().invoke(cli, ["digest", "send", "--dry-run", "--config", str(config)])
     assert dry.exit_code == 0, dry.output
-    assert f"To: {f.CORA}" in dry.output and "You have 4 open tasks." in dry.output
+    assert f"To: {f.CORA}" in dry.output and "You have 4 open tasks" in dry.output
     assert f"Your task list: {PAGE}?assignee=cora%40acme.example" in dry.output
     assert "dry run: 2 email(s) would be sent, none sent" in dry.output
 

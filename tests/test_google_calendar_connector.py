@@ -6,14 +6,15 @@ from collections.abc import Callable, Generator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from connectors.base import (
     Connector,
     FatalConnectorError,
+    PartitionsFailed,
     PollPage,
-    ProviderRequestError,
     RetriableConnectorError,
 )
 from connectors.google_calendar import GoogleCalendarConnector
@@ -336,16 +337,22 @@ def test_persistent_throttling_gives_up_with_a_retriable_error(
     assert len(sleeps) == 3
 
 
-def test_forbidden_is_fatal_not_retried(
+def test_forbidden_calendar_fails_alone_and_is_not_retried(
     fake: FakeGoogleCalendar, make_connector: MakeConnector, sleeps: Sleeps
 ) -> None:
-    cora = unique(CORA)
-    interview(fake, cora)
-    fake.fail_next("forbidden_403", calendar_id=cora)
+    cora, room = unique(CORA), unique("room@acme.example")
+    event_id = interview(fake, cora)
+    fake.add_calendar(room)
+    fake.fail_next("forbidden_403", calendar_id=room)
 
-    with pytest.raises(FatalConnectorError) as raised:
-        run(make_connector([cora]), {})
-    assert raised.value.status == 403
+    seen: list[PollPage] = []
+    with pytest.raises(PartitionsFailed) as raised:
+        for page in make_connector([room, cora]).poll({}, started_at=datetime.now(UTC)):
+            seen.append(page)
+    assert event_id in events(seen)
+    assert list(raised.value.failures) == [room]
+    assert raised.value.failures[room].status == 403
+    assert raised.value.needs_admin
     assert sleeps == []
 
 
@@ -358,10 +365,11 @@ def test_one_unknown_user_fails_only_its_calendar(
     connector = make_connector([gone, cora])
 
     seen: list[PollPage] = []
-    with pytest.raises(ProviderRequestError):
+    with pytest.raises(PartitionsFailed) as raised:
         for page in connector.poll({}, started_at=datetime.now(UTC)):
             seen.append(page)
     assert event_id in events(seen)
+    assert list(raised.value.failures) == [gone]
 
 
 def test_revoked_credentials_are_fatal(
@@ -429,3 +437,22 @@ def test_from_config_reads_the_spec_keys(fake: FakeGoogleCalendar, google_key_fi
         assert event_id in events(run(connector, {}))
     finally:
         connector.close()
+
+
+def test_all_day_event_starts_at_midnight_in_the_calendars_time_zone(
+    fake: FakeGoogleCalendar, make_connector: MakeConnector
+) -> None:
+    """Issue 13 §6: an all-day event's ``date`` is a day of the calendar's time zone (the
+    events.list answer's ``timeZone``), not a UTC day."""
+    cora = unique(CORA)
+    fake.add_calendar(cora, time_zone="Europe/Berlin")
+    day = (SOON + timedelta(days=1)).date()
+    event = fake.add_event(cora, start=day, end=day + timedelta(days=1))  # type: ignore[arg-type]
+
+    snapshot = events(run(make_connector([cora]), {}))[str(event["id"])]
+
+    berlin = ZoneInfo("Europe/Berlin")
+    assert snapshot.starts_at == datetime.combine(day, datetime.min.time(), berlin)
+    assert snapshot.ends_at == datetime.combine(
+        day + timedelta(days=1), datetime.min.time(), berlin
+    )

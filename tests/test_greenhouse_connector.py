@@ -7,14 +7,17 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 import respx
+from structlog.testing import capture_logs
 
 from connectors.base import (
     FatalConnectorError,
@@ -305,6 +308,71 @@ def test_interviewer_rsvp_and_scorecard_arrive_by_polling(
     assert scorecard.submitted_at is not None
 
 
+def test_interviewer_without_email_is_resolved_through_their_user_id(
+    fake: FakeGreenhouse, org: SeededOrganisation, connector: GreenhouseConnector
+) -> None:
+    """Issue 13 §2: the v3 interviewers schema allows ``email: null``; the row still names its
+    user. A row with neither is left out and logged once, the rest of the panel stays."""
+    application_id = org.application_ids[0]
+    job_id = fake.record("applications", application_id)["job_id"]
+    ivy, igor, ines = org.interviewer_ids
+    starts = datetime.now(UTC) + timedelta(days=1)
+    interview_id = fake.schedule_interview(
+        application_id,
+        fake.interview_kind_id(job_id, "Onsite"),
+        [ivy, igor, ines],
+        starts,
+        starts + timedelta(hours=1),
+    )
+    fake.set_interviewer_response(interview_id, igor, "declined")
+    fake.hide_interviewer_email(interview_id, igor)
+    fake.hide_interviewer_email(interview_id, ines, drop_user_id=True)
+
+    with capture_logs() as logs:
+        pages = run_poll(connector, full=True)
+        cursors = cursors_of(pages)
+        fake.set_interviewer_response(interview_id, ivy, "accepted")
+        again = run_poll(connector, cursors)
+
+    schedule = by_id(pages, ScheduleSnapshot)[str(interview_id)]
+    assert schedule.interviewers is not None
+    assert [(i.email, i.response) for i in schedule.interviewers] == [
+        ("igor@acme.example", Response.DECLINED),
+        ("ivy@acme.example", Response.NEEDS_ACTION),
+    ]
+    assert str(interview_id) in by_id(again, ScheduleSnapshot)
+    unknown = [e for e in logs if e["event"] == "greenhouse.interviewer_unknown"]
+    assert len(unknown) == 1
+    assert unknown[0]["interview"] == interview_id
+
+
+def test_all_day_interview_days_are_days_of_the_accounts_time_zone(
+    fake: FakeGreenhouse, org: SeededOrganisation, sleeps: SleepRecorder
+) -> None:
+    """Issue 13 §6: ``all_day_start_on``/``all_day_end_on`` are date-only (``_on``,
+    docs/standardizations) local days: midnight in the connector's ``time_zone``."""
+    application_id = org.application_ids[0]
+    job_id = fake.record("applications", application_id)["job_id"]
+    day = (datetime.now(UTC) + timedelta(days=3)).date()
+    interview_id = fake.schedule_all_day_interview(
+        application_id,
+        fake.interview_kind_id(job_id, "Onsite"),
+        [org.interviewer_ids[0]],
+        day,
+        day + timedelta(days=1),
+    )
+    connector = make_connector(fake, sleeps, time_zone="Europe/Berlin")
+
+    schedule = by_id(run_poll(connector, full=True), ScheduleSnapshot)[str(interview_id)]
+
+    berlin = ZoneInfo("Europe/Berlin")
+    assert schedule.starts_at == datetime.combine(day, datetime.min.time(), berlin)
+    assert schedule.ends_at == datetime.combine(
+        day + timedelta(days=1), datetime.min.time(), berlin
+    )
+    connector.close()
+
+
 def test_cancelled_interview_drops_out_of_present_ids_without_webhooks(
     fake: FakeGreenhouse, org: SeededOrganisation, connector: GreenhouseConnector
 ) -> None:
@@ -325,6 +393,62 @@ def test_cancelled_interview_drops_out_of_present_ids_without_webhooks(
     pages = run_poll(connector, cursors)
 
     assert last_page(pages, "interviews").present_ids == {EntityKind.SCHEDULE: {str(kept)}}
+
+
+def idle_poll(past_interviews: int) -> tuple[int, dict[EntityKind, set[str]] | None, set[str]]:
+    """Requests of one idle incremental poll of an organisation whose current activity is
+    fixed (one upcoming timed and one all-day interview) beside ``past_interviews`` ended
+    ones; with what its interviews sweep vouched for and the upcoming ids."""
+    # Written an hour ago (Greenhouse's clock), so nothing is newer than the cursors.
+    with FakeGreenhouse(clock=lambda: datetime.now(UTC) - timedelta(hours=1)) as fake:
+        org = seed_organisation(fake, jobs=1, applications_per_job=2)
+        application_id = org.application_ids[0]
+        job_id = fake.record("applications", application_id)["job_id"]
+        kind = fake.interview_kind_id(job_id, "Phone Screen")
+        panel = [org.interviewer_ids[0]]
+        now = datetime.now(UTC)
+        upcoming = {
+            fake.schedule_interview(
+                application_id,
+                kind,
+                panel,
+                now + timedelta(days=2),
+                now + timedelta(days=2, hours=1),
+            ),
+            fake.schedule_all_day_interview(
+                application_id,
+                kind,
+                panel,
+                (now + timedelta(days=3)).date(),
+                (now + timedelta(days=3)).date(),
+            ),
+        }
+        for day in range(past_interviews):
+            starts = now - timedelta(days=30 + day)
+            fake.schedule_interview(
+                application_id, kind, panel, starts, starts + timedelta(hours=1)
+            )
+        connector = make_connector(fake, per_page=5)
+        cursors = cursors_of(run_poll(connector, full=True))
+        fake.reset_counters()
+        pages = run_poll(connector, cursors)
+        connector.close()
+        return (
+            sum(fake.requests.values()),
+            last_page(pages, "interviews").present_ids,
+            {str(i) for i in upcoming},
+        )
+
+
+def test_idle_poll_costs_the_same_however_many_interviews_lie_in_the_past() -> None:
+    """Issue 13 §9: the hard-delete sweep asks only for interviews that can still matter
+    (ends_at / all_day_end_on filters of /v3/interviews), not for the whole history."""
+    few, few_present, few_upcoming = idle_poll(past_interviews=0)
+    many, many_present, many_upcoming = idle_poll(past_interviews=40)
+
+    assert many == few
+    assert few_present == {EntityKind.SCHEDULE: few_upcoming}
+    assert many_present == {EntityKind.SCHEDULE: many_upcoming}
 
 
 def test_small_pages_yield_every_record_exactly_once_and_cursor_travels_alone(
@@ -391,6 +515,48 @@ def test_429_storm_and_server_errors_are_retried_and_nothing_is_lost(
     assert len(sleeps.calls) == 7
     assert connector.stats.throttled == 4
     connector.close()
+
+
+def test_429_without_retry_after_waits_out_the_ten_second_window(
+    fake: FakeGreenhouse, org: SeededOrganisation, sleeps: SleepRecorder
+) -> None:
+    """Issue 13 §3: Harvest's 429 carries no Retry-After nor rate-limit headers
+    (greenhouse-api-docs harvest/_introduction.md "Throttling"; limits are per 10 seconds)."""
+    clean = make_connector(fake)
+    expected = snapshots(run_poll(clean, full=True))
+    clean.close()
+    connector = make_connector(fake, sleeps)
+
+    fake.throttle_next(times=3, retry_after=None, path="/v3/applications")
+    pages = run_poll(connector, full=True)
+
+    assert fake.pending_faults == 0
+    assert sorted(map(repr, snapshots(pages))) == sorted(map(repr, expected))
+    assert len(sleeps.calls) == 3
+    assert all(10.0 <= s <= 12.0 for s in sleeps.calls)  # a whole window, plus jitter
+    assert len(set(sleeps.calls)) > 1
+    connector.close()
+
+
+def test_enforced_rate_limit_without_headers_is_waited_out_not_given_up() -> None:
+    """The fake enforcing its limit the way Harvest does (bare 429s): a poll needing many
+    windows finishes. Time runs 20 times faster (each sleep is 1/20 of its length)."""
+    with FakeGreenhouse(rate_limit=6, rate_window=1.0, enforce_rate_limit=True) as fake:
+        seed_organisation(fake, jobs=1, applications_per_job=2)
+        waited: list[float] = []
+
+        def fast_sleep(seconds: float) -> None:
+            waited.append(seconds)
+            time.sleep(seconds / 20)
+
+        connector = make_connector(fake)
+        connector.policy.sleep = fast_sleep
+        pages = run_poll(connector, full=True)
+
+        assert len(of_kind(pages, ApplicationSnapshot)) == 2
+        assert fake.statuses[429] > 0
+        assert all(s >= 10.0 for s in waited)
+        connector.close()
 
 
 def test_cut_bodies_and_slow_answers_are_retried(
@@ -617,6 +783,33 @@ def test_links_lead_to_the_configured_greenhouse_host(
     )
     assert application.candidate is not None
     assert application.candidate.url == f"https://app.eu.greenhouse.io/people/{candidate_id}"
+    # Webhooks too (issue 13 §8): the documented stage-change delivery links to the EU host.
+    (hooked,) = connector.parse_webhook(
+        {}, (FIXTURES / "webhook_candidate_stage_change.json").read_bytes()
+    ).snapshots
+    assert isinstance(hooked, ApplicationSnapshot)
+    assert hooked.url == "https://app.eu.greenhouse.io/people/265772?application_id=265277"
+
+
+def test_links_default_to_app_greenhouse_io(fake: FakeGreenhouse, org: SeededOrganisation) -> None:
+    """Issue 13 §8: without ``app_url`` the links lead to https://app.greenhouse.io."""
+    cfg = GreenhouseConfig(
+        type="greenhouse",
+        base_url=fake.base_url,
+        auth_url=fake.auth_url,
+        client_id_env="GH_ID",
+        client_secret_env="GH_SECRET",
+    )
+    cfg.set_secret("client_id", fake.client_id)
+    cfg.set_secret("client_secret", fake.client_secret)
+    connector = GreenhouseConnector.from_config("gh", cfg)
+    try:
+        pages = run_poll(connector, full=True)
+    finally:
+        connector.close()
+
+    job_id = org.job_ids[0]
+    assert by_id(pages, JobSnapshot)[str(job_id)].url == f"https://app.greenhouse.io/sdash/{job_id}"
 
 
 # ---------------------------------------------------------------------------- webhooks
@@ -644,6 +837,9 @@ def test_signed_delivery_from_the_fake_is_accepted_and_parsed(
     assert parsed.event_type == "candidate_stage_change"
     (application,) = parsed.snapshots
     assert isinstance(application, ApplicationSnapshot)
+    assert application.stage_name == "Onsite"
+    assert application.job is not None  # so a job no poll has brought is known at once
+    assert (application.job.id, application.job.stages) == (str(job_id), None)
     assert application.id == str(application_id)
     assert application.stage_id == str(fake.stage_id(job_id, "Onsite"))
     assert application.stage_entered_at == application.updated_at
@@ -854,6 +1050,13 @@ def test_documented_stage_change_maps_to_an_application_in_its_new_stage(
 ) -> None:
     (application,) = parse_fixture(parser, "webhook_candidate_stage_change.json")
     assert isinstance(application, ApplicationSnapshot)
+    assert application.stage_name == "Assessment"
+    assert application.job is not None
+    assert (application.job.id, application.job.name, application.job.stages) == (
+        "3485",
+        "Designer",
+        None,
+    )
     assert (application.id, application.candidate_id, application.job_id, application.stage_id) == (
         "265277",
         "265772",

@@ -23,7 +23,7 @@ from taskplanner.store import models as m
 from taskplanner.store.database import transaction
 from tests.ats_env import SleepRecorder, clear_database, mirror
 from tests.greenhouse_env import GREENHOUSE, GreenhouseEnv, greenhouse_env, make_connector
-from tests.taskflow import history, open_tasks
+from tests.taskflow import history, open_tasks, tasks
 
 # RFC 4231 test case 2 (HMAC-SHA256). Greenhouse documents the algorithm and shows a header
 # value, but publishes no key/body/signature triple to check against; this vector stands in.
@@ -259,3 +259,159 @@ def test_a_delivery_the_database_refuses_fails_alone_and_its_chunk_is_processed(
     opened = open_tasks(env.db, "ready_to_schedule")
     assert len(opened) == 4
     assert all([e.action for e in history(env.db, t.id)] == ["opened"] for t in opened)
+
+
+# ---------------------------------------------------------------------------- 3. provider edges
+
+
+def schedule_statuses(db: Engine) -> dict[str, str]:
+    with transaction(db, read_only=True) as session:
+        return {s.id: s.status for s in session.scalars(select(m.Schedule))}
+
+
+def test_narrow_sweep_drops_a_silently_cancelled_interview_and_keeps_past_ones(
+    env: GreenhouseEnv,
+) -> None:
+    """Issue 13 §9: the sweep covers only interviews ending after now - grace; what it does not
+    cover (long-past interviews) is not taken for deleted."""
+    fake = env.greenhouse
+    org = seed_organisation(fake, jobs=1, applications_per_job=2)
+    kind = fake.interview_kind_id(org.job_ids[0], "Phone Screen")
+    application = org.application_ids[0]
+    now = env.clock()
+    past = fake.schedule_interview(
+        application,
+        kind,
+        org.interviewer_ids[:1],
+        now - timedelta(days=40),
+        now - timedelta(days=40) + timedelta(hours=1),
+    )
+    upcoming = fake.schedule_interview(
+        application,
+        kind,
+        org.interviewer_ids[:1],
+        now + timedelta(days=2),
+        now + timedelta(days=2, hours=1),
+    )
+    env.runtime.use_connector(GREENHOUSE, make_connector(fake))
+    assert env.sync().ok
+    fake.cancel_interview(upcoming)  # webhooks not connected: only the sweep can tell
+
+    assert env.sync().ok
+
+    statuses = schedule_statuses(env.db)
+    assert statuses[str(past)] != "deleted"
+    assert statuses[str(upcoming)] == "deleted"
+
+
+def cursors(db: Engine) -> dict[str, str]:
+    with transaction(db, read_only=True) as session:
+        return {c.partition: c.cursor for c in session.scalars(select(m.SyncCursor))}
+
+
+def health_state(db: Engine) -> str:
+    with transaction(db, read_only=True) as session:
+        row = session.get(m.IntegrationHealth, GREENHOUSE)
+        assert row is not None
+        return row.state
+
+
+def test_a_long_storm_of_bare_429s_ends_as_failing_then_recovers_with_its_cursors(
+    env: GreenhouseEnv,
+) -> None:
+    """Issue 13 §3: bare 429s (Harvest sends no Retry-After) are waited out a window at a
+    time; a storm longer than the connector's patience fails the poll without moving a
+    cursor, and the next poll after it picks up what changed meanwhile."""
+    fake = env.greenhouse
+    org = seed_organisation(fake, jobs=1, applications_per_job=2)
+    sleeps = SleepRecorder()
+    env.runtime.use_connector(GREENHOUSE, make_connector(fake, sleeps=sleeps))
+    assert env.sync().ok
+    before = cursors(env.db)
+
+    fake.throttle_next(times=10_000, retry_after=None)
+    report = env.sync()
+
+    assert not report.ok
+    assert "429" in (report.error or "")
+    assert health_state(env.db) == "failing"
+    assert cursors(env.db) == before
+    assert sleeps.calls and all(10.0 <= s <= 12.0 for s in sleeps.calls)
+    assert sum(sleeps.calls) >= 300  # patience: minutes of throttling, not seconds
+
+    fake.clear_faults()
+    moved = org.application_ids[0]
+    target = fake.stage_id(org.job_ids[0], "Onsite")
+    fake.move_application(moved, target)
+    assert env.sync().ok
+    assert health_state(env.db) == "ok"
+    with transaction(env.db, read_only=True) as session:
+        application = session.get(m.Application, str(moved))
+        assert application is not None and application.stage_id == str(target)
+
+
+def test_webhook_for_a_job_no_poll_has_brought_opens_ready_to_schedule_at_once(
+    env: GreenhouseEnv,
+) -> None:
+    """Issue 13 §1: the delivery names the job (``jobs[0]``) and the stage (``current_stage``
+    id and name); a stage enabled by name opens ready_to_schedule from the webhook alone,
+    while Harvest is unreachable, and the poll bringing the job later opens nothing twice."""
+    fake = env.greenhouse
+    seed_organisation(fake, jobs=1, applications_per_job=0)
+    assert env.sync().ok
+    env.connect_webhooks(enabled=False)
+    job = fake.create_job("Site Reliability Engineer")  # no webhook reaches us, no poll runs
+    env.connect_webhooks()
+    fake.fail_next(503, times=10_000)  # Harvest unreachable: only webhooks arrive
+    phone = fake.stage_id(job, "Phone Screen")
+    _, application = fake.add_candidate_application(
+        job, "Grace", "Hopper", "grace@example.com", stage_id=phone
+    )
+
+    assert env.process().done >= 1
+
+    (ready,) = open_tasks(env.db, "ready_to_schedule")
+    assert (ready.application_id, ready.stage_id) == (str(application), str(phone))
+    fake.clear_faults()
+    opened_before = {(t.category, t.key) for t in tasks(env.db)}
+
+    assert env.sync().ok
+
+    assert {(t.category, t.key) for t in tasks(env.db)} == opened_before
+    assert [t.application_id for t in open_tasks(env.db, "ready_to_schedule")] == [str(application)]
+    with transaction(env.db, read_only=True) as session:
+        stages = session.scalars(select(m.Stage).where(m.Stage.job_id == str(job))).all()
+        assert [s.name for s in sorted(stages, key=lambda s: s.position)] == [
+            "Application Review",
+            "Phone Screen",
+            "Technical Interview",
+            "Onsite",
+            "Offer",
+        ]
+
+
+def test_an_interviewer_harvest_shows_without_email_still_gets_their_decline_task(
+    env: GreenhouseEnv,
+) -> None:
+    """Issue 13 §2: the v3 interviewers row may carry ``email: null``; its ``user_id`` still
+    names the interviewer, so their decline opens interviewer_declined as for anyone."""
+    fake = env.greenhouse
+    org = seed_organisation(fake, jobs=1, applications_per_job=1)
+    igor = org.interviewer_ids[1]
+    starts = env.clock() + timedelta(days=2)
+    interview = fake.schedule_interview(
+        org.application_ids[0],
+        fake.interview_kind_id(org.job_ids[0], "Onsite"),
+        [igor],
+        starts,
+        starts + timedelta(hours=1),
+    )
+    fake.hide_interviewer_email(interview, igor)
+    env.runtime.use_connector(GREENHOUSE, make_connector(fake))
+    assert env.sync().ok
+
+    fake.set_interviewer_response(interview, igor, "declined")
+    assert env.sync().ok
+
+    (declined,) = open_tasks(env.db, "interviewer_declined")
+    assert (declined.schedule_id, declined.attendee) == (str(interview), "igor@acme.example")

@@ -298,7 +298,8 @@ def test_incremental_poll_sends_updated_at_in_pipe_form_on_every_resource(
     supported", so child resources (stages, owners, posts, candidates, stage history,
     interviewers) take it too. The filter is the stored cursor less the two-minute lookback.
     The interview sweep lists ids only with ``fields`` (get_v3-interviews: a comma-separated
-    list of fields to return)."""
+    list of fields to return), and only of interviews that can still matter: ``ends_at`` and
+    ``all_day_end_on`` are filters of get_v3-interviews."""
     cursors = dict.fromkeys(PARTITIONS, "2026-01-05T09:00:00.000Z")
     since = {"updated_at": "gte|2026-01-05T08:58:00.000Z", "per_page": "500"}
 
@@ -318,7 +319,15 @@ def test_incremental_poll_sends_updated_at_in_pipe_form_on_every_resource(
         ("/v3/application_stages", since),
         ("/v3/interviews", since),
         ("/v3/interviewers", since),
-        ("/v3/interviews", {"fields": "id,status", "per_page": "500"}),
+        # The sweep covers interviews ending after now - one day (timed and all-day ones).
+        (
+            "/v3/interviews",
+            {"ends_at": "gte|2026-01-04T09:05:00.000Z", "fields": "id,status", "per_page": "500"},
+        ),
+        (
+            "/v3/interviews",
+            {"all_day_end_on": "gte|2026-01-03", "fields": "id,status", "per_page": "500"},
+        ),
         ("/v3/scorecards", since),
     ]
     assert {p.partition: p.cursor for p in pages if p.cursor} == dict.fromkeys(

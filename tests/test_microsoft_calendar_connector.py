@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -352,3 +353,63 @@ def test_from_config_reads_the_spec_keys(fake: FakeGraph) -> None:
         assert event_id in events(run(connector, {}))
     finally:
         connector.close()
+
+
+def test_sparse_occurrences_of_a_recurring_meeting_keep_the_series_attendees(
+    fake: FakeGraph, make_connector: MakeConnector
+) -> None:
+    """Issue 13 §5: delta returns an occurrence with only id, seriesMasterId, type, start and
+    end (microsoftgraph/microsoft-graph-docs#22197, microsoft-graph-docs-contrib#34). Its
+    attendees come from the series master, and a later sparse copy never clears them."""
+    user = unique(SAM.replace("sam", "cora"))
+    master, occurrences = fake.add_recurring_event(
+        user,
+        start=SOON,
+        end=SOON + timedelta(hours=1),
+        occurrences=3,
+        subject="Weekly panel",
+        organizer=user,
+        attendees=[GraphAttendee(SAM, "accepted"), GraphAttendee(CANDIDATE, "none")],
+    )
+    connector = make_connector([user])
+    cursors: dict[str, str] = {}
+    reads = fake.event_requests
+    pages = run(connector, cursors)
+
+    seen = events(pages)
+    assert set(seen) == {o["id"] for o in occurrences}  # the master itself is not listed
+    first = seen[occurrences[0]["id"]]
+    assert first.title == "Weekly panel"
+    assert {(a.email, a.response) for a in first.attendees} == {
+        (SAM, Response.ACCEPTED),
+        (CANDIDATE, Response.NEEDS_ACTION),
+    }
+    assert first.starts_at == SOON
+    assert seen[occurrences[1]["id"]].starts_at == SOON + timedelta(days=7)
+    assert fake.event_requests - reads == 1  # one master read for the whole series
+
+    fake.respond_to_series(user, master["id"], SAM, "declined")
+    again = events(run(connector, cursors))
+
+    assert {(a.email, a.response) for a in again[occurrences[0]["id"]].attendees} == {
+        (SAM, Response.DECLINED),
+        (CANDIDATE, Response.NEEDS_ACTION),
+    }
+
+
+def test_all_day_event_is_a_day_of_the_mailboxs_time_zone(
+    fake: FakeGraph, make_connector: MakeConnector
+) -> None:
+    """Issue 13 §6: Graph labels an all-day event's midnight "UTC" and names its zone the
+    Windows way; its day is placed in the connector's ``time_zone``."""
+    user = unique(SAM.replace("sam", "dora"))
+    day = (SOON + timedelta(days=1)).date()
+    event = fake.add_all_day_event(user, day)
+
+    snapshot = events(run(make_connector([user], time_zone="Europe/Berlin"), {}))[event["id"]]
+
+    berlin = ZoneInfo("Europe/Berlin")
+    assert snapshot.starts_at == datetime.combine(day, datetime.min.time(), berlin)
+    assert snapshot.ends_at == datetime.combine(
+        day + timedelta(days=1), datetime.min.time(), berlin
+    )

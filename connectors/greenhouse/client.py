@@ -10,13 +10,14 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import structlog
+import tenacity
 
 from connectors.base import (
     FatalConnectorError,
@@ -40,6 +41,14 @@ DEFAULT_TOKEN_LIFETIME = timedelta(hours=1)
 # Greenhouse's rate limit is a rolling 10-second window (about 50 requests); when
 # X-RateLimit-Remaining hits 0 without saying when it resets, wait out a whole window.
 RATE_LIMIT_WINDOW_SECONDS = 10.0
+# "API requests are limited to the amount specified in the returned X-RateLimit-Limit header
+# (per 10 seconds) ... the HTTP 429 response will exclude the X-RateLimit-Limit and
+# X-RateLimit-Remaining headers" (github.com/grnhse/greenhouse-api-docs
+# source/includes/harvest/_introduction.md, "Throttling"): a 429 without Retry-After waits a
+# whole window plus jitter (so replicas do not return together), and is retried for
+# THROTTLED_PATIENCE seconds of waiting before the poll fails (it resumes from its cursors).
+THROTTLED_WAIT = tenacity.wait_fixed(RATE_LIMIT_WINDOW_SECONDS) + tenacity.wait_random(0, 2)
+THROTTLED_PATIENCE = 300.0
 
 _LINK_NEXT = re.compile(r'<([^>]*)>\s*;\s*rel="?next"?', re.IGNORECASE)
 
@@ -72,7 +81,7 @@ class HarvestClient:
         if not 1 <= per_page <= MAX_PER_PAGE:
             raise ValueError("per_page must be between 1 and 500")
         self.connector = connector
-        self.policy = policy or RetryPolicy()
+        self.policy = greenhouse_policy(policy or RetryPolicy())
         self.rate_limit_pauses = 0
         self._client_id = client_id
         self._client_secret = client_secret
@@ -236,6 +245,17 @@ class HarvestClient:
         self.rate_limit_pauses += 1
         log.info("greenhouse.rate_limit_pause", connector=self.connector, seconds=wait)
         self.policy.sleep(min(wait, self.policy.max_delay))
+
+
+def greenhouse_policy(policy: RetryPolicy) -> RetryPolicy:
+    """``policy`` with Greenhouse's own wait for a 429 that says nothing (unless it has one)."""
+    if policy.throttled_wait is not None:
+        return policy
+    return replace(
+        policy,
+        throttled_wait=THROTTLED_WAIT,
+        throttled_patience=policy.throttled_patience or THROTTLED_PATIENCE,
+    )
 
 
 def next_cursor(connector: str, link: str | None) -> str | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
+from zoneinfo import ZoneInfo
 
 import httpx
 import structlog
@@ -95,7 +96,9 @@ class GreenhouseConnector:
         per_page: int = MAX_PER_PAGE,
         lookback: timedelta = timedelta(minutes=2),
         sweep_interviews: bool = True,
+        sweep_grace: timedelta = timedelta(days=1),
         app_url: str = mapping.DEFAULT_APP_URL,
+        time_zone: str = "UTC",
     ) -> None:
         self.name = name
         self._webhook_secret = webhook_secret
@@ -104,8 +107,14 @@ class GreenhouseConnector:
         # rows committed late; snapshots are idempotent, so duplicates cost nothing.
         self._lookback = lookback
         self._sweep_interviews = sweep_interviews
+        # How long after its end an interview is still swept for a silent delete (its
+        # pending_evaluation task still needs it).
+        self._sweep_grace = sweep_grace
         self._links = Links(app_url.rstrip("/"))
+        # The account's zone: all_day_start_on/all_day_end_on name days there.
+        self._zone = ZoneInfo(time_zone)
         self._user_emails: dict[int, str] = {}
+        self._unknown_interviewers: set[tuple[Any, Any]] = set()
         self._harvest = HarvestClient(
             name,
             base_url=base_url,
@@ -134,6 +143,9 @@ class GreenhouseConnector:
         app_url = getattr(cfg, "app_url", None)
         if app_url:
             options.setdefault("app_url", app_url)
+        time_zone = getattr(cfg, "time_zone", None)
+        if time_zone:
+            options.setdefault("time_zone", time_zone)
         return cls(
             name,
             base_url=cfg.base_url,
@@ -185,8 +197,8 @@ class GreenhouseConnector:
         resources are polled too and their parents re-emitted. A full poll lists everything and
         sets ``present_ids`` on each partition's last page. Hard deletes are invisible to
         ``updated_at`` filters; cancelled interviews are hard deletes, so the interviews partition
-        also sweeps the ids of every interview and reports them as ``present_ids`` on every poll
-        (``sweep_interviews``).
+        also sweeps the ids of the interviews ending after now - ``sweep_grace`` and reports them
+        as ``present_ids`` (scoped by ``present_from``) on every poll (``sweep_interviews``).
         """
         producers = {
             "users": self._poll_users,
@@ -406,18 +418,30 @@ class GreenhouseConnector:
             if snapshots := emit(harvest.list_all("interviews", {"ids": join_ids(batch)})):
                 yield snapshots
         if self._sweep_interviews:
-            # Cancelling an interview deletes it and (without webhooks) nothing says so: list
-            # every interview id (sparse fieldset) so the runner can drop the vanished ones.
-            sweep = Presence(ids={EntityKind.SCHEDULE: set()}, complete=True)
-            for rows in harvest.pages("interviews", {"fields": "id,status"}):
-                for row in rows:
-                    if (
-                        isinstance(row.get("id"), int)
-                        and row.get("status") not in mapping.UNSCHEDULED
-                    ):
-                        sweep.add(EntityKind.SCHEDULE, str(row["id"]))
+            # Cancelling an interview deletes it and (without webhooks) nothing says so: list the
+            # ids (sparse fieldset) of the interviews that can still matter, those ending after
+            # now - sweep_grace, so the runner can drop the vanished ones among them. Listing
+            # every interview instead costs one request per 500 past interviews on every poll.
+            # ends_at and all_day_end_on are filters of /v3/interviews
+            # (https://harvestdocs.greenhouse.io/reference/get_v3-interviews); all-day
+            # interviews have no ends_at, and their day is a local one, hence the spare day.
+            ends_from = self._clock() - self._sweep_grace
+            sweep = Presence(ids={EntityKind.SCHEDULE: set()}, complete=True, ends_from=ends_from)
+            queries = (
+                {"ends_at": f"gte|{mapping.format_time(ends_from)}"},
+                {"all_day_end_on": f"gte|{(ends_from.date() - timedelta(days=1)).isoformat()}"},
+            )
+            for query in queries:
+                for rows in harvest.pages("interviews", {**query, "fields": "id,status"}):
+                    for row in rows:
+                        if (
+                            isinstance(row.get("id"), int)
+                            and row.get("status") not in mapping.UNSCHEDULED
+                        ):
+                            sweep.add(EntityKind.SCHEDULE, str(row["id"]))
             presence.ids = sweep.ids
             presence.complete = True
+            presence.ends_from = ends_from
 
     def _schedule_snapshots(
         self, rows: Sequence[Record], kinds: dict[int, Record]
@@ -438,15 +462,39 @@ class GreenhouseConnector:
         )
         for kind in self._harvest.list_by_ids("job_interviews", "ids", missing):
             kinds[int(kind["id"])] = kind
+        # The v3 interviewers schema allows email: null; such a row names its user, whose
+        # e-mail the users partition has (as for scorecards).
+        rows = [row for rows in panel.values() for row in rows]
+        emails = self._emails(r.get("user_id") for r in rows if not r.get("email"))
+        for row in rows:
+            if mapping.interviewer_email(row, emails) is None:
+                self._unknown_interviewer(row)
         snapshots: list[Snapshot] = []
         for interview in interviews:
             try:
                 snapshots.append(
-                    mapping.map_schedule(interview, panel.get(interview["id"], []), kinds)
+                    mapping.map_schedule(
+                        interview, panel.get(interview["id"], []), kinds, emails, self._zone
+                    )
                 )
             except IncompleteRecord as problem:
                 self._skipped("interviews", interview["id"], problem)
         return snapshots
+
+    def _unknown_interviewer(self, row: Record) -> None:
+        """A panel row with neither e-mail nor a known user: left out, logged once per row."""
+        key = (row.get("interview_id"), row.get("id"))
+        if key in self._unknown_interviewers:
+            return
+        self._unknown_interviewers.add(key)
+        log.warning(
+            "greenhouse.interviewer_unknown",
+            connector=self.name,
+            interview=row.get("interview_id"),
+            interviewer_row=row.get("id"),
+            user_id=row.get("user_id"),
+            reason="no e-mail and no user with one; no task can reach this interviewer",
+        )
 
     # scorecards -------------------------------------------------------
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, tzinfo
 from typing import Any
 
 from taskplanner.domain.snapshots import (
@@ -272,11 +272,25 @@ def map_application(
     )
 
 
+def interviewer_email(row: Record, emails: Mapping[int, str]) -> str | None:
+    """A /v3/interviewers row's e-mail: its own, else its ``user_id``'s (the v3 schema allows
+    ``email: null``); None when it has neither."""
+    email = row.get("email")
+    if isinstance(email, str) and email:
+        return email
+    return lookup_email(emails, row.get("user_id"))
+
+
 def map_schedule(
-    interview: Record, panel: Sequence[Record], kinds: Mapping[int, Record]
+    interview: Record,
+    panel: Sequence[Record],
+    kinds: Mapping[int, Record],
+    emails: Mapping[int, str] | None = None,
+    zone: tzinfo = UTC,
 ) -> ScheduleSnapshot | Deletion:
     """A scheduled interview with its interviewers' answers; a deletion when it is not (or no
-    longer) on anyone's calendar."""
+    longer) on anyone's calendar. ``emails`` resolves panel rows without an e-mail by user id;
+    a row with neither is left out (the caller logs it)."""
     interview_id = int(interview["id"])
     updated_at = parse_time(interview.get("updated_at"))
     application_id = interview.get("application_id")
@@ -289,13 +303,13 @@ def map_schedule(
     kind_id = interview.get("job_interview_id")
     kind = kinds.get(kind_id) if isinstance(kind_id, int) else None
     stage_id = kind.get("job_interview_stage_id") if kind is not None else None
+    resolved = [(email, row) for row in panel if (email := interviewer_email(row, emails or {}))]
     interviewers = tuple(
         InterviewerSnapshot(
-            email=str(row["email"]),
+            email=email,
             response=RESPONSE.get(str(row.get("response_status")), Response.NEEDS_ACTION),
         )
-        for row in sorted(panel, key=lambda r: str(r.get("email") or ""))
-        if isinstance(row.get("email"), str) and row["email"]
+        for email, row in sorted(resolved, key=lambda pair: pair[0])
     )
     return ScheduleSnapshot(
         id=str(interview_id),
@@ -305,8 +319,9 @@ def map_schedule(
         stage_id=str(stage_id) if stage_id is not None else None,
         interview_kind_id=str(kind_id) if kind_id is not None else None,
         starts_at=parse_time(interview.get("starts_at"))
-        or _parse_day(interview.get("all_day_start_on")),
-        ends_at=parse_time(interview.get("ends_at")) or _parse_day(interview.get("all_day_end_on")),
+        or _parse_day(interview.get("all_day_start_on"), zone),
+        ends_at=parse_time(interview.get("ends_at"))
+        or _parse_day(interview.get("all_day_end_on"), zone),
         external_event_id=interview.get("external_event_id") or None,
         interviewers=interviewers,
     )
@@ -358,7 +373,7 @@ def snapshots_from_webhook(
     that is not the documented shape.
     """
     if action in APPLICATION_EVENTS:
-        return _application_from_webhook(action, payload["application"], links)
+        return _application_from_webhook(action, payload["application"], user_emails, links)
     if action in JOB_EVENTS:
         return [_job_from_webhook(payload["job"], user_emails, links)]
     if action in IGNORED_EVENTS:
@@ -390,7 +405,11 @@ def snapshots_from_webhook(
     raise UnhandledAction(action)
 
 
-def _application_from_webhook(action: str, application: Record, links: Links) -> list[Snapshot]:
+def _application_from_webhook(
+    action: str, application: Record, user_emails: Mapping[int, str], links: Links
+) -> list[Snapshot]:
+    """The application with its job (``jobs[0]``, without stages) and its stage's name
+    (``current_stage``), so a job and stage no poll has brought yet are known at once."""
     if application.get("prospect"):
         return []
     application_id = _id(application)
@@ -416,6 +435,7 @@ def _application_from_webhook(action: str, application: Record, links: Links) ->
     )
     stage = application.get("current_stage")
     stage_id = _id(stage) if isinstance(stage, dict) else None
+    stage_name = stage.get("name") if isinstance(stage, dict) else None
     # Greenhouse does not say when the stage was entered; for a stage change the delivery's
     # newest time (last_activity_at) is the best estimate, for a new application applied_at.
     entered: datetime | None = None
@@ -425,6 +445,11 @@ def _application_from_webhook(action: str, application: Record, links: Links) ->
         entered = parse_time(application.get("applied_at")) or at
     candidate_id = _id(candidate)
     coordinator = candidate.get("coordinator")
+    embedded: JobSnapshot | None
+    try:
+        embedded = _job_from_webhook(job, user_emails, links)
+    except (KeyError, TypeError, ValueError):
+        embedded = None  # a job object without name or dates: the poll brings it
     return [
         ApplicationSnapshot(
             id=application_id,
@@ -443,7 +468,9 @@ def _application_from_webhook(action: str, application: Record, links: Links) ->
                 url=links.candidate(candidate_id),
             ),
             url=links.application(candidate_id, application_id),
-        )
+            stage_name=stage_name if isinstance(stage_name, str) and stage_name else None,
+            job=embedded,
+        ),
     ]
 
 
@@ -509,11 +536,14 @@ def lookup_email(emails: Mapping[int, str], user_id: Any) -> str | None:
     return emails.get(user_id) if isinstance(user_id, int) else None
 
 
-def _parse_day(value: Any) -> datetime | None:
+def _parse_day(value: Any, zone: tzinfo = UTC) -> datetime | None:
+    """A date-only ``_on`` field (docs/standardizations) as midnight of that day in ``zone``
+    (the account's, connector key ``time_zone``): the day an all-day interview names is a
+    local day. The end day is exclusive, as in the v1 example (start 08-22, end 08-23)."""
     if not isinstance(value, str) or not value:
         return None
     try:
-        return datetime.combine(date.fromisoformat(value), time(0), UTC)
+        return datetime.combine(date.fromisoformat(value), time(0), zone).astimezone(UTC)
     except ValueError:
         return None
 

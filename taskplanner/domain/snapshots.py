@@ -111,6 +111,11 @@ class ApplicationSnapshot:
     stage_entered_at: datetime | None = None
     candidate: CandidateSnapshot | None = None  # carried along by webhooks that embed it
     url: str | None = None
+    # The stage's name when the source names it (webhooks do): a stage no poll has brought
+    # yet is then recognised by name (rules.scheduling_stages) at once.
+    stage_name: str | None = None
+    # The job as a webhook embeds it (no stages): used only while the job is unknown.
+    job: JobSnapshot | None = None
 
 
 @dataclass(frozen=True)

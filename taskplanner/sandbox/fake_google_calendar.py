@@ -104,6 +104,7 @@ class _Event:
 class _Calendar:
     id: str
     owner: str | None  # the user whose delegated token may read it; None = any domain user
+    time_zone: str = "UTC"  # the calendar's own zone (events.list ``timeZone``)
     generation: int = 0
     last_seq: int = 0
     events: dict[str, _Event] = field(default_factory=dict)
@@ -162,6 +163,7 @@ class FakeGoogleCalendar:
         self._tokens: dict[str, _AccessToken] = {}
         self._pages: dict[str, _PageState] = {}
         self._failures: deque[_Failure] = deque()
+        self._denied: dict[str, int] = {}  # calendar -> 403/404 until allowed again
         self._revoked = False
         self._event_counter = itertools.count(1)
         self._last_updated = datetime(2000, 1, 1, tzinfo=UTC)
@@ -306,7 +308,9 @@ class FakeGoogleCalendar:
 
     # ------------------------------------------------------------------ calendars and events
 
-    def add_calendar(self, calendar_id: str, *, owner: str | None = None) -> None:
+    def add_calendar(
+        self, calendar_id: str, *, owner: str | None = None, time_zone: str = "UTC"
+    ) -> None:
         """A calendar. A user calendar is readable by its owner (default: its own address).
 
         Room calendars (``...@resource.calendar.google.com``) have no owner and are readable
@@ -321,7 +325,7 @@ class FakeGoogleCalendar:
                 reader = owner or calendar_id
                 self._users.add(reader.lower())
             self._calendars[calendar_id] = _Calendar(
-                calendar_id, reader.lower() if reader else None
+                calendar_id, reader.lower() if reader else None, time_zone
             )
 
     def add_event(
@@ -541,6 +545,20 @@ class FakeGoogleCalendar:
             for _ in range(times):
                 self._failures.append(_Failure(kind, calendar_id, retry_after, 0.0))
 
+    def deny_calendar(self, calendar_id: str, status: int = 403) -> None:
+        """Refuse ``calendar_id`` on every events.list until `allow_calendar`, while the others
+        answer: 403 ``forbidden`` (not shared with the account read as, e.g. a room shared
+        free/busy only) or 404 ``notFound`` (gone), the documented errors
+        (https://developers.google.com/workspace/calendar/api/guides/errors)."""
+        if status not in (403, 404):
+            raise ValueError("status must be 403 or 404")
+        with self._lock:
+            self._denied[calendar_id] = status
+
+    def allow_calendar(self, calendar_id: str) -> None:
+        with self._lock:
+            self._denied.pop(calendar_id, None)
+
     def slow_next(self, seconds: float, *, calendar_id: str | None = None, times: int = 1) -> None:
         """Delay the next ``times`` events.list answers by ``seconds`` (timeouts, concurrency)."""
         with self._lock:
@@ -725,6 +743,11 @@ class FakeGoogleCalendar:
         if calendar is None or (calendar.owner is not None and grant.subject != calendar.owner):
             # Google hides calendars the caller cannot see behind a plain 404.
             return 404, {}, _error_body(404, "global", "notFound", "Not Found")
+        denied = self._denied.get(calendar_id)
+        if denied == 403:
+            return 403, {}, _error_body(403, "global", "forbidden", "Forbidden")
+        if denied == 404:
+            return 404, {}, _error_body(404, "global", "notFound", "Not Found")
 
         try:
             max_results = min(int(params.get("maxResults", "250")), self.max_page_size)
@@ -833,7 +856,7 @@ class FakeGoogleCalendar:
             "etag": f'"{state.sync_seq}"',
             "summary": calendar_id,
             "updated": _rfc3339(datetime.now(UTC)),
-            "timeZone": "UTC",
+            "timeZone": calendar.time_zone,
             "accessRole": "reader",
             "defaultReminders": [],
             **tail,

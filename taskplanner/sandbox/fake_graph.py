@@ -42,13 +42,14 @@ import uuid
 from collections import Counter, deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from ipaddress import ip_address
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
+from zoneinfo import ZoneInfo
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -157,6 +158,7 @@ class FakeGraph:
         default_page_size: int = 10,
         max_page_size: int = 1000,
         access_token_lifetime: int = 3599,
+        sparse_occurrences: bool = True,
     ) -> None:
         self._lock = threading.RLock()
         self._host = host
@@ -166,6 +168,11 @@ class FakeGraph:
         self.default_page_size = default_page_size
         self.max_page_size = max_page_size
         self.access_token_lifetime = access_token_lifetime
+        # calendarView/delta returns an occurrence of a recurring meeting with only id,
+        # seriesMasterId, type, start and end (microsoftgraph/microsoft-graph-docs#22197,
+        # microsoft-graph-docs-contrib#34; GET /events/{id} returns it whole). False serves
+        # occurrences whole.
+        self.sparse_occurrences = sparse_occurrences
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._tmpdir: Path | None = None
@@ -177,12 +184,15 @@ class FakeGraph:
         self._tokens: dict[str, float] = {}
         self._rounds: dict[str, _Round] = {}
         self._failures: deque[_Failure] = deque()
+        self._denied: dict[str, str] = {}  # mailbox -> "access_policy" | "not_found"
         self._revoked = False
         self._last_modified = datetime(2000, 1, 1, tzinfo=UTC)
         #: calendarView/delta requests per user (failed ones included).
         self.requests_by_calendar: Counter[str] = Counter()
         self.token_requests = 0
         self.discovery_requests = 0
+        #: GET /users/{id}/events/{id} requests (series masters).
+        self.event_requests = 0
         #: the Prefer headers of the last delta request, per user (for assertions).
         self.last_prefer: dict[str, list[str]] = {}
 
@@ -348,6 +358,79 @@ class FakeGraph:
             self._touch(mailbox, event, now=now)
             return self._render(event, immutable=True)
 
+    def add_all_day_event(
+        self,
+        user: str,
+        day: date,
+        *,
+        days: int = 1,
+        zone: str = "Europe/Berlin",
+        windows_zone: str = "W. Europe Standard Time",
+        **fields: Any,
+    ) -> dict[str, Any]:
+        """An all-day event as Graph shows it: ``isAllDay``, its local midnights labelled
+        "UTC" (learn.microsoft.com/answers/questions/970878) and its zone under the Windows
+        name in ``originalStartTimeZone`` (as in the event resource's examples)."""
+        local = ZoneInfo(zone)
+        start = datetime.combine(day, datetime.min.time(), local)
+        end = datetime.combine(day + timedelta(days=days), datetime.min.time(), local)
+        with self._lock:
+            made = self.add_event(user, start=start, end=end, **fields)
+            mailbox, event = self._find(user, made["id"])
+            event.data.update(
+                isAllDay=True,
+                originalStartTimeZone=windows_zone,
+                originalEndTimeZone=windows_zone,
+                start={"dateTime": f"{day.isoformat()}T00:00:00.0000000", "timeZone": "UTC"},
+                end={
+                    "dateTime": f"{(day + timedelta(days=days)).isoformat()}T00:00:00.0000000",
+                    "timeZone": "UTC",
+                },
+            )
+            self._touch(mailbox, event)
+            return self._render(event, immutable=True)
+
+    def add_recurring_event(
+        self,
+        user: str,
+        *,
+        start: datetime,
+        end: datetime,
+        occurrences: int,
+        every: timedelta = timedelta(days=7),
+        **fields: Any,
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """A recurring meeting: its series master (never listed by calendarView, only read by
+        ``GET /users/{id}/events/{id}``) and ``occurrences`` occurrences; ``fields`` as for
+        `add_event`. Returns (master, occurrences) as Graph shows them whole."""
+        with self._lock:
+            master = self.add_event(user, start=start, end=end, **fields)
+            mailbox, master_event = self._find(user, master["id"])
+            master_event.data["type"] = "seriesMaster"
+            made = []
+            for n in range(occurrences):
+                occurrence = self.add_event(
+                    user, start=start + n * every, end=end + n * every, **fields
+                )
+                _, event = self._find(user, occurrence["id"])
+                event.data.update(
+                    type="occurrence",
+                    seriesMasterId=master["id"],
+                    iCalUId=master_event.data["iCalUId"],
+                )
+                self._touch(mailbox, event)
+                made.append(self._render(event, immutable=True))
+            return self._render(master_event, immutable=True), made
+
+    def respond_to_series(self, user: str, master_id: str, email: str, response: str) -> None:
+        """An attendee answers the whole series: the master and every occurrence change."""
+        with self._lock:
+            self.set_response(user, master_id, email, response)
+            mailbox = self._mailboxes[user.lower()]
+            for event in list(mailbox.events.values()):
+                if event.data.get("seriesMasterId") == master_id:
+                    self.set_response(user, event.immutable_id, email, response)
+
     def update_event(self, user: str, event_id: str, **changes: Any) -> dict[str, Any]:
         """Change fields and bump ``lastModifiedDateTime``.
 
@@ -473,6 +556,18 @@ class FakeGraph:
                     _Failure(kind, user.lower() if user else None, retry_after, 0.0)
                 )
 
+    def deny_mailbox(self, user: str, kind: str = "access_policy") -> None:
+        """Refuse ``user``'s delta until `allow_mailbox` while the others answer:
+        ``access_policy`` (403 ErrorAccessDenied) or ``not_found`` (404, a user who left)."""
+        if kind not in ("access_policy", "not_found"):
+            raise ValueError("kind must be access_policy or not_found")
+        with self._lock:
+            self._denied[user.lower()] = kind
+
+    def allow_mailbox(self, user: str) -> None:
+        with self._lock:
+            self._denied.pop(user.lower(), None)
+
     def slow_next(self, seconds: float, *, user: str | None = None, times: int = 1) -> None:
         with self._lock:
             for _ in range(times):
@@ -491,6 +586,7 @@ class FakeGraph:
             self.requests_by_calendar.clear()
             self.token_requests = 0
             self.discovery_requests = 0
+            self.event_requests = 0
 
     # ------------------------------------------------------------------ internals
 
@@ -642,11 +738,25 @@ class FakeGraph:
                     "InvalidAuthenticationToken", "Access token has expired or is not yet valid."
                 ),
             )
-        if mailbox is None:
+        with self._lock:
+            denied = self._denied.get(user)
+        if mailbox is None or denied == "not_found":
             return (
                 404,
                 {},
                 _graph_error("ErrorInvalidUser", f"The requested user '{user}' is invalid."),
+            )
+        if denied == "access_policy":
+            # An application access policy scoping the app away from this mailbox
+            # (https://learn.microsoft.com/graph/auth-limit-mailbox-access): 403 for it alone.
+            return (
+                403,
+                {},
+                _graph_error(
+                    "ErrorAccessDenied",
+                    "Access to OData is disabled: [RAOP] : Blocked by tenant configured AppOnly "
+                    "AccessPolicy settings.",
+                ),
             )
 
         page_size, immutable = self._preferences(prefer)
@@ -678,7 +788,8 @@ class FakeGraph:
                 changed = [
                     e
                     for e in changed
-                    if (not e.deleted and _in(e, window)) or e.visible_at(since, window)
+                    if ((not e.deleted and _in(e, window)) or e.visible_at(since, window))
+                    and e.data.get("type") != "seriesMaster"  # calendarView lists occurrences
                 ]
                 round_ = _Round(
                     user,
@@ -706,7 +817,13 @@ class FakeGraph:
                         ),
                     )
                 listed = sorted(
-                    (e for e in mailbox.events.values() if not e.deleted and _in(e, window)),
+                    (
+                        e
+                        for e in mailbox.events.values()
+                        if not e.deleted
+                        and _in(e, window)
+                        and e.data.get("type") != "seriesMaster"
+                    ),
                     key=lambda e: e.immutable_id,
                 )
                 round_ = _Round(
@@ -725,6 +842,9 @@ class FakeGraph:
                 if event.deleted or not _in(event, round_.window):
                     # Deleted, or moved out of the window: gone from this calendarView.
                     items.append(self._removed(event, immutable=immutable))
+                elif self.sparse_occurrences and event.data.get("type") == "occurrence":
+                    whole = self._render(event, immutable=immutable)
+                    items.append({k: whole[k] for k in _SPARSE_OCCURRENCE if k in whole})
                 else:
                     items.append(self._render(event, immutable=immutable))
             base = f"{self.graph_url}/users/{quote(user)}/calendarView/delta"
@@ -753,6 +873,29 @@ class FakeGraph:
                 self._rounds.pop(skiptoken, None)
         body["value"] = items
         return 200, {"Preference-Applied": ", ".join(applied)}, json.dumps(body).encode()
+
+    def _get_event(
+        self, user: str, event_id: str, authorization: str, prefer: list[str]
+    ) -> tuple[int, dict[str, str], bytes]:
+        """GET /users/{id}/events/{id}: the whole event (a series master included)."""
+        token = authorization[7:] if authorization.startswith("Bearer ") else ""
+        with self._lock:
+            self.event_requests += 1
+            expires = self._tokens.get(token)
+            mailbox = self._mailboxes.get(user.lower())
+            event = None
+            if mailbox is not None:
+                event = mailbox.events.get(event_id) or next(
+                    (e for e in mailbox.events.values() if e.rest_id == event_id), None
+                )
+        if expires is None or expires < time.monotonic():
+            return 401, {}, _graph_error("InvalidAuthenticationToken", "Access token expired.")
+        if event is None or event.deleted:
+            return 404, {}, _graph_error(
+                "ErrorItemNotFound", "The specified object was not found in the store."
+            )
+        _, immutable = self._preferences(prefer)
+        return 200, {}, json.dumps(self._render(event, immutable=immutable)).encode()
 
     def _preferences(self, prefer: list[str]) -> tuple[int, bool]:
         page_size = self.default_page_size
@@ -810,6 +953,15 @@ def _make_handler(fake: FakeGraph) -> type[BaseHTTPRequestHandler]:
                 )
                 self._send(status, headers, body)
                 return
+            if len(segments) == 5 and segments[:2] == ["v1.0", "users"] and segments[3] == "events":
+                status, headers, body = fake._get_event(
+                    segments[2],
+                    segments[4],
+                    self.headers.get("Authorization", ""),
+                    self.headers.get_all("Prefer") or [],
+                )
+                self._send(status, headers, body)
+                return
             if len(segments) == 4 and segments[1:] == [
                 "v2.0",
                 ".well-known",
@@ -845,6 +997,9 @@ def _make_handler(fake: FakeGraph) -> type[BaseHTTPRequestHandler]:
 
 
 # ---------------------------------------------------------------------- payload helpers
+
+# What calendarView/delta shows of an occurrence (microsoft-graph-docs-contrib#34).
+_SPARSE_OCCURRENCE = ("@odata.type", "@odata.etag", "id", "seriesMasterId", "type", "start", "end")
 
 
 def _graph_error(code: str, message: str) -> bytes:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import hashlib
 import hmac
 import itertools
@@ -38,7 +39,7 @@ import uuid
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -68,7 +69,7 @@ DEFAULT_PER_PAGE = 100
 # Every plan has Application Review first and Offer last (v3 job_interview_stages docs), as
 # fake_ats.DEFAULT_STAGES has it.
 
-_DATE, _IDS, _BOOL, _TEXT = "date", "ids", "bool", "text"
+_DATE, _DAY, _IDS, _BOOL, _TEXT = "date", "day", "ids", "bool", "text"
 _COMMON_FILTERS: dict[str, tuple[str, str]] = {
     "ids": ("id", _IDS),
     "created_at": ("created_at", _DATE),
@@ -115,6 +116,10 @@ RESOURCE_FILTERS: dict[str, dict[str, tuple[str, str]]] = {
         "status": ("status", _TEXT),
         "starts_at": ("starts_at", _DATE),
         "ends_at": ("ends_at", _DATE),
+        # Date-only fields end in _on (docs/standardizations); both are filters of
+        # https://harvestdocs.greenhouse.io/reference/get_v3-interviews.
+        "all_day_start_on": ("all_day_start_on", _DAY),
+        "all_day_end_on": ("all_day_end_on", _DAY),
         "external_event_id": ("external_event_id", _TEXT),
     },
     "interviewers": {
@@ -323,6 +328,7 @@ class FakeGreenhouse:
         rate_limit: int = 500,
         rate_window: float = 10.0,
         enforce_rate_limit: bool = False,
+        retry_after_on_429: bool = False,
         cursor_conflict_status: int = 400,
         app_url: str = "https://app.greenhouse.io",
         clock: Clock | None = None,
@@ -345,6 +351,11 @@ class FakeGreenhouse:
         self.rate_limit = rate_limit
         self.rate_window = rate_window
         self.enforce_rate_limit = enforce_rate_limit
+        # Harvest's own 429 carries neither Retry-After nor the X-RateLimit-* headers ("the
+        # HTTP 429 response will exclude the X-RateLimit-Limit and X-RateLimit-Remaining
+        # headers", greenhouse-api-docs harvest/_introduction.md "Throttling"); True adds them
+        # (what some third-party pages claim).
+        self.retry_after_on_429 = retry_after_on_429
         # The status for "cursor plus another parameter" is not documented (HARVEST_V3.md §2);
         # a third-party client maps it to 422. Tests may switch.
         self.cursor_conflict_status = cursor_conflict_status
@@ -354,7 +365,14 @@ class FakeGreenhouse:
         self._lock = threading.RLock()
         self._last_stamp: datetime | None = None
         self._ids = itertools.count(1001)
-        self._tables: dict[str, dict[int, Record]] = {name: {} for name in RESOURCE_FILTERS}
+        # Bumped by every write (each one stamps a time or adds/removes a row): the indexes
+        # below are rebuilt lazily when it moved, so an organisation with 100,000 past
+        # interviews answers a narrow query without scanning them all (as Greenhouse would).
+        self._version = 0
+        self._indexes: dict[tuple[str, str], tuple[int, Any]] = {}
+        self._tables: dict[str, dict[int, Record]] = {
+            name: _Table(self) for name in RESOURCE_FILTERS
+        }
         self._job_meta: dict[int, Record] = {}  # v1-only job fields the webhooks still carry
         # application id -> its current application_stages row (so a move needs no scan)
         self._current_stage: dict[int, int] = {}
@@ -490,10 +508,16 @@ class FakeGreenhouse:
         self.inject(*(Fault("status", status, value, path=path) for _ in range(times)))
 
     def throttle_next(
-        self, times: int = 1, *, retry_after: float | str = 1, path: str | None = None
+        self, times: int = 1, *, retry_after: float | str | None = 1, path: str | None = None
     ) -> None:
-        """Answer the next ``times`` requests 429 with ``Retry-After``."""
+        """Answer the next ``times`` requests 429 with ``Retry-After`` (``None``: with no
+        header at all, as Harvest documents its 429s)."""
         self.fail_next(429, times=times, retry_after=retry_after, path=path)
+
+    def clear_faults(self) -> None:
+        """Drop every queued fault (a storm ends)."""
+        with self._lock:
+            self._faults.clear()
 
     def slow_next(self, delay: float, *, times: int = 1, path: str | None = None) -> None:
         self.inject(*(Fault("slow", delay=delay, path=path) for _ in range(times)))
@@ -1067,6 +1091,27 @@ class FakeGreenhouse:
             self._touch(application, now=now, last_activity_at=now)
         return interview_id
 
+    def schedule_all_day_interview(
+        self,
+        application_id: int,
+        interview_kind_id: int,
+        interviewer_ids: Sequence[int],
+        start_on: date,
+        end_on: date,
+    ) -> int:
+        """An all-day interview: no ``starts_at``/``ends_at``, only the date-only
+        ``all_day_start_on``/``all_day_end_on`` (local dates, "_on" per docs/standardizations,
+        filters of https://harvestdocs.greenhouse.io/reference/get_v3-interviews). No webhook."""
+        placeholder = datetime.combine(start_on, datetime.min.time(), UTC)
+        interview_id = self.schedule_interview(
+            application_id, interview_kind_id, interviewer_ids, placeholder, placeholder
+        )
+        with self._lock:
+            self._touch(self._get("interviews", interview_id), starts_at=None, ends_at=None,
+                        all_day_start_on=start_on.isoformat(),
+                        all_day_end_on=end_on.isoformat())
+        return interview_id
+
     def reschedule_interview(self, interview_id: int, starts_at: datetime, ends_at: datetime
                              ) -> None:
         """No webhook: poll only."""
@@ -1106,6 +1151,17 @@ class FakeGreenhouse:
             raise FakeGreenhouseError(f"unknown response {response!r}")
         with self._lock:
             self._touch(self._interviewer_row(interview_id, user_id), response_status=response)
+
+    def hide_interviewer_email(self, interview_id: int, user_id: int, *,
+                               drop_user_id: bool = False) -> None:
+        """Serve this panel row with ``email: null`` (the v3 interviewers schema allows it: a
+        user without a primary e-mail, or one the credential may not see), and with
+        ``drop_user_id`` also ``user_id: null``. No webhook."""
+        with self._lock:
+            row = self._interviewer_row(interview_id, user_id)
+            self._touch(row, email=None)
+            if drop_user_id:
+                row["user_id"] = None
 
     def cancel_interview(self, interview_id: int) -> None:
         """Cancelling deletes the interview in Greenhouse; sends ``interview_deleted``."""
@@ -1153,6 +1209,7 @@ class FakeGreenhouse:
     def _stamp(self) -> str:
         """Now, strictly after the previous stamp, at Harvest's millisecond precision."""
         with self._lock:
+            self._version += 1
             now = self._clock().astimezone(UTC)
             now = now.replace(microsecond=now.microsecond // 1000 * 1000)
             if self._last_stamp is not None and now <= self._last_stamp:
@@ -1590,6 +1647,8 @@ class FakeGreenhouse:
         headers = {"X-RateLimit-Limit": str(self.rate_limit),
                    "X-RateLimit-Remaining": str(remaining)}
         if over and self.enforce_rate_limit:
+            if not self.retry_after_on_429:
+                return {}, True
             wait = self.rate_window - (now - self._window[0])
             headers["Retry-After"] = str(max(1, math.ceil(wait)))
         return headers, over and self.enforce_rate_limit
@@ -1634,10 +1693,14 @@ class FakeGreenhouse:
         predicate, fields = _compile_filters(resource, filters)
         # job_posts: "Deleted posts are excluded by default; pass active=false to retrieve them."
         hide_deleted = resource == "job_posts" and "active" not in filters
+        table = self._tables[resource]
+        keys = self._candidate_keys(resource, filters)
         rows = [
             record
-            for key, record in sorted(self._tables[resource].items())
-            if key > after and predicate(record) and not (hide_deleted and not record["active"])
+            for key in (sorted(table) if keys is None else sorted(k for k in keys if k in table))
+            if key > after
+            and predicate(record := table[key])
+            and not (hide_deleted and not record["active"])
         ]
         page = rows[:per_page]
         next_cursor = None
@@ -1646,6 +1709,79 @@ class FakeGreenhouse:
                 {"r": resource, "f": filters, "n": per_page, "a": int(page[-1]["id"])}
             )
         return [_public(r, fields) for r in page], next_cursor
+
+
+    # ------------------------------------------------------------------ internals: indexes
+
+    def _candidate_keys(self, resource: str, filters: Mapping[str, list[str]]
+                        ) -> Iterable[int] | None:
+        """Ids that may match ``filters`` (a superset), from an index; None: scan them all."""
+        allowed = {**_COMMON_FILTERS, **RESOURCE_FILTERS[resource]}
+        for name, values in filters.items():
+            if name not in allowed or len(values) != 1:
+                continue
+            record_field, kind = allowed[name]
+            if kind == _IDS:
+                try:
+                    wanted = {int(v) for v in values[0].split(",") if v}
+                except ValueError:
+                    continue  # the predicate reports it
+                if record_field == "id":
+                    return wanted
+                by_value: dict[Any, list[int]] = self._index(resource, record_field, _IDS)
+                return [key for value in wanted for key in by_value.get(value, ())]
+            if kind in (_DATE, _DAY):
+                parts = values[0].split("|")
+                if len(parts) == 2 and parts[0] in ("gte", "gt"):
+                    try:
+                        bound = _PARSE[kind](parts[1])
+                    except ValueError:
+                        continue
+                    ordered: tuple[list[Any], list[int]] = self._index(
+                        resource, record_field, kind
+                    )
+                    start = bisect.bisect_left(ordered[0], bound)
+                    return ordered[1][start:]
+        return None
+
+    def _index(self, resource: str, record_field: str, kind: str) -> Any:
+        cached = self._indexes.get((resource, record_field))
+        if cached is not None and cached[0] == self._version:
+            return cached[1]
+        table = self._tables[resource]
+        index: Any
+        if kind == _IDS:
+            index = {}
+            for key, record in table.items():
+                index.setdefault(record.get(record_field), []).append(key)
+        else:
+            pairs = sorted(
+                (_PARSE[kind](str(record[record_field])), key)
+                for key, record in table.items()
+                if record.get(record_field) is not None
+            )
+            index = ([moment for moment, _ in pairs], [key for _, key in pairs])
+        self._indexes[(resource, record_field)] = (self._version, index)
+        return index
+
+
+_PARSE: dict[str, Callable[[str], Any]] = {_DATE: parse_iso, _DAY: date.fromisoformat}
+
+
+class _Table(dict[int, Record]):
+    """A resource's rows by id; adding or removing one invalidates the fake's indexes."""
+
+    def __init__(self, fake: FakeGreenhouse) -> None:
+        super().__init__()
+        self._fake = fake
+
+    def __setitem__(self, key: int, value: Record) -> None:
+        self._fake._version += 1
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key: int) -> None:
+        self._fake._version += 1
+        super().__delitem__(key)
 
 
 class _BadRequest(Exception):  # noqa: N818
@@ -1750,6 +1886,8 @@ def _check(record_field: str, kind: str, name: str, value: str) -> Callable[[Rec
         return lambda r: bool(r.get(record_field)) == flag
     if kind == _TEXT:
         return lambda r: r.get(record_field) == value
+    if kind == _DAY:
+        return _day_range(record_field, name, value)
     parts = value.split("|")
     if len(parts) % 2 or not parts[0]:
         raise _BadRequest(f"{name} must look like gte|2024-01-01T00:00:00Z")
@@ -1768,6 +1906,30 @@ def _check(record_field: str, kind: str, name: str, value: str) -> Callable[[Rec
             return False
         moment_value = parse_iso(str(raw))
         return all(compare(moment_value, bound) for compare, bound in bounds)
+
+    return in_range
+
+
+def _day_range(record_field: str, name: str, value: str) -> Callable[[Record], bool]:
+    """A date-only filter (``all_day_end_on=gte|2026-01-05``) on a date-only field."""
+    parts = value.split("|")
+    if len(parts) % 2 or not parts[0]:
+        raise _BadRequest(f"{name} must look like gte|2024-01-01")
+    bounds: list[tuple[Callable[[Any, Any], bool], date]] = []
+    for operator, day in zip(parts[::2], parts[1::2], strict=True):
+        if operator not in _OPERATORS:
+            raise _BadRequest(f"{name}: unknown operator {operator}")
+        try:
+            bounds.append((_OPERATORS[operator], date.fromisoformat(day)))
+        except ValueError:
+            raise _BadRequest(f"{name}: {day!r} is not an ISO 8601 date") from None
+
+    def in_range(record: Record) -> bool:
+        raw = record.get(record_field)
+        if raw is None:
+            return False
+        day_value = date.fromisoformat(str(raw))
+        return all(compare(day_value, bound) for compare, bound in bounds)
 
     return in_range
 
