@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from connectors.greenhouse import PARTITIONS as GREENHOUSE_PARTITIONS  # noqa: E402
 from connectors.http import RetryPolicy  # noqa: E402
+from connectors.lever import PARTITIONS as LEVER_PARTITIONS  # noqa: E402
 from connectors.polling import format_cursor  # noqa: E402
 from taskplanner.providers import PROVIDERS  # noqa: E402
 from taskplanner.sandbox.fake_ats import FakeATS, seed_organisation  # noqa: E402
@@ -72,9 +73,19 @@ def _greenhouse(clock: SettableClock) -> FakeATS[Any]:
     return fake
 
 
-# Lever and Ashby (other branches) add one entry each.
+def _lever(clock: SettableClock) -> FakeATS[Any]:
+    from taskplanner.sandbox.fake_lever import FakeLever
+
+    # A fake allowing more than Lever's 10 requests/s (its connector settings say so): the
+    # bench counts requests; at the real rate, seconds are requests / 10.
+    fake: FakeATS[Any] = FakeLever(clock=clock, rate_limit=10_000_000, rate_burst=20_000_000)
+    return fake
+
+
+# Ashby (another branch) adds one entry.
 ATS: dict[str, Provider] = {
     "greenhouse": Provider(_greenhouse, GREENHOUSE_PARTITIONS, max_per_page=500),
+    "lever": Provider(_lever, LEVER_PARTITIONS, max_per_page=100),
 }
 
 
