@@ -29,6 +29,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from multiprocessing.connection import Connection as PipeEnd
 from pathlib import Path
 from typing import Any
@@ -368,6 +369,13 @@ def run(
             assert env.sync().ok  # the baseline sync: the job and its stages are known
             phone = env.fake.stage_id(job, "Phone Screen")
             paced_count = int(paced_rate * paced_seconds)
+            # Deliveries are captured now and sent minutes later. Lever refuses a delivery whose
+            # signed triggeredAt is over five minutes old (a replay), so the provider's clock is
+            # an hour ahead while capturing (it never goes back): to the endpoint they are
+            # fresh. Our clock is put back at once; the inbox worker process keeps real time.
+            env.clock.advance(timedelta(hours=1))
+            env.fake.add_user("bench-clock@acme.example", "Bench", "Clock")  # reads it once
+            env.clock.advance(-timedelta(hours=1))
             # Captured after the baseline and never polled: only the deliveries tell of them.
             deliveries = capture_deliveries(env, job, phone, total, "burst")
             paced = capture_deliveries(env, job, phone, paced_count, "paced")

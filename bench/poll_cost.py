@@ -35,6 +35,7 @@ from connectors.ashby import PARTITIONS as ASHBY_PARTITIONS  # noqa: E402
 from connectors.ashby.client import MAX_LIMIT as ASHBY_MAX_LIMIT  # noqa: E402
 from connectors.greenhouse import PARTITIONS as GREENHOUSE_PARTITIONS  # noqa: E402
 from connectors.http import RetryPolicy  # noqa: E402
+from connectors.lever import PARTITIONS as LEVER_PARTITIONS  # noqa: E402
 from connectors.polling import format_cursor  # noqa: E402
 from taskplanner.providers import PROVIDERS  # noqa: E402
 from taskplanner.sandbox.fake_ats import FakeATS, seed_organisation  # noqa: E402
@@ -79,6 +80,15 @@ def _greenhouse(clock: SettableClock) -> FakeATS[Any]:
     return fake
 
 
+def _lever(clock: SettableClock) -> FakeATS[Any]:
+    from taskplanner.sandbox.fake_lever import FakeLever
+
+    # A fake allowing more than Lever's 10 requests/s (its connector settings say so): the
+    # bench counts requests; at the real rate, seconds are requests / 10.
+    fake: FakeATS[Any] = FakeLever(clock=clock, rate_limit=10_000_000, rate_burst=20_000_000)
+    return fake
+
+
 def _ashby(clock: SettableClock) -> FakeATS[Any]:
     from taskplanner.sandbox.fake_ashby import FakeAshby
 
@@ -89,6 +99,9 @@ def _ashby(clock: SettableClock) -> FakeATS[Any]:
 
 ATS: dict[str, Provider] = {
     "greenhouse": Provider(_greenhouse, GREENHOUSE_PARTITIONS, max_per_page=500),
+    "lever": Provider(
+        _lever, LEVER_PARTITIONS, max_per_page=100, applications_path="/opportunities"
+    ),
     "ashby": Provider(
         _ashby,
         ASHBY_PARTITIONS,

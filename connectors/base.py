@@ -170,5 +170,9 @@ class WebhookSource(Protocol):
         """The provider's unique id for this delivery, used to drop re-deliveries."""
 
     def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> ParsedDelivery:
-        """Map a verified delivery to snapshots; raise UnknownEventError/MalformedPayloadError."""
+        """Map a verified delivery to snapshots; raise UnknownEventError/MalformedPayloadError.
+
+        A connector may read the provider here (Lever's deliveries carry ids only); any other
+        ConnectorError it raises leaves the delivery in the inbox, to be tried again later.
+        """
         ...

@@ -686,7 +686,13 @@ class LeverConfig(_ConnectorBase):
     type: Literal["lever"]
     base_url: str = "https://api.lever.co/v1"
     api_key_env: EnvVarName
+    # The webhooks' signature tokens (Lever makes one per event), separated by spaces or commas.
     webhook_secret_env: OptionalEnvVarName = None
+    # Host of the links to candidates and postings (EU accounts: https://hire.eu.lever.co).
+    app_url: str = "https://hire.lever.co"
+    # Requests per second this connector allows itself: Lever's documented steady rate per API
+    # key is 10; lower it when other integrations share the key.
+    requests_per_second: float = Field(default=10.0, gt=0)
 
 
 class AshbyConfig(_ConnectorBase):

@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 from sqlmodel import col
 
 from connectors.base import (
+    ConnectorError,
     MalformedPayloadError,
     ParsedDelivery,
     UnknownEventError,
@@ -413,8 +414,12 @@ class InboxProcessor:
             return source.parse_webhook(json.loads(row.headers), row.body)
         except (UnknownEventError, MalformedPayloadError) as exc:
             return Ignored(exc.message[:500])  # a reason, not the payload it quotes
+        except ConnectorError as exc:
+            # A connector that reads the provider to parse (Lever's deliveries carry ids only)
+            # could not: the delivery stays and is tried again later, then dead-lettered.
+            return str(exc)
         except Exception as exc:  # noqa: BLE001 - a parser bug must not stop the inbox
-            # Parsing is pure: trying again gives the same error, so the delivery is set
+            # A parser bug gives the same error when tried again, so the delivery is set
             # aside at once (``taskplanner inbox retry`` takes it up after a fix).
             log.error(
                 "delivery_parser_failed",

@@ -9,6 +9,7 @@ whole second per change) and let tests move our time.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -28,6 +29,7 @@ from taskplanner.runtime import Runtime
 from taskplanner.sandbox.fake_ashby import FakeAshby
 from taskplanner.sandbox.fake_ats import ConnectorSettings, FakeATS, SignedDelivery
 from taskplanner.sandbox.fake_greenhouse import FakeGreenhouse
+from taskplanner.sandbox.fake_lever import FakeLever
 from taskplanner.store import models as m
 from taskplanner.store.database import transaction
 from taskplanner.sync import SyncReport, SyncRunner
@@ -113,6 +115,25 @@ def flip_body_byte(body: bytes, headers: Mapping[str, str]) -> tuple[bytes, Head
     return bytes(changed), dict(headers)
 
 
+def change_lever_token(body: bytes, headers: Mapping[str, str]) -> tuple[bytes, Headers]:
+    """Lever signs ``token + triggeredAt``, not the body: change the token by one character."""
+    document = json.loads(body)
+    token = str(document["token"])
+    document["token"] = ("0" if token[0] != "0" else "1") + token[1:]
+    return json.dumps(document, separators=(",", ":")).encode(), dict(headers)
+
+
+def own_id(job: Any, item: Any) -> str:
+    """A stage or interview kind as our mirror names it, where the provider's id is per job."""
+    return str(item)
+
+
+def lever_id(job: Any, item: Any) -> str:
+    """Lever's stages and feedback templates are account-wide: each posting's pipeline holds
+    them as ``<posting id>:<id>`` (connectors.lever.mapping)."""
+    return f"{job}:{item}"
+
+
 @dataclass(frozen=True)
 class ATSDriver:
     """What the suites need to know of one provider beyond the `FakeATS` protocol.
@@ -126,6 +147,14 @@ class ATSDriver:
     provider: str
     make_fake: Callable[[ProviderClock], FakeATS[Any]]
     tamper: Callable[[bytes, Mapping[str, str]], tuple[bytes, Headers]] = flip_body_byte
+    # (job id, the fake's stage or interview kind id) -> the id our mirror and tasks use.
+    stage_ref: Callable[[Any, Any], str] = own_id
+    # Deliveries say what the change was (Greenhouse), rather than name what changed for the
+    # connector to read now (Lever): only then does replaying them show the states between.
+    webhooks_carry_state: bool = True
+    # A poll says when an application entered its stage (Ashby's does not: the history is a
+    # separate listing), so what sat idle before go-live shows as idle.
+    stage_entry_known: bool = True
 
     @property
     def available(self) -> bool:
@@ -139,8 +168,19 @@ DRIVERS: dict[str, ATSDriver] = {
     "greenhouse": ATSDriver(
         "greenhouse", lambda clock: FakeGreenhouse(clock=clock, rate_limit=1_000_000)
     ),
+    # Lever's documented 10 requests/second would make the suites slow; the fake allows more
+    # and says so in its connector settings. tests/test_lever_requests.py keeps to the real rate.
+    "lever": ATSDriver(
+        "lever",
+        lambda clock: FakeLever(clock=clock, rate_limit=10_000, rate_burst=20_000),
+        tamper=change_lever_token,
+        stage_ref=lever_id,
+        webhooks_carry_state=False,
+    ),
     # Ashby's signature covers the raw body (Ashby-Signature: sha256=<hex>): flip_body_byte.
-    "ashby": ATSDriver("ashby", lambda clock: FakeAshby(clock=clock, seed=20260301)),
+    "ashby": ATSDriver(
+        "ashby", lambda clock: FakeAshby(clock=clock, seed=20260301), stage_entry_known=False
+    ),
 }
 # The providers every end-to-end scenario runs on (and bench/ingest.py offers).
 E2E_PROVIDERS: list[str] = [name for name, driver in DRIVERS.items() if driver.available]
@@ -274,10 +314,16 @@ class ATSEnv:
 
 @contextmanager
 def ats_env(
-    db_url: str, provider: str = "greenhouse", *, secret: str = WEBHOOK_SECRET, **rules: Any
+    db_url: str,
+    provider: str = "greenhouse",
+    *,
+    secret: str = WEBHOOK_SECRET,
+    driver: ATSDriver | None = None,
+    **rules: Any,
 ) -> Iterator[ATSEnv]:
-    """The fake (webhooks not yet connected), a runtime on ``db_url`` and the app served."""
-    driver = DRIVERS[provider]
+    """The fake (webhooks not yet connected), a runtime on ``db_url`` and the app served;
+    ``driver`` replaces the provider's usual one (e.g. a fake with its documented limits)."""
+    driver = driver or DRIVERS[provider]
     clock = OffsetClock()
     with driver.make_fake(ProviderClock(clock)) as fake:
         settings = fake.connector_settings(secret)

@@ -52,7 +52,10 @@ UNCONFIRMED (the documentation is unclear or silent; the fake's choice is stated
 1. Webhook ``data`` fields: only ``candidateStageChange`` has an example (``opportunityId``,
    ``candidateId``, ``contactId``, ``toStageId``, ``fromStageId``); the rest are hidden behind
    "Show child fields". Here every event carries ``opportunityId``, ``candidateId`` (the
-   deprecated alias, equal to the opportunity id) and ``contactId``, plus ``applicationId`` and
+   deprecated alias, sent equal to the opportunity id; NB the documented candidateStageChange
+   example, shared/fixtures/providers/lever/webhook_candidate_stage_change.json, has a
+   ``candidateId`` unlike both its ``opportunityId`` and ``contactId``, so receivers must read
+   ``opportunityId``) and ``contactId``, plus ``applicationId`` and
    ``postingId`` (applicationCreated), ``fromArchived``/``toArchived`` (candidateArchiveChange)
    and ``interviewId``/``panelId`` (interview events). ``contactCreated`` carries ``contactId``.
 2. The webhook field table lists an ``id`` ("Event UID") that neither example carries: not sent.
@@ -646,13 +649,19 @@ class FakeLever:
     def connector_settings(self, webhook_secret: str) -> ConnectorSettings:
         """A ``type = "lever"`` connector table pointing at this fake, with the API key (and
         ``webhook_secret``) in the environment its ``*_env`` keys name."""
+        table: dict[str, Any] = {
+            "type": self.provider,
+            "base_url": self.base_url,
+            "api_key_env": "FAKE_LEVER_API_KEY",
+            "webhook_secret_env": "FAKE_LEVER_WEBHOOK_SECRET",
+            "app_url": self.account_url,
+        }
+        if self.rate_limit != STEADY_RATE:
+            # A fake that allows more than Lever does (the test suites') says so, so the
+            # connector need not keep to Lever's 10 requests per second against it.
+            table["requests_per_second"] = self.rate_limit
         return ConnectorSettings(
-            table={
-                "type": self.provider,
-                "base_url": self.base_url,
-                "api_key_env": "FAKE_LEVER_API_KEY",
-                "webhook_secret_env": "FAKE_LEVER_WEBHOOK_SECRET",
-            },
+            table=table,
             environ={
                 "FAKE_LEVER_API_KEY": self.api_key,
                 "FAKE_LEVER_WEBHOOK_SECRET": webhook_secret,

@@ -20,6 +20,7 @@ from typing import Any
 
 from taskplanner.providers import display_name
 from taskplanner.sandbox.fake_ats import (
+    HIRING_TEAM_COORDINATOR,
     JOB_PUBLISHING,
     PER_JOB_STAGES,
     FakeATS,
@@ -298,10 +299,12 @@ class SandboxOrganisation:
     # ------------------------------------------------------------------ actions on the fakes
 
     def _create_job(self, name: str, coordinator: str, *, publish: bool) -> Job:
+        # An ATS whose jobs name no coordinator (Lever) leaves it to the recruiter.
+        named = HIRING_TEAM_COORDINATOR in self.ats.capabilities
         job_id = self.ats.create_job(
             name,
             recruiter_id=self.users[f"rick@{DOMAIN}"],
-            coordinator_id=self.users[coordinator],
+            coordinator_id=self.users[coordinator] if named else None,
         )
         if publish and JOB_PUBLISHING in self.ats.capabilities:
             self.ats.publish_job(job_id)
