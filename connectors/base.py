@@ -7,10 +7,11 @@ one transaction, so a crash never advances a cursor past data that was not store
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from taskplanner.domain.snapshots import EntityKind, Snapshot
 
@@ -80,6 +81,18 @@ class UnknownEventError(ConnectorError):
 
 class MalformedPayloadError(ConnectorError):
     """The body is not the JSON the provider documents (stored, marked, skipped)."""
+
+
+def load_json(body: bytes) -> Any:
+    """A delivery's body decoded; ValueError saying what is wrong with it otherwise ("body is
+    not JSON", or nested too deeply for the decoder: a RecursionError must not escape a
+    parser, where it would answer a webhook with 500)."""
+    try:
+        return json.loads(body)
+    except ValueError:  # UnicodeDecodeError included
+        raise ValueError("body is not JSON") from None
+    except RecursionError:
+        raise ValueError("body is JSON nested too deeply") from None
 
 
 @dataclass

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import secrets
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -163,6 +163,14 @@ def test_the_parser_answers_any_body_with_snapshots_or_a_reason_to_set_it_aside(
         check_parser(source, headers, body)
 
 
+def still_signed(source: Any, headers: Mapping[str, str], body: bytes) -> bool:
+    try:
+        source.verify_webhook(headers, body)
+    except WebhookRejected:
+        return False
+    return True
+
+
 def inbox_rows(env: ATSEnv) -> dict[int, tuple[str, str]]:
     with transaction(env.db, read_only=True) as session:
         rows = session.execute(
@@ -189,11 +197,16 @@ def test_bad_deliveries_are_refused_or_set_aside_and_never_change_earlier_state(
     @given(body=bad.bad_bodies([b for b, _ in samples]), which=st.integers(0, len(samples) - 1))
     def run(body: bytes, which: int) -> None:
         headers = samples[which][1]
-        # As sent, with another delivery's signature: refused, nothing stored.
+        # As sent, with another delivery's signature: refused, nothing stored. Lever signs
+        # only ``token + triggeredAt`` inside the body, so a change elsewhere keeps the
+        # signature: that body is the same delivery (stored once) and is read from the API.
         if body != samples[which][0]:
             unsigned = env.post(body, headers)
-            assert unsigned.status_code in (401, 413), unsigned.text
-            assert inbox_rows(env) == seen["rows"]
+            if still_signed(env.connector, headers, body):
+                assert unsigned.status_code in (200, 413), unsigned.text
+            else:
+                assert unsigned.status_code in (401, 413), unsigned.text
+                assert inbox_rows(env) == seen["rows"]
         # Signed (or, for a provider signing inside the body, stored as the route stores a
         # verified delivery): accepted, then processed or set aside.
         if signer is not None:
@@ -231,7 +244,9 @@ def test_bad_deliveries_are_refused_or_set_aside_and_never_change_earlier_state(
     assert all(e.get("reason") or e.get("error") for e in set_aside)
     assert not any(env.secret in json.dumps(event) for event in logged)
     # The service still works: a real delivery afterwards is processed.
-    env.fake.create_job("After Fuzzing", recruiter_id=None)
+    # (An application: every provider announces one; Lever has no webhook for a new posting.)
+    job = env.fake.create_job("After Fuzzing", recruiter_id=None)
+    env.fake.add_candidate_application(job, "Ada", "After", "ada.after@example.com")
     assert env.drain().done >= 1
 
 

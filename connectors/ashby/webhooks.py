@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from collections.abc import Mapping
 from datetime import datetime
 
@@ -26,6 +25,7 @@ from connectors.base import (
     ParsedDelivery,
     UnknownEventError,
     WebhookRejected,
+    load_json,
 )
 
 SIGNATURE_HEADER = "Ashby-Signature"
@@ -64,8 +64,8 @@ def delivery_id(body: bytes) -> str:
     Payloads without such a resource (ping, candidateDelete) fall back to a digest of the body.
     """
     try:
-        document = json.loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError):
+        document = load_json(body)
+    except ValueError:
         document = None
     if isinstance(document, dict) and isinstance(document.get("action"), str):
         resource = affected_resource(document["action"], document.get("data"))
@@ -78,11 +78,9 @@ def delivery_id(body: bytes) -> str:
 def parse_delivery(connector: str, body: bytes, *, now: datetime, links: Links) -> ParsedDelivery:
     """Map one verified delivery to snapshots."""
     try:
-        document = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise MalformedPayloadError(connector, "body is not JSON") from None
-    except RecursionError:
-        raise MalformedPayloadError(connector, "body is JSON nested too deeply") from None
+        document = load_json(body)
+    except ValueError as exc:
+        raise MalformedPayloadError(connector, str(exc)) from None
     if not isinstance(document, dict) or not isinstance(document.get("action"), str):
         raise MalformedPayloadError(connector, "no action in the delivery")
     action: str = document["action"]

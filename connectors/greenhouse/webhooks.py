@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from collections.abc import Mapping
 from datetime import datetime
 
@@ -17,6 +16,7 @@ from connectors.base import (
     ParsedDelivery,
     UnknownEventError,
     WebhookRejected,
+    load_json,
 )
 from connectors.greenhouse.mapping import Links, UnhandledAction, snapshots_from_webhook
 
@@ -68,11 +68,9 @@ def parse_delivery(
 ) -> ParsedDelivery:
     """Map one verified delivery to snapshots (see `snapshots_from_webhook` for the times)."""
     try:
-        document = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise MalformedPayloadError(connector, "body is not JSON") from None
-    except RecursionError:
-        raise MalformedPayloadError(connector, "body is JSON nested too deeply") from None
+        document = load_json(body)
+    except ValueError as exc:
+        raise MalformedPayloadError(connector, str(exc)) from None
     if not isinstance(document, dict) or not isinstance(document.get("action"), str):
         raise MalformedPayloadError(connector, "no action in the delivery")
     action: str = document["action"]
@@ -86,9 +84,7 @@ def parse_delivery(
             action, payload, now=now, user_emails=user_emails, links=links
         )
     except UnhandledAction:
-        raise UnknownEventError(
-            connector, f"unhandled Greenhouse event {action[:100]!r}"
-        ) from None
+        raise UnknownEventError(connector, f"unhandled Greenhouse event {action[:100]!r}") from None
     except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
         raise MalformedPayloadError(
             connector, f"{action[:100]!r}: unexpected payload ({type(exc).__name__}: {exc})"[:500]

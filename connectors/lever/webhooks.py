@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from connectors.base import MalformedPayloadError, WebhookRejected
+from connectors.base import MalformedPayloadError, WebhookRejected, load_json
 from connectors.lever.mapping import from_ms
 
 # Freshness: Lever documents no window. The signature covers ``triggeredAt``, so a captured
@@ -49,6 +48,12 @@ IGNORED_EVENTS = frozenset({"contactCreated", "contactUpdated"})
 _HEX = re.compile(r"^[0-9a-fA-F]{64}$")
 
 
+_TOKEN = re.compile(r"[\x21-\x7e]{1,200}")
+# Lever's ids are UUIDs ("250d8f03-738a-4bba-a671-8a3d73477145" in every documented example);
+# a little wider here, never a character a path would need escaped.
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,99}")
+
+
 @dataclass(frozen=True)
 class LeverEvent:
     """A verified delivery: its event, what ``data`` names, and when Lever sent it."""
@@ -58,8 +63,11 @@ class LeverEvent:
     triggered_at: datetime
 
     def id(self, name: str) -> str | None:
+        """An id ``data`` names, or None when absent or not shaped like Lever's ids (UUIDs):
+        it goes into an API path, where anything else would be refused or mean another
+        resource; the signature does not cover ``data``."""
         value = self.data.get(name)
-        return value if isinstance(value, str) and value else None
+        return value if isinstance(value, str) and _ID.fullmatch(value) else None
 
 
 def sign(token: str, triggered_at: int, signature_token: str) -> str:
@@ -84,11 +92,9 @@ def verify(connector: str, tokens: Iterable[str], body: bytes, *, now: datetime)
     if not candidates:
         raise WebhookRejected(connector, "no webhook signature token configured", status=401)
     try:
-        document = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise WebhookRejected(
-            connector, "body is not JSON: no signature to check", status=401
-        ) from None
+        document = load_json(body)
+    except ValueError as exc:
+        raise WebhookRejected(connector, f"{exc}: no signature to check", status=401) from None
     if not isinstance(document, dict):
         raise WebhookRejected(connector, "body is not a JSON object", status=401)
     signature, token, triggered = (
@@ -100,6 +106,10 @@ def verify(connector: str, tokens: Iterable[str], body: bytes, *, now: datetime)
         raise WebhookRejected(connector, "missing signature", status=401)
     if not isinstance(token, str) or not token:
         raise WebhookRejected(connector, "missing token", status=401)
+    if not _TOKEN.fullmatch(token):
+        # Lever's tokens are hex; a token that is not printable ASCII (a lone surrogate from
+        # a mangled body, say) cannot have been signed by Lever.
+        raise WebhookRejected(connector, "malformed token", status=401)
     if isinstance(triggered, bool) or not isinstance(triggered, int):
         raise WebhookRejected(connector, "missing or non-integer triggeredAt", status=401)
     if not _HEX.match(signature):
@@ -125,8 +135,8 @@ def delivery_id(body: bytes) -> str | None:
     """The body's ``token``: random per delivery, and the docs suggest remembering it to refuse
     replays; a retry of the same delivery carries it again, so it is stored once."""
     try:
-        document = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+        document = load_json(body)
+    except ValueError:
         return None
     token = document.get("token") if isinstance(document, dict) else None
     return f"token:{token}" if isinstance(token, str) and token else None
@@ -135,9 +145,9 @@ def delivery_id(body: bytes) -> str | None:
 def read_event(connector: str, body: bytes) -> LeverEvent:
     """The event, its data and time from a verified body; MalformedPayloadError otherwise."""
     try:
-        document = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise MalformedPayloadError(connector, "body is not JSON") from None
+        document = load_json(body)
+    except ValueError as exc:
+        raise MalformedPayloadError(connector, str(exc)) from None
     if not isinstance(document, dict) or not isinstance(document.get("event"), str):
         raise MalformedPayloadError(connector, "no event in the delivery")
     data = document.get("data")
