@@ -120,7 +120,13 @@ def test_rate_limit_headers_count_down_and_can_be_enforced() -> None:
         assert first.headers["X-RateLimit-Remaining"] == "1"
         assert second.headers["X-RateLimit-Remaining"] == "0"
         assert third.status_code == 429
-        assert int(third.headers["Retry-After"]) >= 1
+        # As Harvest documents its 429: no Retry-After, no X-RateLimit-* headers.
+        assert "Retry-After" not in third.headers
+        assert "X-RateLimit-Remaining" not in third.headers
+    with FakeGreenhouse(rate_limit=1, enforce_rate_limit=True, retry_after_on_429=True) as fake:
+        fresh = token(fake).json()["access_token"]
+        get(fake, "users", fresh)
+        assert int(get(fake, "users", fresh).headers["Retry-After"]) >= 1
 
 
 def test_faults_apply_in_order_and_are_counted(fake: FakeGreenhouse, bearer: str) -> None:

@@ -16,6 +16,7 @@ from datetime import UTC
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Request, status
+from fastapi.exceptions import RequestValidationError
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -51,6 +52,14 @@ from taskplanner.web.auth import EMAIL, ApiClient, Authenticator
 CategoryName = enum.StrEnum(  # type: ignore[misc]
     "CategoryName", {name: name for name in CATEGORY_NAMES}
 )
+
+def invalid(loc: tuple[str, ...], message: str, value: str) -> RequestValidationError:
+    """A 422 shaped like FastAPI's own (the documented HTTPValidationError), for a value that
+    passes its declared type but not a check made in the handler."""
+    return RequestValidationError(
+        [{"loc": loc, "msg": message, "type": "value_error", "input": value[:200]}]
+    )
+
 
 # Identifiers come from the ATS; refuse control characters (PostgreSQL rejects NUL in text).
 ID_PATTERN = r"^[^\x00-\x1f\x7f]+$"
@@ -313,7 +322,7 @@ def get_tasks(
         try:
             parsed = parse_cursor(cursor, sort_order, MAX_TASK_ID)
         except BadCursor as exc:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, f"cursor: {exc}") from None
+            raise invalid(("query", "cursor"), str(exc), cursor) from None
         if isinstance(parsed, UrgencyCursor):
             after = parsed
         else:
@@ -428,7 +437,7 @@ def snooze_task(
     runtime = runtime_of(request)
     until = body.until.astimezone(UTC)
     if until <= runtime.clock():
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "until: must be in the future")
+        raise invalid(("body", "until"), "must be in the future", body.until.isoformat())
     with transaction(runtime.db) as session, _task_errors(task_id):
         task = runtime.pipeline.tasks.snooze(
             session, task_id, until=until, by=body.by or client.actor
