@@ -879,7 +879,19 @@ class Normalizer:
     # --- scorecards ---------------------------------------------------------------------
 
     def _scorecard(self, session: Session, s: sn.ScorecardSnapshot) -> list[DomainEvent]:
+        """Mirror a submitted scorecard; a draft only updates one already mirrored.
+
+        Drafts are not mirrored: nothing acts on one (a task waits for the submission), and
+        one would go stale unseen. Greenhouse keeps a placeholder draft per assigned
+        interviewer (``/v3/interviewers``) and drops it silently with its interviewer or its
+        interview (``scorecard_deleted`` fires only for a scorecard deleted on its own:
+        grnhse/greenhouse-api-docs source/includes/webhooks/_interview_events.md), which an
+        ``updated_at`` poll never sees. A mirrored draft would then stay or not, linked to its
+        interview or not, by whether a poll had read it just before.
+        """
         row = readahead.locked(session, m.Scorecard, s.id)
+        if row is None and not s.submitted:
+            return []
         digest = content_hash(s)
         if row is not None and _is_stale(row, s.updated_at, digest):
             return []

@@ -418,3 +418,52 @@ def test_an_interviewer_harvest_shows_without_email_still_gets_their_decline_tas
 
     (declined,) = open_tasks(env.db, "interviewer_declined")
     assert (declined.schedule_id, declined.attendee) == (str(interview), "igor@acme.example")
+
+
+def scorecard_rows(db: Engine) -> set[tuple[str | None, str, bool]]:
+    with transaction(db, read_only=True) as session:
+        return {
+            (s.schedule_id, s.interviewer_email, s.submitted)
+            for s in session.scalars(select(m.Scorecard))
+        }
+
+
+def test_drafts_greenhouse_drops_silently_leave_the_same_mirror_whether_a_poll_saw_them(
+    env: GreenhouseEnv,
+) -> None:
+    """Greenhouse keeps one placeholder (draft) scorecard per assigned interviewer (v3
+    ``/v3/interviewers``: "one placeholder scorecard per assigned interviewer") and removes it
+    when the interview is cancelled ("the scorecard is removed from the interviewer's
+    dashboard", support.greenhouse.io/hc/en-us/articles/360021800692); ``scorecard_deleted``
+    fires only when one scorecard is deleted by hand or through the API
+    (grnhse/greenhouse-api-docs source/includes/webhooks/_interview_events.md), and an
+    ``updated_at`` poll never sees a deletion. So the mirror must not depend on whether a poll
+    read a draft before it went: interview A's drafts were read, B's never were, and both end
+    as the submitted scorecard only; cancelled C leaves nothing."""
+    fake = env.greenhouse
+    org = seed_organisation(fake, jobs=1, applications_per_job=3)
+    ivy, igor = org.interviewer_ids[:2]
+    kind = fake.interview_kind_id(org.job_ids[0], "Onsite")
+    starts = env.clock() + timedelta(days=2)
+
+    def interview(application: int) -> int:
+        return fake.schedule_interview(
+            application, kind, [ivy, igor], starts, starts + timedelta(hours=1)
+        )
+
+    seen, cancelled = interview(org.application_ids[0]), interview(org.application_ids[1])
+    env.runtime.use_connector(GREENHOUSE, make_connector(fake))
+    assert env.sync().ok  # reads the drafts of `seen` and `cancelled`
+    unseen = interview(org.application_ids[2])
+    for removed_from in (seen, unseen):
+        fake.remove_interviewer(removed_from, igor)  # igor's draft goes with him
+        fake.submit_scorecard(removed_from, ivy)
+    fake.cancel_interview(cancelled)  # webhooks not connected: the sweep finds it
+
+    assert env.sync().ok
+
+    assert scorecard_rows(env.db) == {
+        (str(seen), "ivy@acme.example", True),
+        (str(unseen), "ivy@acme.example", True),
+    }
+    assert schedule_statuses(env.db)[str(cancelled)] == "deleted"

@@ -1169,7 +1169,9 @@ class FakeGreenhouse:
             self._insert_interviewer(interview_id, user_id, self._stamp())
 
     def remove_interviewer(self, interview_id: int, user_id: int) -> None:
-        """Drop a panel member (and their draft scorecard); no webhook."""
+        """Drop a panel member (and their draft scorecard, the placeholder of that assignment);
+        no webhook: ``scorecard_deleted`` fires only for a scorecard deleted on its own
+        (grnhse/greenhouse-api-docs source/includes/webhooks/_interview_events.md)."""
         with self._lock:
             row = self._interviewer_row(interview_id, user_id)
             del self._tables["interviewers"][int(row["id"])]
@@ -1407,6 +1409,9 @@ class FakeGreenhouse:
         raise FakeGreenhouseError(f"user {user_id} is not on interview {interview_id}")
 
     def _drop_interview(self, interview_id: int) -> None:
+        """The interview and its panel go; so do its drafts ("The interview is deleted, and the
+        scorecard is removed from the interviewer's My Dashboard page":
+        support.greenhouse.io/hc/en-us/articles/360021800692), submitted scorecards stay."""
         self._get("interviews", interview_id)
         del self._tables["interviews"][interview_id]
         for row in list(self._tables["interviewers"].values()):

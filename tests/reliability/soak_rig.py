@@ -38,7 +38,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 from sqlmodel import col
 
 from taskplanner.sandbox.fake_google_calendar import (
@@ -95,6 +95,10 @@ _LAST = ("Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Thompson", "Alle
 
 
 T = TypeVar("T")
+
+
+def _hms(moment: datetime | None) -> str:
+    return "never" if moment is None else f"{moment:%H:%M:%S}"
 
 
 class StepClock:
@@ -550,6 +554,10 @@ class SoakRun:
     applications: int
     faults: FaultPlan | None = None
     settle_timeout: float = 120.0
+    # The last catching-up: no fault strikes any more, so only a loaded machine makes it slow.
+    # It must finish (else the comparison would read a run half caught up): it gets longer,
+    # and failing it is an error naming what is still pending, never a comparison.
+    final_settle_timeout: float = 600.0
     say: Callable[[str], None] = lambda _: None
 
     def __post_init__(self) -> None:
@@ -692,17 +700,32 @@ class SoakRun:
         if not self._wait(lambda: self._caught_up(mark), f"step {number}", self.settle_timeout,
                           fail=False):
             self.unsettled += 1
+            self.say(f"step {number} did not settle: {'; '.join(self._pending(mark))}")
 
     def _finish(self) -> None:
         """Faults stop: credentials back, the database back, the daemon running; then the
-        last poll of every source."""
+        last poll of every source, twice (any fault left queued was spent by the first).
+
+        Each wait ends as soon as the run has caught up; one that does not within
+        `final_settle_timeout` fails the run with what is still pending.
+        """
         self.gh.restore_credentials()
         self.google.restore_credentials()
         self.gh.release_webhooks()
         if not self.daemon.alive():
             self.daemon.start()
-        self._settle(0)
-        self._settle(0)  # any fault left queued was spent by the first
+        for _ in range(2):
+            self.gh.flush_webhooks()
+            mark = datetime.now(UTC)
+            if not self._wait(lambda: self._caught_up(mark), "the final poll",  # noqa: B023
+                              self.final_settle_timeout, fail=False):
+                name = "faulted" if self.faults else "clean"
+                raise AssertionError(
+                    f"the {name} run did not settle within {self.final_settle_timeout:.0f}s "
+                    f"after its last step, so its end state is not compared; pending: "
+                    f"{'; '.join(self._pending(mark))}\n"
+                    f"daemon log (end):\n{self.daemon.logs()[-3000:]}"
+                )
 
     # ------------------------------------------------------------------ reading the database
 
@@ -712,21 +735,38 @@ class SoakRun:
             return all(row is not None and row.went_live_at is not None for row in rows)
 
     def _caught_up(self, mark: datetime) -> bool:
-        with transaction(self.db, read_only=True) as session:
-            for name in CONNECTORS:
-                source = session.get(m.SyncSource, name)
-                health = session.get(m.IntegrationHealth, name)
-                if (
-                    source is None or health is None or source.last_started_at is None
-                    or health.last_success_at is None or source.last_started_at <= mark
-                    or health.last_success_at < source.last_started_at or health.state != "ok"
-                ):
-                    return False
-            pending = session.scalars(
-                select(col(m.InboxDelivery.id)).where(col(m.InboxDelivery.status) == "pending")
-                .limit(1)
-            ).first()
-            return pending is None
+        """A poll of every source started after ``mark`` and succeeded, and the inbox is
+        empty."""
+        return not self._pending(mark)
+
+    def _pending(self, mark: datetime) -> list[str]:
+        """What `_caught_up` still waits for, one phrase each (empty: caught up)."""
+        out: list[str] = []
+        try:
+            with transaction(self.db, read_only=True) as session:
+                for name in CONNECTORS:
+                    source = session.get(m.SyncSource, name)
+                    health = session.get(m.IntegrationHealth, name)
+                    started = source.last_started_at if source else None
+                    succeeded = health.last_success_at if health else None
+                    if started is None or started <= mark:
+                        out.append(f"{name}: no poll started since {mark:%H:%M:%S} "
+                                   f"(last started {_hms(started)})")
+                    elif succeeded is None or succeeded < started:
+                        out.append(f"{name}: the poll started at {_hms(started)} has not "
+                                   f"succeeded (last success {_hms(succeeded)})")
+                    if health is not None and health.state != "ok":
+                        out.append(f"{name}: health {health.state} "
+                                   f"({(health.last_error or '')[:200]})")
+                pending = session.scalar(
+                    select(func.count()).select_from(m.InboxDelivery)
+                    .where(col(m.InboxDelivery.status) == "pending")
+                ) or 0
+                if pending:
+                    out.append(f"inbox: {pending} webhook deliveries pending")
+        except Exception as problem:  # noqa: BLE001 - the database itself may be the reason
+            out.append(f"the database could not be read: {type(problem).__name__}: {problem}")
+        return out
 
     def _wait(self, condition: Callable[[], bool], what: str, timeout: float, *,
               fail: bool = True) -> bool:

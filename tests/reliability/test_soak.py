@@ -16,14 +16,20 @@ issued) is in the daemon's log.
 from __future__ import annotations
 
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Engine
 
+from taskplanner.store import models as m
+from taskplanner.store.database import transaction
 from tests.reliability.soak_rig import (
     API_TOKEN,
     FAULT_KINDS,
     RunResult,
+    SoakRun,
+    StepGate,
     compare,
     leaked_secrets,
     run_pair,
@@ -79,3 +85,42 @@ def test_the_comparison_names_every_row_and_task_that_differs() -> None:
         "task only in the faulted run: "
         "('ready_to_schedule', 'k1', 'cora@acme.example', 'completed', None)",
     ]
+
+
+def test_a_run_that_has_not_caught_up_names_what_it_waits_for(db: Engine, tmp_path: Path) -> None:
+    """The final wait fails with these phrases ("did not settle ... pending: ...") instead of
+    comparing a run half caught up."""
+    mark = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    run = SoakRun(tmp_path, seed=1, base=mark, gate=StepGate(1, None), changes_per_step=1,
+                  applications=1)
+    run.db = db
+    assert run._pending(mark) == [  # noqa: SLF001 - the rig's own reading
+        "greenhouse: no poll started since 09:00:00 (last started never)",
+        "google: no poll started since 09:00:00 (last started never)",
+    ]
+
+    later = mark + timedelta(seconds=5)
+    with transaction(db) as session:
+        for name in ("greenhouse", "google"):
+            session.add(m.SyncSource(connector=name, last_started_at=later))
+        session.add(m.IntegrationHealth(connector="greenhouse", last_success_at=later,
+                                        changed_at=later))
+        session.add(m.IntegrationHealth(connector="google", state="failing", last_success_at=mark,
+                                        last_error="google: HTTP 503", changed_at=later))
+        session.add(m.InboxDelivery(connector="greenhouse", delivery_id="d1", headers="{}",
+                                    body=b"{}", received_at=later, next_attempt_at=later))
+    assert run._pending(mark) == [  # noqa: SLF001
+        "google: the poll started at 09:00:05 has not succeeded (last success 09:00:00)",
+        "google: health failing (google: HTTP 503)",
+        "inbox: 1 webhook deliveries pending",
+    ]
+    assert not run._caught_up(mark)  # noqa: SLF001
+
+    with transaction(db) as session:
+        google = session.get(m.IntegrationHealth, "google")
+        assert google is not None
+        google.state, google.last_success_at = "ok", later
+        delivery = session.get(m.InboxDelivery, 1)
+        assert delivery is not None
+        delivery.status = "done"
+    assert run._caught_up(mark)  # noqa: SLF001
