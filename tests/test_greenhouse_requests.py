@@ -8,7 +8,8 @@ Sources (quoted in each test):
 - AUTH: https://harvestdocs.greenhouse.io/docs/authentication
 - PAGINATION: https://harvestdocs.greenhouse.io/docs/pagination
 - LIST: https://harvestdocs.greenhouse.io/docs/list-endpoints
-- /work/shared/fixtures/providers/greenhouse/HARVEST_V3.md collects the same pages.
+- ../shared/fixtures/providers/greenhouse/HARVEST_V3.md (beside the repository) collects the
+  same pages.
 """
 
 from __future__ import annotations

@@ -16,7 +16,8 @@ Source: https://hire.lever.co/developer/documentation, sections quoted in each t
 - INTERVIEWS, FEEDBACK: "Interviews > List all interviews / Retrieve a single interview",
   "Feedback > List all feedback"
 - WEBHOOKS: "Webhooks" ("Request signing", example delivery of candidateStageChange)
-Example payloads: /work/shared/fixtures/providers/lever/ (SOURCES.md there).
+Example payloads: tests/fixtures/lever/, copied from the product's shared provider fixtures
+(SOURCES.md there).
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ CURSOR = "2026-01-05T09:00:00.000Z"
 SINCE_MS = str(
     int((datetime(2026, 1, 5, 9, 0, tzinfo=UTC) - timedelta(minutes=2)).timestamp() * 1000)
 )
-FIXTURES = Path("/work/shared/fixtures/providers/lever")
+FIXTURES = Path(__file__).parent / "fixtures" / "lever"
 # Ids: posting, stage, template, user and interview as in the documented examples.
 OPPORTUNITY = "250d8f03-738a-4bba-a671-8a3d73477145"
 CONTACT = "7f23e772-f2cf-4a8e-a5f1-8b9c2b4fa8e3"
